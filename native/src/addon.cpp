@@ -1,0 +1,404 @@
+// Node-API glue: converts and validates JavaScript values, then calls the plain C++ kernels.
+// Every argument is checked here, since no input may crash the process; errors are TypeError or
+// RangeError with a `code` property, and the message names the argument.
+#include <napi.h>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "kernels.h"
+#ifdef LABORSPACE_WITH_CUDA
+#include "../cuda/cuda_topk.h"
+#endif
+
+namespace laborspace {
+namespace {
+
+constexpr size_t kMaxDim = size_t(1) << 20;
+
+// Thrown on bad arguments; converted to a JavaScript error by `guarded`.
+struct ArgError {
+  enum Kind { type_error, range_error, plain_error } kind;
+  std::string code, message;
+};
+
+[[noreturn]] void fail(ArgError::Kind kind, const char* code, std::string message) {
+  throw ArgError{kind, code, std::move(message)};
+}
+
+Napi::Value throw_js(Napi::Env env, const ArgError& e) {
+  Napi::Error err = e.kind == ArgError::type_error    ? Napi::TypeError::New(env, e.message)
+                    : e.kind == ArgError::range_error ? Napi::RangeError::New(env, e.message)
+                                                : Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, e.code));
+  err.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+ArgError from_kernel(const Error& e) {
+  switch (e.kind) {
+    case Error::non_finite: return {ArgError::range_error, "ERR_LABORSPACE_NON_FINITE", e.message};
+    case Error::overflow: return {ArgError::range_error, "ERR_LABORSPACE_OVERFLOW", e.message};
+    case Error::device: return {ArgError::plain_error, "ERR_LABORSPACE_DEVICE", e.message};
+    default: return {ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", e.message};
+  }
+}
+
+template <class Fn>
+Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const ArgError& e) {
+    return throw_js(info.Env(), e);
+  } catch (const std::bad_alloc&) {
+    return throw_js(info.Env(), {ArgError::range_error, "ERR_LABORSPACE_MEMORY", "out of memory for this input size"});
+  }
+}
+
+template <class T>
+T typed_array(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type type,
+              const char* type_name) {
+  const Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", std::string(name) + " must be a " + type_name);
+  return v.As<T>();
+}
+
+Napi::Float32Array f32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return typed_array<Napi::Float32Array>(info, i, name, napi_float32_array, "Float32Array");
+}
+Napi::Int32Array i32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return typed_array<Napi::Int32Array>(info, i, name, napi_int32_array, "Int32Array");
+}
+
+size_t integer(const Napi::CallbackInfo& info, size_t i, const char* name, size_t lo, size_t hi) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", std::string(name) + " must be a number");
+  const double x = v.As<Napi::Number>().DoubleValue();
+  if (!(x >= double(lo) && x <= double(hi)) || std::floor(x) != x)
+    fail(ArgError::range_error, "ERR_LABORSPACE_RANGE",
+         std::string(name) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+             ", got " + v.ToString().Utf8Value());
+  return static_cast<size_t>(x);
+}
+
+// Rows of a flat matrix; its length must be a whole number of rows.
+size_t rows_of(const Napi::Float32Array& a, size_t dim, const char* name) {
+  if (a.ElementLength() % dim != 0)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+         std::string(name) + " has " + std::to_string(a.ElementLength()) + " values, not a multiple of dim " +
+             std::to_string(dim));
+  return a.ElementLength() / dim;
+}
+
+Metric metric_arg(const Napi::CallbackInfo& info, size_t i) {
+  const Napi::Value v = info[i];
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "dot") return Metric::dot;
+  if (s == "cosine") return Metric::cosine;
+  fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "metric must be 'dot' or 'cosine'");
+}
+
+// ---- Scoring calls, shared by the sync and async entry points ----
+
+struct TopkCall {
+  Napi::Float32Array queries, database;
+  std::optional<Napi::Uint8Array> mask;
+  size_t dim, m, n, k_req, k;
+  Metric metric;
+  bool use_cuda;
+  Napi::Int32Array indices;
+  Napi::Float32Array scores;
+
+  static TopkCall parse(const Napi::CallbackInfo& info) {
+    TopkCall c;
+    c.queries = f32(info, 0, "queries");
+    c.database = f32(info, 1, "database");
+    c.dim = integer(info, 2, "dim", 1, kMaxDim);
+    c.m = rows_of(c.queries, c.dim, "queries");
+    c.n = rows_of(c.database, c.dim, "database");
+    c.k_req = integer(info, 3, "k", 1, INT32_MAX);
+    c.metric = metric_arg(info, 4);
+    const Napi::Value mask = info[5];
+    if (!mask.IsUndefined() && !mask.IsNull()) {
+      c.mask = typed_array<Napi::Uint8Array>(info, 5, "mask", napi_uint8_array, "Uint8Array");
+      if (c.mask->ElementLength() != c.n)
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             "mask has " + std::to_string(c.mask->ElementLength()) + " entries for " + std::to_string(c.n) +
+                 " database rows");
+    }
+    const Napi::Value device = info[6];
+    const std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "auto";
+    if (dev != "auto" && dev != "cpu" && dev != "cuda")
+      fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "device must be 'auto', 'cpu' or 'cuda'");
+    c.k = std::min(c.k_req, count_eligible(c.mask_data(), c.n));
+    c.use_cuda = choose_cuda(dev, c.m, c.n, c.dim, c.k);
+    c.indices = Napi::Int32Array::New(info.Env(), c.m * c.k);
+    c.scores = Napi::Float32Array::New(info.Env(), c.m * c.k);
+    return c;
+  }
+
+  static bool choose_cuda(const std::string& dev, size_t m, size_t n, size_t dim, size_t k) {
+    if (dev == "cpu") return false;
+#ifdef LABORSPACE_WITH_CUDA
+    const bool usable = cuda::device_count() > 0 && k <= cuda::kMaxK;
+    if (dev == "cuda" && !usable)
+      fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE",
+           cuda::device_count() ? "k above " + std::to_string(cuda::kMaxK) + " runs on the CPU only"
+                                : std::string("no CUDA device is available"));
+    // Transfers cost more than they save on small work.
+    return usable && (dev == "cuda" || double(m) * n * dim >= 5e8);
+#else
+    if (dev == "cuda") fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");
+    (void)m, (void)n, (void)dim, (void)k;
+    return false;
+#endif
+  }
+
+  const uint8_t* mask_data() const { return mask ? mask->Data() : nullptr; }
+
+  Error run() {
+    if (k == 0 || m == 0) return {};
+#ifdef LABORSPACE_WITH_CUDA
+    if (use_cuda) {
+      if (first_non_finite(queries.Data(), m * dim) == m * dim)
+        return cuda::topk(queries.Data(), m, database.Data(), n, dim, k, metric, mask_data(), indices.Data(),
+                          scores.Data());
+    }
+#endif
+    size_t k_out = 0;
+    return laborspace::topk(queries.Data(), m, database.Data(), n, dim, k_req, metric, mask_data(), indices.Data(),
+                            scores.Data(), &k_out);
+  }
+
+  // Output arrays, in the order `result` takes them back (handles do not outlive a call, so the
+  // async worker keeps references and passes the values anew).
+  std::vector<Napi::Value> outputs() const { return {indices, scores}; }
+
+  Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("indices", outs[0]);
+    o.Set("scores", outs[1]);
+    o.Set("k", Napi::Number::New(env, double(k)));
+    o.Set("device", Napi::String::New(env, use_cuda ? "cuda" : "cpu"));
+    return o;
+  }
+};
+
+struct SimilarityCall {
+  Napi::Float32Array queries, database, out;
+  size_t dim, m, n;
+  Metric metric;
+
+  static SimilarityCall parse(const Napi::CallbackInfo& info) {
+    SimilarityCall c;
+    c.queries = f32(info, 0, "queries");
+    c.database = f32(info, 1, "database");
+    c.dim = integer(info, 2, "dim", 1, kMaxDim);
+    c.m = rows_of(c.queries, c.dim, "queries");
+    c.n = rows_of(c.database, c.dim, "database");
+    c.metric = metric_arg(info, 3);
+    c.out = Napi::Float32Array::New(info.Env(), c.m * c.n);
+    return c;
+  }
+  Error run() { return similarity(queries.Data(), m, database.Data(), n, dim, metric, out.Data()); }
+  std::vector<Napi::Value> outputs() const { return {out}; }
+  Napi::Value result(Napi::Env, const std::vector<Napi::Value>& outs) const { return outs[0]; }
+};
+
+// Runs a parsed call on the libuv pool and settles a promise; the inputs and outputs are held by
+// references so the garbage collector cannot free them while the kernel reads them.
+template <class Call>
+class CallWorker : public Napi::AsyncWorker {
+ public:
+  CallWorker(Napi::Env env, Call call, const std::vector<Napi::Value>& inputs)
+      : Napi::AsyncWorker(env), call_(std::move(call)), deferred_(Napi::Promise::Deferred::New(env)) {
+    for (const Napi::Value& v : call_.outputs()) outputs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    for (const Napi::Value& v : inputs) inputs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      error_ = call_.run();
+    } catch (const std::bad_alloc&) {
+      error_ = {Error::bad_argument, "out of memory for this input size"};
+    }
+  }
+  void OnOK() override {
+    if (error_) {
+      const ArgError e = from_kernel(error_);
+      Napi::Error err = e.kind == ArgError::plain_error ? Napi::Error::New(Env(), e.message)
+                                                  : Napi::RangeError::New(Env(), e.message);
+      err.Set("code", Napi::String::New(Env(), e.code));
+      deferred_.Reject(err.Value());
+    } else {
+      std::vector<Napi::Value> outs;
+      for (const Napi::ObjectReference& r : outputs_) outs.push_back(r.Value());
+      deferred_.Resolve(call_.result(Env(), outs));
+    }
+  }
+
+ private:
+  Call call_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> inputs_, outputs_;
+  Error error_;
+};
+
+template <class Call>
+Napi::Value run_sync(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Call call = Call::parse(info);
+    if (Error e = call.run()) throw from_kernel(e);
+    return call.result(info.Env(), call.outputs());
+  });
+}
+
+template <class Call>
+Napi::Value run_async(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Call call = Call::parse(info);
+    std::vector<Napi::Value> keep;
+    for (size_t i = 0; i < info.Length(); ++i)
+      if (info[i].IsTypedArray()) keep.push_back(info[i]);
+    auto* worker = new CallWorker<Call>(info.Env(), std::move(call), keep);
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
+  });
+}
+
+// ---- Other entry points ----
+
+Napi::Value normalize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array x = f32(info, 0, "vectors");
+    const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
+    const size_t n = rows_of(x, dim, "vectors");
+    const size_t bad = first_non_finite(x.Data(), n * dim);
+    if (bad < n * dim)
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+    const bool in_place = info[2].ToBoolean().Value();
+    Napi::Float32Array out = in_place ? x : Napi::Float32Array::New(info.Env(), n * dim);
+    normalize_rows(x.Data(), n, dim, out.Data());
+    return out;
+  });
+}
+
+Napi::Value combine(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array x = f32(info, 0, "vectors");
+    const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
+    const size_t n = rows_of(x, dim, "vectors");
+    Napi::Int32Array indices = i32(info, 2, "indices");
+    Napi::Float32Array weights = f32(info, 3, "weights");
+    Napi::Int32Array offsets = i32(info, 4, "offsets");
+    const size_t terms = indices.ElementLength();
+    if (weights.ElementLength() != terms)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "weights has " + std::to_string(weights.ElementLength()) + " entries for " + std::to_string(terms) +
+               " indices");
+    if (offsets.ElementLength() < 1 || offsets[0] != 0 || size_t(offsets[offsets.ElementLength() - 1]) != terms)
+      fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", "offsets must start at 0 and end at the number of indices");
+    const size_t count = offsets.ElementLength() - 1;
+    for (size_t c = 0; c < count; ++c)
+      if (offsets[c + 1] < offsets[c])
+        fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", "offsets must not decrease (at " + std::to_string(c + 1) + ")");
+    for (size_t t = 0; t < terms; ++t) {
+      if (indices[t] < 0 || size_t(indices[t]) >= n)
+        fail(ArgError::range_error, "ERR_LABORSPACE_RANGE",
+             "indices[" + std::to_string(t) + "] = " + std::to_string(indices[t]) + " is out of range for " +
+                 std::to_string(n) + " rows");
+      if (!std::isfinite(weights[t]))
+        fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE", "weights[" + std::to_string(t) + "] is not finite");
+    }
+    const size_t bad = first_non_finite(x.Data(), n * dim);
+    if (bad < n * dim)
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), count * dim);
+    combine_rows(x.Data(), dim, indices.Data(), weights.Data(), offsets.Data(), count, out.Data());
+    return out;
+  });
+}
+
+Napi::Value info_object(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", isa_name(active_kernels().isa));
+  Napi::Array isas = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar})
+    if (isa_supported(isa)) isas.Set(i++, isa_name(isa));
+  o.Set("isas", isas);
+  o.Set("threads", Napi::Number::New(env, double(thread_count())));
+  Napi::Object cuda = Napi::Object::New(env);
+#ifdef LABORSPACE_WITH_CUDA
+  cuda.Set("compiled", true);
+  cuda.Set("devices", Napi::Number::New(env, cuda::device_count()));
+  if (cuda::device_count() > 0) cuda.Set("name", cuda::device_name());
+#else
+  cuda.Set("compiled", false);
+  cuda.Set("devices", Napi::Number::New(env, 0));
+#endif
+  o.Set("cuda", cuda);
+  return o;
+}
+
+Napi::Value set_isa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Isa isa;
+    if (!info[0].IsString() || !isa_from_name(info[0].As<Napi::String>().Utf8Value(), &isa))
+      fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "isa must be 'avx512', 'avx2' or 'scalar'");
+    if (!set_active_isa(isa))
+      fail(ArgError::plain_error, "ERR_LABORSPACE_ISA", std::string("this CPU cannot run ") + isa_name(isa));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value set_threads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    set_thread_count(integer(info, 0, "threads", 1, 1024));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value probe_bandwidth(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t bytes = integer(info, 0, "bytes", 1 << 20, size_t(1) << 34);
+    const size_t threads = integer(info, 1, "threads", 1, 1024);
+    return Napi::Number::New(info.Env(), probe_read_bandwidth(bytes, threads));
+  });
+}
+
+Napi::Value probe_fma(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), probe_fma_peak(integer(info, 0, "threads", 1, 1024)));
+  });
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, info_object));
+  exports.Set("setIsa", Napi::Function::New(env, set_isa));
+  exports.Set("setThreads", Napi::Function::New(env, set_threads));
+  exports.Set("normalize", Napi::Function::New(env, normalize));
+  exports.Set("combine", Napi::Function::New(env, combine));
+  exports.Set("similarity", Napi::Function::New(env, run_sync<SimilarityCall>));
+  exports.Set("similarityAsync", Napi::Function::New(env, run_async<SimilarityCall>));
+  exports.Set("topk", Napi::Function::New(env, run_sync<TopkCall>));
+  exports.Set("topkAsync", Napi::Function::New(env, run_async<TopkCall>));
+  exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));
+  exports.Set("probeFmaPeak", Napi::Function::New(env, probe_fma));
+  return exports;
+}
+
+}  // namespace
+}  // namespace laborspace
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return laborspace::init(env, exports); }
+NODE_API_MODULE(laborspace_native, Init)

@@ -1,0 +1,83 @@
+// Plain C++ kernels of Labor Space: no Node types. Row-major float32 matrices, explicit sizes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace laborspace {
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
+enum class Metric { dot = 0, cosine = 1 };
+
+const char* isa_name(Isa isa);
+bool isa_from_name(const std::string& name, Isa* out);
+
+// One instruction set's kernels. The driver (topk.cpp) packs operands for `gemm_tile` using the
+// table's own tile shape, so each ISA picks the shape that fits its register file.
+struct IsaKernels {
+  Isa isa;
+  size_t mr;  // queries per tile (broadcast side)
+  size_t nr;  // database rows per tile (vector side)
+  // c[i*nr + j] = sum_p a[p*mr + i] * b[p*nr + j] for the packed panels a (d x mr) and b (d x nr).
+  // Returns false when any result is NaN or infinite.
+  bool (*gemm_tile)(const float* a, const float* b, size_t d, float* c);
+  // out[r] = dot(q, x + r*d) for `rows` consecutive rows; sq_norms[r] = |x_r|^2 when not null.
+  void (*row_dots)(const float* q, const float* x, size_t rows, size_t d, float* out, float* sq_norms);
+  // y += alpha * x
+  void (*axpy)(float alpha, const float* x, float* y, size_t d);
+  // sum of squares, accumulated in double so a long row's norm is exact to float precision.
+  double (*sum_squares)(const float* x, size_t d);
+};
+
+const IsaKernels& kernels_scalar();
+const IsaKernels* kernels_avx2();    // null when this build or CPU lacks AVX2+FMA
+const IsaKernels* kernels_avx512();  // null when this build or CPU lacks AVX-512 F/DQ/BW/VL
+
+// The best table this CPU runs, unless overridden with set_active_isa (tests compare every ISA).
+const IsaKernels& active_kernels();
+bool set_active_isa(Isa isa);  // false when the CPU cannot run it
+bool isa_supported(Isa isa);
+
+// Threads used by the drivers for large inputs (default: hardware concurrency).
+size_t thread_count();
+void set_thread_count(size_t n);
+
+// ---- Drivers. All return an Error with kind none on success. ----
+struct Error {
+  enum Kind { none, non_finite, overflow, bad_argument, device } kind = none;
+  std::string message;
+  explicit operator bool() const { return kind != none; }
+};
+
+// L2-normalise each of n rows of x into out (which may equal x). Zero rows stay zero.
+void normalize_rows(const float* x, size_t n, size_t d, float* out);
+
+// Index of the first NaN or infinity in x[0..len), or len when all are finite.
+size_t first_non_finite(const float* x, size_t len);
+
+// out[i*n + j] = score(q_i, x_j) for m queries and n rows.
+Error similarity(const float* q, size_t m, const float* x, size_t n, size_t d, Metric metric, float* out);
+
+// The k best rows per query by score (descending; equal scores by ascending row index), over
+// the rows whose mask byte is non-zero (all rows when mask is null). k_out = min(k, eligible);
+// out_idx and out_scores hold m * k_out entries.
+Error topk(const float* q, size_t m, const float* x, size_t n, size_t d, size_t k, Metric metric,
+           const uint8_t* mask, int32_t* out_idx, float* out_scores, size_t* k_out);
+
+// Why the scores of database row `row` were not finite (a NaN/infinite value, or overflow).
+Error describe_bad_row(const float* x, size_t row, size_t d);
+
+// Number of rows selected by the mask (n when mask is null).
+size_t count_eligible(const uint8_t* mask, size_t n);
+
+// out[c*d ...] = sum_{t in offsets[c]..offsets[c+1]} weights[t] * x[indices[t]] for each of
+// `count` combinations. Indices must be < n (checked by the caller).
+void combine_rows(const float* x, size_t d, const int32_t* indices, const float* weights,
+                  const int32_t* offsets, size_t count, float* out);
+
+// Machine probes for the benchmarks: read bandwidth (bytes/s) over a buffer of `bytes`, and
+// fp32 FMA throughput (FLOP/s) of the active ISA, both on `threads` threads.
+double probe_read_bandwidth(size_t bytes, size_t threads);
+double probe_fma_peak(size_t threads);
+
+}  // namespace laborspace

@@ -1,0 +1,130 @@
+// AVX2 + FMA kernels (Haswell and later, Zen). Compiled with a target attribute on this region
+// only, so the binary still runs on CPUs without AVX2; dispatch.cpp decides at run time.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+namespace laborspace {
+namespace {
+
+constexpr size_t kMr = 6;   // 6 x 16 tile: 12 ymm accumulators + 2 loads of the row panel
+constexpr size_t kNr = 16;
+
+inline __m256 tail_mask_load(const float* p, size_t n) {
+  alignas(32) static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_maskload_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes + 8 - n)));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+bool gemm_tile_avx2(const float* a, const float* b, size_t d, float* c) {
+  __m256 acc[kMr][2];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (size_t p = 0; p < d; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b + p * kNr);
+    const __m256 b1 = _mm256_loadu_ps(b + p * kNr + 8);
+    const float* ap = a + p * kMr;
+#pragma GCC unroll 6
+    for (size_t i = 0; i < kMr; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(ap + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  // x - x is 0 for finite x and NaN otherwise: one unordered compare flags the whole tile.
+  __m256 probe = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (size_t i = 0; i < kMr; ++i) {
+    _mm256_storeu_ps(c + i * kNr, acc[i][0]);
+    _mm256_storeu_ps(c + i * kNr + 8, acc[i][1]);
+    probe = _mm256_add_ps(probe, _mm256_sub_ps(acc[i][0], acc[i][0]));
+    probe = _mm256_add_ps(probe, _mm256_sub_ps(acc[i][1], acc[i][1]));
+  }
+  return _mm256_movemask_ps(_mm256_cmp_ps(probe, probe, _CMP_UNORD_Q)) == 0;
+}
+
+// One row at a time, front to back: a single stream for the prefetcher (see kernels_avx512.cpp).
+void row_dots_avx2(const float* q, const float* x, size_t rows, size_t d, float* out, float* sq_norms) {
+  const size_t body = d & ~size_t(31);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 n0 = s0, n1 = s0, n2 = s0, n3 = s0;
+    size_t p = 0;
+    for (; p < body; p += 32) {
+      const __m256 v0 = _mm256_loadu_ps(xr + p), v1 = _mm256_loadu_ps(xr + p + 8);
+      const __m256 v2 = _mm256_loadu_ps(xr + p + 16), v3 = _mm256_loadu_ps(xr + p + 24);
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + p), v0, s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + p + 8), v1, s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + p + 16), v2, s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + p + 24), v3, s3);
+      if (sq_norms) {
+        n0 = _mm256_fmadd_ps(v0, v0, n0);
+        n1 = _mm256_fmadd_ps(v1, v1, n1);
+        n2 = _mm256_fmadd_ps(v2, v2, n2);
+        n3 = _mm256_fmadd_ps(v3, v3, n3);
+      }
+    }
+    for (; p < d; p += 8) {
+      const size_t lanes = std::min<size_t>(8, d - p);
+      const __m256 v = lanes == 8 ? _mm256_loadu_ps(xr + p) : tail_mask_load(xr + p, lanes);
+      const __m256 qv = lanes == 8 ? _mm256_loadu_ps(q + p) : tail_mask_load(q + p, lanes);
+      s0 = _mm256_fmadd_ps(qv, v, s0);
+      n0 = _mm256_fmadd_ps(v, v, n0);
+    }
+    out[r] = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    if (sq_norms) sq_norms[r] = hsum(_mm256_add_ps(_mm256_add_ps(n0, n1), _mm256_add_ps(n2, n3)));
+  }
+}
+
+void axpy_avx2(float alpha, const float* x, float* y, size_t d) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  size_t p = 0;
+  for (; p + 8 <= d; p += 8) _mm256_storeu_ps(y + p, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p)));
+  for (; p < d; ++p) y[p] += alpha * x[p];
+}
+
+double sum_squares_avx2(const float* x, size_t d) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  size_t p = 0;
+  for (; p + 8 <= d; p += 8) {
+    const __m256 v = _mm256_loadu_ps(x + p);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    s0 = _mm256_fmadd_pd(lo, lo, s0);
+    s1 = _mm256_fmadd_pd(hi, hi, s1);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  double s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; p < d; ++p) s += double(x[p]) * x[p];
+  return s;
+}
+
+}  // namespace
+
+const IsaKernels* kernels_avx2() {
+  static const IsaKernels table{Isa::avx2, kMr, kNr, gemm_tile_avx2, row_dots_avx2, axpy_avx2, sum_squares_avx2};
+  return isa_supported(Isa::avx2) ? &table : nullptr;
+}
+
+}  // namespace laborspace
+
+#pragma GCC pop_options
+#else
+namespace laborspace {
+const IsaKernels* kernels_avx2() { return nullptr; }
+}  // namespace laborspace
+#endif

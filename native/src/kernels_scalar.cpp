@@ -1,0 +1,61 @@
+// Portable kernels: the reference every SIMD table is tested against, and the fallback for
+// CPUs without AVX2. Written as plain loops; the compiler may use the x86-64 baseline (SSE2).
+#include <cmath>
+
+#include "kernels.h"
+
+namespace laborspace {
+namespace {
+
+constexpr size_t kMr = 4;
+constexpr size_t kNr = 8;
+
+bool gemm_tile_scalar(const float* a, const float* b, size_t d, float* c) {
+  float acc[kMr][kNr] = {};
+  for (size_t p = 0; p < d; ++p) {
+    const float* ap = a + p * kMr;
+    const float* bp = b + p * kNr;
+    for (size_t i = 0; i < kMr; ++i)
+      for (size_t j = 0; j < kNr; ++j) acc[i][j] += ap[i] * bp[j];
+  }
+  bool finite = true;
+  for (size_t i = 0; i < kMr; ++i)
+    for (size_t j = 0; j < kNr; ++j) {
+      c[i * kNr + j] = acc[i][j];
+      finite &= std::isfinite(acc[i][j]);
+    }
+  return finite;
+}
+
+void row_dots_scalar(const float* q, const float* x, size_t rows, size_t d, float* out, float* sq_norms) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * d;
+    float dot = 0.f, sq = 0.f;
+    for (size_t p = 0; p < d; ++p) {
+      dot += q[p] * xr[p];
+      sq += xr[p] * xr[p];
+    }
+    out[r] = dot;
+    if (sq_norms) sq_norms[r] = sq;
+  }
+}
+
+void axpy_scalar(float alpha, const float* x, float* y, size_t d) {
+  for (size_t p = 0; p < d; ++p) y[p] += alpha * x[p];
+}
+
+double sum_squares_scalar(const float* x, size_t d) {
+  double s = 0;
+  for (size_t p = 0; p < d; ++p) s += double(x[p]) * x[p];
+  return s;
+}
+
+}  // namespace
+
+const IsaKernels& kernels_scalar() {
+  static const IsaKernels table{Isa::scalar, kMr, kNr, gemm_tile_scalar, row_dots_scalar, axpy_scalar,
+                                sum_squares_scalar};
+  return table;
+}
+
+}  // namespace laborspace

@@ -1,0 +1,329 @@
+// Drivers over the ISA kernels: similarity matrices and exact top-k, blocked for the caches and
+// split across threads; row normalisation and linear combinations of rows.
+//
+// Two paths score queries against rows:
+// - packed (m >= the tile's query count): queries are packed once into panels of mr, database rows
+//   into panels of nr in blocks of kBlockRows (~L2-sized); each query panel stays in L1 while it
+//   meets every row panel of the block. This is a GEMM with the top-k selection fused into the
+//   store of each tile, so the m x n score matrix is never written.
+// - row (few queries): each row is streamed once per query from L2 in chunks of kChunkRows; the
+//   single-query case is bound by memory bandwidth, not arithmetic.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels.h"
+#include "parallel.h"
+
+namespace laborspace {
+namespace {
+
+constexpr size_t kBlockRows = 256;
+constexpr size_t kChunkRows = 64;
+
+struct Run {
+  size_t begin, end;  // half-open range of eligible rows
+};
+
+// The part of the work one thread does: a range of queries and a list of row runs.
+struct Share {
+  size_t q_begin = 0, q_end = 0;
+  std::vector<Run> runs;
+};
+
+std::vector<Run> eligible_runs(const uint8_t* mask, size_t n) {
+  std::vector<Run> runs;
+  if (!mask) {
+    if (n) runs.push_back({0, n});
+    return runs;
+  }
+  for (size_t r = 0; r < n;) {
+    while (r < n && !mask[r]) ++r;
+    const size_t b = r;
+    while (r < n && mask[r]) ++r;
+    if (r > b) runs.push_back({b, r});
+  }
+  return runs;
+}
+
+// Splits rows across threads when there are more rows than queries, else queries (in multiples
+// of `q_align` so packed query panels are not shared).
+std::vector<Share> plan_shares(size_t m, const std::vector<Run>& runs, size_t eligible, size_t d, size_t q_align) {
+  const size_t threads = threads_for(double(m) * double(eligible) * double(d));
+  std::vector<Share> shares;
+  if (threads <= 1 || eligible >= m) {
+    const size_t t_count = std::max<size_t>(1, std::min(threads, (eligible + kChunkRows - 1) / kChunkRows));
+    size_t run = 0, offset = 0;
+    for (size_t t = 0; t < t_count; ++t) {
+      Share s{0, m, {}};
+      size_t want = eligible * (t + 1) / t_count - eligible * t / t_count;
+      while (want > 0 && run < runs.size()) {
+        const size_t b = runs[run].begin + offset;
+        const size_t take = std::min(want, runs[run].end - b);
+        s.runs.push_back({b, b + take});
+        want -= take;
+        offset += take;
+        if (runs[run].begin + offset == runs[run].end) ++run, offset = 0;
+      }
+      shares.push_back(std::move(s));
+    }
+  } else {
+    const size_t panels = (m + q_align - 1) / q_align;
+    const size_t t_count = std::min(threads, panels);
+    for (size_t t = 0; t < t_count; ++t) {
+      const size_t pb = panels * t / t_count, pe = panels * (t + 1) / t_count;
+      shares.push_back({pb * q_align, std::min(m, pe * q_align), runs});
+    }
+  }
+  return shares;
+}
+
+float inverse_norm(const IsaKernels& k, const float* row, size_t d) {
+  const double sq = k.sum_squares(row, d);
+  return sq > 0 ? static_cast<float>(1.0 / std::sqrt(sq)) : 0.f;
+}
+
+// Scores one thread's share, calling sink(query, row indices, scores, count) in ascending row
+// order per query. Returns the first row whose score was not finite, or SIZE_MAX.
+template <class Sink>
+size_t score_share(const IsaKernels& k, const float* q, size_t m, const float* x, size_t d, Metric metric,
+                   const std::vector<float>& q_inv, const std::vector<float>& a_packed, const Share& share,
+                   Sink& sink) {
+  size_t bad_row = SIZE_MAX;
+  const bool cosine = metric == Metric::cosine;
+  if (!a_packed.empty()) {
+    const size_t mr = k.mr, nr = k.nr;
+    std::vector<int32_t> rows;
+    std::vector<float> b_packed, c(mr * nr);
+    rows.reserve(kBlockRows);
+    size_t run = 0, next = share.runs.empty() ? 0 : share.runs[0].begin;
+    while (run < share.runs.size()) {
+      rows.clear();
+      while (rows.size() < kBlockRows && run < share.runs.size()) {
+        rows.push_back(static_cast<int32_t>(next++));
+        if (next == share.runs[run].end && ++run < share.runs.size()) next = share.runs[run].begin;
+      }
+      const size_t panels = (rows.size() + nr - 1) / nr;
+      b_packed.assign(panels * nr * d, 0.f);
+      for (size_t j = 0; j < rows.size(); ++j) {
+        const float* src = x + size_t(rows[j]) * d;
+        const float scale = cosine ? inverse_norm(k, src, d) : 1.f;
+        float* dst = b_packed.data() + (j / nr) * nr * d + (j % nr);
+        for (size_t p = 0; p < d; ++p) dst[p * nr] = src[p] * scale;
+      }
+      for (size_t qa = share.q_begin; qa < share.q_end; qa += mr) {
+        const float* a = a_packed.data() + qa * d;
+        const size_t q_count = std::min(mr, share.q_end - qa);
+        for (size_t panel = 0; panel < panels; ++panel) {
+          const size_t r0 = panel * nr, r_count = std::min(nr, rows.size() - r0);
+          if (!k.gemm_tile(a, b_packed.data() + panel * nr * d, d, c.data())) {
+            for (size_t i = 0; i < q_count; ++i)
+              for (size_t j = 0; j < r_count; ++j)
+                if (!std::isfinite(c[i * nr + j])) bad_row = std::min<size_t>(bad_row, rows[r0 + j]);
+          }
+          for (size_t i = 0; i < q_count; ++i) sink(qa + i, rows.data() + r0, c.data() + i * nr, r_count);
+        }
+      }
+    }
+    return bad_row;
+  }
+  std::vector<int32_t> ids(kChunkRows);
+  std::vector<float> scores(kChunkRows), sq(kChunkRows);
+  for (const Run& run : share.runs) {
+    for (size_t r0 = run.begin; r0 < run.end; r0 += kChunkRows) {
+      const size_t count = std::min(kChunkRows, run.end - r0);
+      for (size_t j = 0; j < count; ++j) ids[j] = static_cast<int32_t>(r0 + j);
+      for (size_t i = share.q_begin; i < share.q_end; ++i) {
+        const bool first = i == share.q_begin;
+        k.row_dots(q + i * d, x + r0 * d, count, d, scores.data(), cosine && first ? sq.data() : nullptr);
+        for (size_t j = 0; j < count; ++j) {
+          if (cosine) scores[j] *= sq[j] > 0 ? q_inv[i] / std::sqrt(sq[j]) : 0.f;
+          if (!std::isfinite(scores[j])) bad_row = std::min(bad_row, r0 + j);
+        }
+        sink(i, ids.data(), scores.data(), count);
+      }
+    }
+  }
+  return bad_row;
+}
+
+// Shared set-up of both drivers: query validation, query norms, packed query panels, shares.
+// `sinks` receives one sink per thread, each a copy of `prototype`.
+template <class Sink>
+Error run_scoring(const float* q, size_t m, const float* x, size_t n, size_t d, Metric metric, const uint8_t* mask,
+                  const Sink& prototype, std::vector<Sink>& sinks) {
+  const size_t bad_q = first_non_finite(q, m * d);
+  if (bad_q < m * d)
+    return {Error::non_finite, "query row " + std::to_string(bad_q / d) + ", column " + std::to_string(bad_q % d) +
+                                   " is " + (std::isnan(q[bad_q]) ? "NaN" : "infinite")};
+  const IsaKernels& k = active_kernels();
+  const std::vector<Run> runs = eligible_runs(mask, n);
+  const size_t eligible = count_eligible(mask, n);
+  if (m == 0 || eligible == 0) return {};
+  std::vector<float> q_inv(m, 1.f);
+  if (metric == Metric::cosine)
+    for (size_t i = 0; i < m; ++i) q_inv[i] = inverse_norm(k, q + i * d, d);
+  std::vector<float> a_packed;
+  if (m >= k.mr) {
+    const size_t panels = (m + k.mr - 1) / k.mr;
+    a_packed.assign(panels * k.mr * d, 0.f);
+    for (size_t i = 0; i < m; ++i) {
+      float* dst = a_packed.data() + (i / k.mr) * k.mr * d + (i % k.mr);
+      for (size_t p = 0; p < d; ++p) dst[p * k.mr] = q[i * d + p] * q_inv[i];
+    }
+  }
+  const std::vector<Share> shares = plan_shares(m, runs, eligible, d, k.mr);
+  std::vector<size_t> bad(shares.size(), SIZE_MAX);
+  sinks.assign(shares.size(), prototype);
+  fork_join(shares.size(), [&](size_t t) {
+    bad[t] = score_share(k, q, m, x, d, metric, q_inv, a_packed, shares[t], sinks[t]);
+  });
+  const size_t bad_row = *std::min_element(bad.begin(), bad.end());
+  if (bad_row != SIZE_MAX) return describe_bad_row(x, bad_row, d);
+  return {};
+}
+
+struct MatrixSink {
+  float* out;
+  size_t n;
+  void operator()(size_t i, const int32_t* rows, const float* s, size_t count) {
+    float* row = out + i * n;
+    for (size_t j = 0; j < count; ++j) row[rows[j]] = s[j];
+  }
+};
+
+struct Candidate {
+  float score;
+  int32_t index;
+};
+// Ranking order: higher score first, then lower index.
+inline bool better(const Candidate& a, const Candidate& b) {
+  return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+inline bool worse(const Candidate& a, const Candidate& b) { return better(b, a); }
+
+// Per-thread bounded heaps (worst candidate at the root), one per query.
+struct TopkSink {
+  size_t k;
+  std::vector<Candidate> heap;
+  std::vector<uint32_t> size;
+  std::vector<float> threshold;  // root score once a heap is full: cheaper rejection
+  TopkSink(size_t m, size_t k_)
+      : k(k_), heap(m * k_), size(m, 0), threshold(m, -std::numeric_limits<float>::infinity()) {}
+
+  void operator()(size_t i, const int32_t* rows, const float* s, size_t count) {
+    float t = threshold[i];
+    for (size_t j = 0; j < count; ++j) {
+      // Rows arrive in ascending order, so a score equal to the root's loses the tie-break.
+      // While a heap fills, t is -inf and every finite score enters.
+      if (s[j] > t) {
+        push(i, {s[j], rows[j]});
+        t = threshold[i];
+      }
+    }
+  }
+
+  void push(size_t i, Candidate c) {
+    Candidate* h = heap.data() + i * k;
+    size_t n = size[i];
+    if (n < k) {
+      size_t pos = n++;
+      while (pos > 0 && worse(c, h[(pos - 1) / 2])) {
+        h[pos] = h[(pos - 1) / 2];
+        pos = (pos - 1) / 2;
+      }
+      h[pos] = c;
+      size[i] = static_cast<uint32_t>(n);
+    } else {
+      size_t pos = 0;
+      for (;;) {
+        size_t child = 2 * pos + 1;
+        if (child >= n) break;
+        if (child + 1 < n && worse(h[child + 1], h[child])) ++child;
+        if (!worse(h[child], c)) break;
+        h[pos] = h[child];
+        pos = child;
+      }
+      h[pos] = c;
+    }
+    if (size[i] == k) threshold[i] = h[0].score;
+  }
+};
+
+}  // namespace
+
+Error describe_bad_row(const float* x, size_t row, size_t d) {
+  const size_t col = first_non_finite(x + row * d, d);
+  if (col < d) {
+    const float v = x[row * d + col];
+    return {Error::non_finite, "database row " + std::to_string(row) + ", column " + std::to_string(col) + " is " +
+                                   (std::isnan(v) ? "NaN" : "infinite")};
+  }
+  return {Error::overflow, "score of database row " + std::to_string(row) + " overflows float32"};
+}
+
+size_t first_non_finite(const float* x, size_t len) {
+  for (size_t i = 0; i < len; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return len;
+}
+
+size_t count_eligible(const uint8_t* mask, size_t n) {
+  if (!mask) return n;
+  size_t c = 0;
+  for (size_t r = 0; r < n; ++r) c += mask[r] != 0;
+  return c;
+}
+
+Error similarity(const float* q, size_t m, const float* x, size_t n, size_t d, Metric metric, float* out) {
+  std::vector<MatrixSink> sinks;
+  return run_scoring(q, m, x, n, d, metric, nullptr, MatrixSink{out, n}, sinks);
+}
+
+Error topk(const float* q, size_t m, const float* x, size_t n, size_t d, size_t k, Metric metric,
+           const uint8_t* mask, int32_t* out_idx, float* out_scores, size_t* k_out) {
+  const size_t kk = std::min(k, count_eligible(mask, n));
+  *k_out = kk;
+  if (kk == 0 || m == 0) return {};
+  std::vector<TopkSink> sinks;
+  if (Error err = run_scoring(q, m, x, n, d, metric, mask, TopkSink(m, kk), sinks)) return err;
+  std::vector<Candidate> merged;
+  for (size_t i = 0; i < m; ++i) {
+    merged.clear();
+    for (const TopkSink& s : sinks)
+      merged.insert(merged.end(), s.heap.begin() + i * kk, s.heap.begin() + i * kk + s.size[i]);
+    std::partial_sort(merged.begin(), merged.begin() + kk, merged.end(), better);
+    for (size_t j = 0; j < kk; ++j) {
+      out_idx[i * kk + j] = merged[j].index;
+      out_scores[i * kk + j] = merged[j].score;
+    }
+  }
+  return {};
+}
+
+void normalize_rows(const float* x, size_t n, size_t d, float* out) {
+  const IsaKernels& k = active_kernels();
+  const size_t threads = threads_for(double(n) * d);
+  fork_join(threads, [&](size_t t) {
+    for (size_t r = n * t / threads; r < n * (t + 1) / threads; ++r) {
+      const float s = inverse_norm(k, x + r * d, d);
+      for (size_t p = 0; p < d; ++p) out[r * d + p] = x[r * d + p] * s;
+    }
+  });
+}
+
+void combine_rows(const float* x, size_t d, const int32_t* indices, const float* weights, const int32_t* offsets,
+                  size_t count, float* out) {
+  const IsaKernels& k = active_kernels();
+  const size_t threads = threads_for(double(offsets[count]) * d);
+  fork_join(threads, [&](size_t t) {
+    for (size_t c = count * t / threads; c < count * (t + 1) / threads; ++c) {
+      float* dst = out + c * d;
+      std::fill(dst, dst + d, 0.f);
+      for (int32_t e = offsets[c]; e < offsets[c + 1]; ++e) k.axpy(weights[e], x + size_t(indices[e]) * d, dst, d);
+    }
+  });
+}
+
+}  // namespace laborspace

@@ -1,0 +1,157 @@
+/**
+ * Typed access to the native core (native/src). The addon is loaded here and nowhere else.
+ * Search order: $LABORSPACE_NATIVE (a path to a .node file, e.g. a CUDA build), then
+ * build/Release/laborspace_native.node in the package.
+ *
+ * Matrices are flat row-major Float32Arrays with an explicit `dim`; nothing is copied on the
+ * way in. Errors are TypeError/RangeError with a `code` (ERR_LABORSPACE_*) naming the problem.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Metric = 'dot' | 'cosine';
+export type Device = 'auto' | 'cpu' | 'cuda';
+export type Isa = 'avx512' | 'avx2' | 'scalar';
+
+export interface TopK {
+  /** m x k row indices, best first; equal scores are ordered by ascending index. */
+  indices: Int32Array;
+  /** m x k scores matching `indices`. */
+  scores: Float32Array;
+  /** Results per query: min(requested k, eligible rows). */
+  k: number;
+  device: 'cpu' | 'cuda';
+}
+
+export interface TopKOptions {
+  k: number;
+  /** 'cosine' (default) or 'dot' (for rows already normalised: one pass less). */
+  metric?: Metric;
+  /** One byte per database row; rows with 0 are skipped (e.g. other entity types). */
+  mask?: Uint8Array;
+  /** 'auto' (default) uses a GPU for large batches when this build has CUDA and a device answers. */
+  device?: Device;
+}
+
+export interface NativeInfo {
+  isa: Isa;
+  isas: Isa[];
+  threads: number;
+  cuda: { compiled: boolean; devices: number; name?: string };
+}
+
+interface Binding {
+  info(): NativeInfo;
+  setIsa(isa: string): void;
+  setThreads(n: number): void;
+  normalize(x: Float32Array, dim: number, inPlace: boolean): Float32Array;
+  combine(x: Float32Array, dim: number, indices: Int32Array, weights: Float32Array, offsets: Int32Array): Float32Array;
+  similarity(q: Float32Array, x: Float32Array, dim: number, metric: string): Float32Array;
+  similarityAsync(q: Float32Array, x: Float32Array, dim: number, metric: string): Promise<Float32Array>;
+  topk(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): TopK;
+  topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
+  probeBandwidth(bytes: number, threads: number): number;
+  probeFmaPeak(threads: number): number;
+}
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function loadBinding(): Binding {
+  const candidates = [process.env.LABORSPACE_NATIVE, join(packageRoot, 'build', 'Release', 'laborspace_native.node')]
+    .filter((p): p is string => Boolean(p));
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `laborspace: native addon not found (looked in ${candidates.join(', ')}); run \`npm run build:native\` in ${packageRoot}`,
+    );
+  }
+  return createRequire(import.meta.url)(found) as Binding;
+}
+
+const binding = loadBinding();
+
+/** What the native core runs on: the chosen ISA, those the CPU supports, threads and CUDA. */
+export function nativeInfo(): NativeInfo {
+  return binding.info();
+}
+
+/** Forces an instruction set (tests compare each with the scalar path). Throws if unsupported. */
+export function setIsa(isa: Isa): void {
+  binding.setIsa(isa);
+}
+
+/** Threads the kernels use for large inputs (default: all cores, or $LABORSPACE_THREADS). */
+export function setThreads(n: number): void {
+  binding.setThreads(n);
+}
+
+/** L2-normalises each row; zero rows stay zero. Returns a new array unless `inPlace`. */
+export function normalize(vectors: Float32Array, dim: number, options: { inPlace?: boolean } = {}): Float32Array {
+  return binding.normalize(vectors, dim, options.inPlace === true);
+}
+
+/** m x n matrix of scores between each query row and each database row. */
+export function similarity(queries: Float32Array, database: Float32Array, dim: number, metric: Metric = 'cosine'): Float32Array {
+  return binding.similarity(queries, database, dim, metric);
+}
+
+/** `similarity` on the libuv thread pool, off the event loop. */
+export function similarityAsync(
+  queries: Float32Array,
+  database: Float32Array,
+  dim: number,
+  metric: Metric = 'cosine',
+): Promise<Float32Array> {
+  return binding.similarityAsync(queries, database, dim, metric);
+}
+
+/** n x M cosine of each vector with each axis (SemAxis-style positions). */
+export function project(vectors: Float32Array, axes: Float32Array, dim: number): Float32Array {
+  return binding.similarity(vectors, axes, dim, 'cosine');
+}
+
+/** Exact k nearest database rows for each query. */
+export function topk(queries: Float32Array, database: Float32Array, dim: number, options: TopKOptions): TopK {
+  return binding.topk(queries, database, dim, options.k, options.metric ?? 'cosine', options.mask, options.device ?? 'auto');
+}
+
+/** `topk` on the libuv thread pool, off the event loop. */
+export function topkAsync(queries: Float32Array, database: Float32Array, dim: number, options: TopKOptions): Promise<TopK> {
+  return binding.topkAsync(queries, database, dim, options.k, options.metric ?? 'cosine', options.mask, options.device ?? 'auto');
+}
+
+/** Linear combinations in CSR form: output c is the sum of weights[t] * row indices[t] over offsets[c]..offsets[c+1]. */
+export interface Combinations {
+  indices: Int32Array;
+  weights: Float32Array;
+  offsets: Int32Array;
+}
+
+/** One output row per combination (the engine of vector arithmetic). */
+export function combine(vectors: Float32Array, dim: number, combinations: Combinations): Float32Array {
+  return binding.combine(vectors, dim, combinations.indices, combinations.weights, combinations.offsets);
+}
+
+/** Mean of each subset of rows; an empty subset is an error. */
+export function meanRows(vectors: Float32Array, dim: number, subsets: readonly (readonly number[])[]): Float32Array {
+  const offsets = new Int32Array(subsets.length + 1);
+  subsets.forEach((subset, i) => {
+    if (subset.length === 0) throw new RangeError(`subset ${i} is empty: a mean needs at least one row`);
+    offsets[i + 1] = offsets[i] + subset.length;
+  });
+  const indices = Int32Array.from(subsets.flat());
+  const weights = Float32Array.from(subsets.flatMap((s) => s.map(() => 1 / s.length)));
+  return combine(vectors, dim, { indices, weights, offsets });
+}
+
+/** Streaming read bandwidth in bytes/s over a buffer of `bytes` (benchmarks' memory bound). */
+export function probeBandwidth(bytes: number, threads: number): number {
+  return binding.probeBandwidth(bytes, threads);
+}
+
+/** fp32 FMA throughput in FLOP/s of the active ISA (benchmarks' compute bound). */
+export function probeFmaPeak(threads: number): number {
+  return binding.probeFmaPeak(threads);
+}

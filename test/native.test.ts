@@ -1,0 +1,356 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import {
+  combine,
+  meanRows,
+  nativeInfo,
+  normalize,
+  project,
+  setIsa,
+  setThreads,
+  similarity,
+  similarityAsync,
+  topk,
+  topkAsync,
+  type Isa,
+  type Metric,
+} from '../src/native.js';
+import { combineRef, normalizeRef, similarityRef, topkRef } from '../src/reference.js';
+import { assertClose, assertThrowsCode, dotTolerance, randomMatrix, rng } from './helpers.js';
+
+const DIMS = [1, 3, 17, 511, 512, 513];
+const METRICS: Metric[] = ['dot', 'cosine'];
+const ISAS: Isa[] = nativeInfo().isas;
+const BEST: Isa = nativeInfo().isa;
+
+/** Runs body once per instruction set this CPU supports, then restores the best one. */
+function forEachIsa(body: (isa: Isa) => void): void {
+  try {
+    for (const isa of ISAS) {
+      setIsa(isa);
+      body(isa);
+    }
+  } finally {
+    setIsa(BEST);
+  }
+}
+
+/** Native top-k equals the reference: scores rank by rank, and indices wherever no near-tie makes the order arbitrary. */
+function assertTopkMatches(q: Float32Array, x: Float32Array, dim: number, k: number, metric: Metric, what: string, mask?: Uint8Array) {
+  const got = topk(q, x, dim, { k, metric, mask, device: 'cpu' });
+  const ref = topkRef(q, x, dim, k, metric, mask);
+  const m = q.length / dim;
+  const kk = ref.indices[0]?.length ?? 0;
+  assert.is(got.k, m === 0 ? Math.min(k, mask ? mask.reduce((a, b) => a + (b ? 1 : 0), 0) : x.length / dim) : kk, `${what}: k`);
+  const tol = metric === 'dot' ? dotTolerance(dim) : 1e-5;
+  for (let i = 0; i < m; i++) {
+    const scores = got.scores.subarray(i * got.k, (i + 1) * got.k);
+    assertClose(scores, ref.scores[i], tol, `${what}: query ${i} scores`);
+    for (let r = 0; r < kk; r++) {
+      const gapBefore = r > 0 ? ref.scores[i][r - 1] - ref.scores[i][r] : Infinity;
+      const gapAfter = r + 1 < kk ? ref.scores[i][r] - ref.scores[i][r + 1] : Infinity;
+      if (Math.min(gapBefore, gapAfter) > 2 * tol) assert.is(got.indices[i * got.k + r], ref.indices[i][r], `${what}: query ${i} rank ${r}`);
+    }
+  }
+}
+
+const TopK = suite('topk');
+
+TopK('should match the reference for every ISA, metric and awkward dim (row path, packed path, both thread splits)', () => {
+  forEachIsa((isa) => {
+    for (const dim of DIMS) {
+      for (const metric of METRICS) {
+        // (queries, rows): single query; partial query panels; many rows (row split); many queries (query split).
+        for (const [m, n] of [[1, 70], [5, 33], [13, 200], [25, 700], [300, 40]]) {
+          const q = randomMatrix(m, dim, dim * 1000 + m);
+          const x = randomMatrix(n, dim, dim * 7 + n);
+          assertTopkMatches(q, x, dim, 10, metric, `${isa} dim ${dim} ${metric} m ${m} n ${n}`);
+        }
+      }
+    }
+  });
+});
+
+TopK('should return min(k, n) results when k exceeds the rows, and nothing for empty inputs', () => {
+  const x = randomMatrix(7, 17, 1);
+  const q = randomMatrix(3, 17, 2);
+  const r = topk(q, x, 17, { k: 50 });
+  assert.is(r.k, 7);
+  assert.is(r.indices.length, 21);
+  assert.equal([...r.indices.subarray(0, 7)].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6]);
+  const none = topk(new Float32Array(0), x, 17, { k: 5 });
+  assert.is(none.k, 5);
+  assert.is(none.indices.length, 0);
+  const noRows = topk(q, new Float32Array(0), 17, { k: 5 });
+  assert.is(noRows.k, 0);
+  assert.is(noRows.scores.length, 0);
+});
+
+TopK('should only return rows the mask selects', () => {
+  forEachIsa((isa) => {
+    for (const [m, n] of [[1, 300], [30, 300]]) {
+      const x = randomMatrix(n, 33, 5);
+      const q = randomMatrix(m, 33, 6);
+      const mask = Uint8Array.from({ length: n }, (_, j) => (j % 3 === 1 || (j > 100 && j < 140) ? 1 : 0));
+      assertTopkMatches(q, x, 33, 12, 'cosine', `${isa} masked m ${m}`, mask);
+      const r = topk(q, x, 33, { k: 12, mask });
+      for (const j of r.indices) assert.ok(mask[j] === 1, `row ${j} is masked out`);
+    }
+    const empty = topk(randomMatrix(2, 4, 1), randomMatrix(9, 4, 2), 4, { k: 3, mask: new Uint8Array(9) });
+    assert.is(empty.k, 0, `${isa}: nothing eligible`);
+  });
+});
+
+TopK('should break equal scores by ascending row index', () => {
+  forEachIsa((isa) => {
+    const dim = 19;
+    const base = randomMatrix(1, dim, 9);
+    const x = new Float32Array(40 * dim);
+    for (let j = 0; j < 40; j++) x.set(j % 4 === 0 ? base : randomMatrix(1, dim, 100 + j).map((v) => v * 0.01), j * dim);
+    for (const m of [1, 14]) {
+      const q = new Float32Array(m * dim);
+      for (let i = 0; i < m; i++) q.set(base, i * dim);
+      const r = topk(q, x, dim, { k: 10, metric: 'dot' });
+      assert.equal([...r.indices.subarray(0, 10)], [0, 4, 8, 12, 16, 20, 24, 28, 32, 36], `${isa} m ${m}`);
+    }
+  });
+});
+
+TopK('should give the same answer on 1 and 2 threads', () => {
+  const q = randomMatrix(40, 128, 3);
+  const x = randomMatrix(3000, 128, 4);
+  try {
+    setThreads(1);
+    const one = topk(q, x, 128, { k: 7 });
+    setThreads(2);
+    const two = topk(q, x, 128, { k: 7 });
+    assert.equal([...one.indices], [...two.indices]);
+    assert.equal([...one.scores], [...two.scores]);
+  } finally {
+    setThreads(nativeInfo().threads);
+  }
+});
+
+TopK('should reject bad arguments with typed errors that name them', () => {
+  const x = randomMatrix(4, 3, 1);
+  const q = randomMatrix(1, 3, 2);
+  const call = (...args: unknown[]) => () => (topk as (...a: unknown[]) => unknown)(...args);
+  assertThrowsCode(call([1, 2, 3], x, 3, { k: 1 }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /queries must be a Float32Array/);
+  assertThrowsCode(call(q, new Float64Array(12), 3, { k: 1 }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /database must be a Float32Array/);
+  assertThrowsCode(call(q, x, 0, { k: 1 }), RangeError, 'ERR_LABORSPACE_RANGE', /dim must be an integer from 1/);
+  assertThrowsCode(call(q, x, 2.5, { k: 1 }), RangeError, 'ERR_LABORSPACE_RANGE', /dim must be an integer/);
+  assertThrowsCode(call(q, x, '3', { k: 1 }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /dim must be a number/);
+  assertThrowsCode(call(q, randomMatrix(1, 5, 1), 3, { k: 1 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /database has 5 values, not a multiple of dim 3/);
+  assertThrowsCode(call(randomMatrix(1, 4, 1), x, 3, { k: 1 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /queries has 4 values/);
+  assertThrowsCode(call(q, x, 3, { k: 0 }), RangeError, 'ERR_LABORSPACE_RANGE', /k must be an integer from 1 to 2147483647, got 0/);
+  assertThrowsCode(call(q, x, 3, { k: 1.5 }), RangeError, 'ERR_LABORSPACE_RANGE', /k must be an integer/);
+  assertThrowsCode(call(q, x, 3, {}), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /k must be a number/);
+  assertThrowsCode(call(q, x, 3, { k: 1, metric: 'l2' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /metric must be 'dot' or 'cosine'/);
+  assertThrowsCode(call(q, x, 3, { k: 1, mask: [1, 1, 1, 1] }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /mask must be a Uint8Array/);
+  assertThrowsCode(call(q, x, 3, { k: 1, mask: new Uint8Array(3) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /mask has 3 entries for 4 database rows/);
+  assertThrowsCode(call(q, x, 3, { k: 1, device: 'tpu' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /device must be 'auto', 'cpu' or 'cuda'/);
+  if (!nativeInfo().cuda.compiled) {
+    assertThrowsCode(call(q, x, 3, { k: 1, device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', /no CUDA support/);
+  } else if (nativeInfo().cuda.devices === 0) {
+    assertThrowsCode(call(q, x, 3, { k: 1, device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', /no CUDA device/);
+  }
+});
+
+TopK('should name the row and column of a NaN or infinity, and report overflow', () => {
+  forEachIsa((isa) => {
+    for (const m of [1, 20]) {
+      const x = randomMatrix(50, 21, 1);
+      x[37 * 21 + 4] = NaN;
+      assertThrowsCode(() => topk(randomMatrix(m, 21, 2), x, 21, { k: 3 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /database row 37, column 4 is NaN/);
+      x[37 * 21 + 4] = 0;
+      x[12 * 21 + 20] = -Infinity;
+      assertThrowsCode(() => topk(randomMatrix(m, 21, 2), x, 21, { k: 3, metric: 'dot' }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /database row 12, column 20 is infinite/);
+      x[12 * 21 + 20] = 0;
+      x.fill(3e38, 5 * 21, 6 * 21);
+      assertThrowsCode(() => topk(new Float32Array(m * 21).fill(1e10), x, 21, { k: 3, metric: 'dot' }), RangeError, 'ERR_LABORSPACE_OVERFLOW', /database row 5 overflows float32/);
+      const q = randomMatrix(m, 21, 3);
+      q[q.length - 1] = Infinity;
+      assertThrowsCode(() => topk(q, randomMatrix(5, 21, 1), 21, { k: 3 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', new RegExp(`query row ${m - 1}, column 20 is infinite`));
+    }
+    void isa;
+  });
+  // A NaN in a row the mask excludes is never read.
+  const x = randomMatrix(10, 4, 1);
+  x[0] = NaN;
+  const mask = new Uint8Array(10).fill(1);
+  mask[0] = 0;
+  assert.is(topk(randomMatrix(1, 4, 2), x, 4, { k: 2, mask }).k, 2);
+});
+
+const TopKAsync = suite('topkAsync');
+
+TopKAsync('should resolve to the same result as topk', async () => {
+  const q = randomMatrix(30, 64, 1);
+  const x = randomMatrix(2000, 64, 2);
+  const sync = topk(q, x, 64, { k: 5 });
+  const pending = topkAsync(q, x, 64, { k: 5 });
+  assert.instance(pending, Promise);
+  const result = await pending;
+  assert.equal([...result.indices], [...sync.indices]);
+  assert.equal([...result.scores], [...sync.scores]);
+  assert.is(result.k, 5);
+});
+
+TopKAsync('should reject bad arguments at once and bad values on settling', async () => {
+  assertThrowsCode(() => topkAsync(new Float32Array(3), new Float32Array(4), 3, { k: 1 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /database has 4 values/);
+  const x = randomMatrix(8, 4, 1);
+  x[9] = NaN;
+  try {
+    await topkAsync(randomMatrix(1, 4, 1), x, 4, { k: 2 });
+    assert.unreachable('should reject');
+  } catch (e) {
+    assert.instance(e, RangeError);
+    assert.is((e as { code?: string }).code, 'ERR_LABORSPACE_NON_FINITE');
+    assert.match((e as Error).message, /database row 2, column 1 is NaN/);
+  }
+});
+
+TopKAsync.run();
+TopK.run();
+
+const Similarity = suite('similarity');
+
+Similarity('should match the reference matrix for every ISA, metric and dim', () => {
+  forEachIsa((isa) => {
+    for (const dim of DIMS) {
+      for (const metric of METRICS) {
+        for (const [m, n] of [[1, 9], [13, 37], [40, 5]]) {
+          const q = randomMatrix(m, dim, m + dim);
+          const x = randomMatrix(n, dim, n * 3 + dim);
+          const tol = metric === 'dot' ? dotTolerance(dim) : 1e-5;
+          assertClose(similarity(q, x, dim, metric), similarityRef(q, x, dim, metric), tol, `${isa} dim ${dim} ${metric} ${m}x${n}`);
+        }
+      }
+    }
+  });
+});
+
+Similarity('should score zero vectors 0 under cosine and handle empty inputs', () => {
+  const q = new Float32Array(6);
+  const x = randomMatrix(2, 3, 1);
+  assert.equal([...similarity(q, x, 3, 'cosine')], [0, 0, 0, 0]);
+  assert.is(similarity(new Float32Array(0), x, 3).length, 0);
+  assert.is(similarity(q, new Float32Array(0), 3).length, 0);
+});
+
+Similarity('should reject bad arguments', () => {
+  assertThrowsCode(() => similarity(new Float32Array(4), new Float32Array(6), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /queries has 4 values/);
+  assertThrowsCode(() => similarity(new Float32Array(3), new Float32Array(3), 3, 'manhattan' as Metric), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /metric/);
+});
+
+Similarity('should run asynchronously with the same result', async () => {
+  const q = randomMatrix(20, 50, 1);
+  const x = randomMatrix(300, 50, 2);
+  assert.equal([...(await similarityAsync(q, x, 50, 'dot'))], [...similarity(q, x, 50, 'dot')]);
+});
+
+Similarity.run();
+
+const Project = suite('project');
+
+Project('should give the cosine of each vector with each axis', () => {
+  const vectors = randomMatrix(1000, 24, 1);
+  const axes = randomMatrix(3, 24, 2);
+  assertClose(project(vectors, axes, 24), similarityRef(vectors, axes, 24, 'cosine'), 1e-5, 'project');
+});
+
+Project.run();
+
+const Normalize = suite('normalize');
+
+Normalize('should L2-normalise rows for every ISA and keep zero rows zero', () => {
+  forEachIsa((isa) => {
+    for (const dim of DIMS) {
+      const x = randomMatrix(9, dim, dim);
+      x.fill(0, 0, dim);
+      const out = normalize(x, dim);
+      assertClose(out, normalizeRef(x, dim), 1e-6, `${isa} dim ${dim}`);
+      assert.is.not(out, x);
+    }
+  });
+});
+
+Normalize('should work in place when asked', () => {
+  const x = randomMatrix(5, 8, 1);
+  const expected = normalizeRef(x, 8);
+  const out = normalize(x, 8, { inPlace: true });
+  assert.is(out, x);
+  assertClose(x, expected, 1e-6, 'in place');
+});
+
+Normalize('should reject non-finite values and bad shapes', () => {
+  const x = randomMatrix(3, 4, 1);
+  x[6] = NaN;
+  assertThrowsCode(() => normalize(x, 4), RangeError, 'ERR_LABORSPACE_NON_FINITE', /vectors row 1, column 2 is not finite/);
+  assertThrowsCode(() => normalize(new Float32Array(5), 4), RangeError, 'ERR_LABORSPACE_DIMENSION', /vectors has 5 values/);
+  assertThrowsCode(() => normalize(new Int32Array(4) as unknown as Float32Array, 4), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /vectors must be a Float32Array/);
+});
+
+Normalize.run();
+
+const Combine = suite('combine');
+
+Combine('should sum weighted rows for every ISA and dim', () => {
+  forEachIsa((isa) => {
+    for (const dim of DIMS) {
+      const x = randomMatrix(20, dim, dim + 1);
+      const next = rng(dim);
+      const indices = Int32Array.from({ length: 30 }, (_, t) => (t * 7) % 20);
+      const weights = Float32Array.from({ length: 30 }, next);
+      const offsets = Int32Array.from([0, 1, 1, 10, 30]);
+      assertClose(combine(x, dim, { indices, weights, offsets }), combineRef(x, dim, indices, weights, offsets), 1e-5, `${isa} dim ${dim}`);
+    }
+  });
+});
+
+Combine('should reject bad combinations', () => {
+  const x = randomMatrix(5, 3, 1);
+  const ok = { indices: Int32Array.from([0, 4]), weights: Float32Array.from([1, -1]), offsets: Int32Array.from([0, 2]) };
+  assertThrowsCode(() => combine(x, 3, { ...ok, indices: Int32Array.from([0, 5]) }), RangeError, 'ERR_LABORSPACE_RANGE', /indices\[1\] = 5 is out of range for 5 rows/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, indices: Int32Array.from([-1, 0]) }), RangeError, 'ERR_LABORSPACE_RANGE', /indices\[0\] = -1/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, weights: Float32Array.from([1]) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /weights has 1 entries for 2 indices/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, weights: Float32Array.from([1, NaN]) }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /weights\[1\] is not finite/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, offsets: Int32Array.from([0, 1]) }), RangeError, 'ERR_LABORSPACE_RANGE', /offsets must start at 0 and end at the number of indices/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, offsets: Int32Array.from([0, 2, 1, 2]) }), RangeError, 'ERR_LABORSPACE_RANGE', /offsets must not decrease \(at 2\)/);
+  assertThrowsCode(() => combine(x, 3, { ...ok, offsets: [0, 2] as unknown as Int32Array }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /offsets must be a Int32Array/);
+});
+
+Combine.run();
+
+const MeanRows = suite('meanRows');
+
+MeanRows('should average each subset', () => {
+  const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
+  assert.equal([...meanRows(x, 2, [[0, 2], [1], [0, 1, 2]])], [3, 4, 3, 4, 3, 4]);
+});
+
+MeanRows('should reject an empty subset', () => {
+  try {
+    meanRows(new Float32Array(4), 2, [[0], []]);
+    assert.unreachable('should throw');
+  } catch (e) {
+    assert.instance(e, RangeError);
+    assert.match((e as Error).message, /subset 1 is empty/);
+  }
+});
+
+MeanRows.run();
+
+const Dispatch = suite('dispatch');
+
+Dispatch('should report the ISA in use and accept only supported ones', () => {
+  const info = nativeInfo();
+  assert.ok(info.isas.includes('scalar'));
+  assert.is(info.isa, info.isas[0], 'the best ISA is chosen by default');
+  assert.ok(info.threads >= 1);
+  assertThrowsCode(() => setIsa('sse9' as Isa), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /isa must be 'avx512', 'avx2' or 'scalar'/);
+  assertThrowsCode(() => setThreads(0), RangeError, 'ERR_LABORSPACE_RANGE', /threads must be an integer from 1 to 1024/);
+});
+
+Dispatch.run();
