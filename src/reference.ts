@@ -40,18 +40,32 @@ export interface TopKRef {
   scores: number[][];
 }
 
-/** k best rows per query by score, ties by ascending index, over rows with a non-zero mask. */
+/**
+ * k best rows per query by score, ties by ascending index, over rows with a non-zero mask.
+ * Keeps a sorted list of the best k per query (the plain-loop peer in the benchmarks).
+ */
 export function topkRef(q: Float32Array, x: Float32Array, dim: number, k: number, metric: Metric, mask?: Uint8Array): TopKRef {
   const m = q.length / dim;
   const n = x.length / dim;
   const result: TopKRef = { indices: [], scores: [] };
   for (let i = 0; i < m; i++) {
-    const rows: { j: number; s: number }[] = [];
-    for (let j = 0; j < n; j++) if (!mask || mask[j]) rows.push({ j, s: scoreRef(q, i, x, j, dim, metric) });
-    rows.sort((a, b) => b.s - a.s || a.j - b.j);
-    const best = rows.slice(0, k);
-    result.indices.push(best.map((r) => r.j));
-    result.scores.push(best.map((r) => r.s));
+    const idx: number[] = [];
+    const sc: number[] = [];
+    for (let j = 0; j < n; j++) {
+      if (mask && !mask[j]) continue;
+      const s = scoreRef(q, i, x, j, dim, metric);
+      if (idx.length === k && s <= sc[k - 1]) continue; // rows come in ascending order: a tie loses
+      let pos = idx.length === k ? k - 1 : idx.length;
+      while (pos > 0 && sc[pos - 1] < s) {
+        sc[pos] = sc[pos - 1];
+        idx[pos] = idx[pos - 1];
+        pos--;
+      }
+      sc[pos] = s;
+      idx[pos] = j;
+    }
+    result.indices.push(idx);
+    result.scores.push(sc);
   }
   return result;
 }

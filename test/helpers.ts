@@ -1,21 +1,6 @@
 import * as assert from 'uvu/assert';
 
-/** Seeded uniform [-1, 1) generator (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
-
-export function randomMatrix(rows: number, dim: number, seed: number): Float32Array {
-  const next = rng(seed);
-  return Float32Array.from({ length: rows * dim }, next);
-}
+export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
 
 /** Tolerance for a float32 dot product of length `dim` against a float64 reference. */
 export function dotTolerance(dim: number): number {

@@ -16,11 +16,15 @@ bool isa_from_name(const std::string& name, Isa* out);
 // table's own tile shape, so each ISA picks the shape that fits its register file.
 struct IsaKernels {
   Isa isa;
-  size_t mr;  // queries per tile (broadcast side)
-  size_t nr;  // database rows per tile (vector side)
-  // c[i*nr + j] = sum_p a[p*mr + i] * b[p*nr + j] for the packed panels a (d x mr) and b (d x nr).
-  // Returns false when any result is NaN or infinite.
-  bool (*gemm_tile)(const float* a, const float* b, size_t d, float* c);
+  size_t tile_rows;     // database rows per tile: read in place and broadcast, never packed
+  size_t tile_queries;  // queries per tile: the packed vector side (at most 32)
+  // For tile_rows database rows (pointers into the row-major matrix) and one panel of queries
+  // packed as b[p*tile_queries + j]:
+  //   c[r*tile_queries + j] = scale[r] * sum_p rows[r][p] * b[p*tile_queries + j],
+  // and bit j of hits[r] is set when that score exceeds thresholds[j], so the top-k selection
+  // only visits candidates. Returns false when any score is NaN or infinite.
+  bool (*gemm_tile)(const float* const* rows, const float* scale, const float* b, size_t d, float* c,
+                    const float* thresholds, uint32_t* hits);
   // out[r] = dot(q, x + r*d) for `rows` consecutive rows; sq_norms[r] = |x_r|^2 when not null.
   void (*row_dots)(const float* q, const float* x, size_t rows, size_t d, float* out, float* sq_norms);
   // y += alpha * x

@@ -13,8 +13,8 @@
 namespace laborspace {
 namespace {
 
-constexpr size_t kMr = 6;   // 6 x 16 tile: 12 ymm accumulators + 2 loads of the row panel
-constexpr size_t kNr = 16;
+constexpr size_t kRows = 6;  // 6 x 16 tile: 12 ymm accumulators + 2 loads of the query panel
+constexpr size_t kQueries = 16;
 
 inline __m256 tail_mask_load(const float* p, size_t n) {
   alignas(32) static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -28,29 +28,37 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-bool gemm_tile_avx2(const float* a, const float* b, size_t d, float* c) {
-  __m256 acc[kMr][2];
+bool gemm_tile_avx2(const float* const* rows, const float* scale, const float* b, size_t d, float* c,
+                    const float* thresholds, uint32_t* hits) {
+  const float* r[kRows];
+  __m256 acc[kRows][2];
 #pragma GCC unroll 6
-  for (size_t i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (size_t i = 0; i < kRows; ++i) {
+    r[i] = rows[i];
+    acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  }
   for (size_t p = 0; p < d; ++p) {
-    const __m256 b0 = _mm256_loadu_ps(b + p * kNr);
-    const __m256 b1 = _mm256_loadu_ps(b + p * kNr + 8);
-    const float* ap = a + p * kMr;
+    const __m256 b0 = _mm256_loadu_ps(b + p * kQueries);
+    const __m256 b1 = _mm256_loadu_ps(b + p * kQueries + 8);
 #pragma GCC unroll 6
-    for (size_t i = 0; i < kMr; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(ap + i);
+    for (size_t i = 0; i < kRows; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(r[i] + p);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
   // x - x is 0 for finite x and NaN otherwise: one unordered compare flags the whole tile.
   __m256 probe = _mm256_setzero_ps();
+  const __m256 t0 = _mm256_loadu_ps(thresholds), t1 = _mm256_loadu_ps(thresholds + 8);
 #pragma GCC unroll 6
-  for (size_t i = 0; i < kMr; ++i) {
-    _mm256_storeu_ps(c + i * kNr, acc[i][0]);
-    _mm256_storeu_ps(c + i * kNr + 8, acc[i][1]);
-    probe = _mm256_add_ps(probe, _mm256_sub_ps(acc[i][0], acc[i][0]));
-    probe = _mm256_add_ps(probe, _mm256_sub_ps(acc[i][1], acc[i][1]));
+  for (size_t i = 0; i < kRows; ++i) {
+    const __m256 s = _mm256_broadcast_ss(scale + i);
+    const __m256 v0 = _mm256_mul_ps(acc[i][0], s), v1 = _mm256_mul_ps(acc[i][1], s);
+    _mm256_storeu_ps(c + i * kQueries, v0);
+    _mm256_storeu_ps(c + i * kQueries + 8, v1);
+    probe = _mm256_add_ps(probe, _mm256_add_ps(_mm256_sub_ps(v0, v0), _mm256_sub_ps(v1, v1)));
+    hits[i] = uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v0, t0, _CMP_GT_OQ))) |
+              uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v1, t1, _CMP_GT_OQ))) << 8;
   }
   return _mm256_movemask_ps(_mm256_cmp_ps(probe, probe, _CMP_UNORD_Q)) == 0;
 }
@@ -116,7 +124,7 @@ double sum_squares_avx2(const float* x, size_t d) {
 }  // namespace
 
 const IsaKernels* kernels_avx2() {
-  static const IsaKernels table{Isa::avx2, kMr, kNr, gemm_tile_avx2, row_dots_avx2, axpy_avx2, sum_squares_avx2};
+  static const IsaKernels table{Isa::avx2, kRows, kQueries, gemm_tile_avx2, row_dots_avx2, axpy_avx2, sum_squares_avx2};
   return isa_supported(Isa::avx2) ? &table : nullptr;
 }
 

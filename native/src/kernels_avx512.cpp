@@ -14,35 +14,43 @@
 namespace laborspace {
 namespace {
 
-// 12 x 32 tile: 24 zmm accumulators, 2 loads of the row panel, queries broadcast from memory.
-constexpr size_t kMr = 12;
-constexpr size_t kNr = 32;
+// 12 x 32 tile: 24 zmm accumulators, 2 loads of the query panel, database values broadcast
+// straight from their rows.
+constexpr size_t kRows = 12;
+constexpr size_t kQueries = 32;
 
 inline __mmask16 tail_mask(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-bool gemm_tile_avx512(const float* a, const float* b, size_t d, float* c) {
-  __m512 acc[kMr][2];
+bool gemm_tile_avx512(const float* const* rows, const float* scale, const float* b, size_t d, float* c,
+                      const float* thresholds, uint32_t* hits) {
+  const float* r[kRows];
+  __m512 acc[kRows][2];
 #pragma GCC unroll 12
-  for (size_t i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (size_t i = 0; i < kRows; ++i) {
+    r[i] = rows[i];
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  }
   for (size_t p = 0; p < d; ++p) {
-    const __m512 b0 = _mm512_loadu_ps(b + p * kNr);
-    const __m512 b1 = _mm512_loadu_ps(b + p * kNr + 16);
-    const float* ap = a + p * kMr;
+    const __m512 b0 = _mm512_loadu_ps(b + p * kQueries);
+    const __m512 b1 = _mm512_loadu_ps(b + p * kQueries + 16);
 #pragma GCC unroll 12
-    for (size_t i = 0; i < kMr; ++i) {
-      const __m512 ai = _mm512_set1_ps(ap[i]);
+    for (size_t i = 0; i < kRows; ++i) {
+      const __m512 ai = _mm512_set1_ps(r[i][p]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
   // x - x is 0 for finite x and NaN otherwise: one unordered compare flags the whole tile.
   __m512 probe = _mm512_setzero_ps();
+  const __m512 t0 = _mm512_loadu_ps(thresholds), t1 = _mm512_loadu_ps(thresholds + 16);
 #pragma GCC unroll 12
-  for (size_t i = 0; i < kMr; ++i) {
-    _mm512_storeu_ps(c + i * kNr, acc[i][0]);
-    _mm512_storeu_ps(c + i * kNr + 16, acc[i][1]);
-    probe = _mm512_add_ps(probe, _mm512_sub_ps(acc[i][0], acc[i][0]));
-    probe = _mm512_add_ps(probe, _mm512_sub_ps(acc[i][1], acc[i][1]));
+  for (size_t i = 0; i < kRows; ++i) {
+    const __m512 s = _mm512_set1_ps(scale[i]);
+    const __m512 v0 = _mm512_mul_ps(acc[i][0], s), v1 = _mm512_mul_ps(acc[i][1], s);
+    _mm512_storeu_ps(c + i * kQueries, v0);
+    _mm512_storeu_ps(c + i * kQueries + 16, v1);
+    probe = _mm512_add_ps(probe, _mm512_add_ps(_mm512_sub_ps(v0, v0), _mm512_sub_ps(v1, v1)));
+    hits[i] = uint32_t(_mm512_cmp_ps_mask(v0, t0, _CMP_GT_OQ)) | uint32_t(_mm512_cmp_ps_mask(v1, t1, _CMP_GT_OQ)) << 16;
   }
   return _mm512_cmp_ps_mask(probe, probe, _CMP_UNORD_Q) == 0;
 }
@@ -109,7 +117,7 @@ double sum_squares_avx512(const float* x, size_t d) {
 }  // namespace
 
 const IsaKernels* kernels_avx512() {
-  static const IsaKernels table{Isa::avx512, kMr, kNr, gemm_tile_avx512, row_dots_avx512, axpy_avx512,
+  static const IsaKernels table{Isa::avx512, kRows, kQueries, gemm_tile_avx512, row_dots_avx512, axpy_avx512,
                                 sum_squares_avx512};
   return isa_supported(Isa::avx512) ? &table : nullptr;
 }

@@ -7,23 +7,27 @@
 namespace laborspace {
 namespace {
 
-constexpr size_t kMr = 4;
-constexpr size_t kNr = 8;
+constexpr size_t kRows = 4;
+constexpr size_t kQueries = 8;
 
-bool gemm_tile_scalar(const float* a, const float* b, size_t d, float* c) {
-  float acc[kMr][kNr] = {};
+bool gemm_tile_scalar(const float* const* rows, const float* scale, const float* b, size_t d, float* c,
+                      const float* thresholds, uint32_t* hits) {
+  float acc[kRows][kQueries] = {};
   for (size_t p = 0; p < d; ++p) {
-    const float* ap = a + p * kMr;
-    const float* bp = b + p * kNr;
-    for (size_t i = 0; i < kMr; ++i)
-      for (size_t j = 0; j < kNr; ++j) acc[i][j] += ap[i] * bp[j];
+    const float* bp = b + p * kQueries;
+    for (size_t r = 0; r < kRows; ++r)
+      for (size_t j = 0; j < kQueries; ++j) acc[r][j] += rows[r][p] * bp[j];
   }
   bool finite = true;
-  for (size_t i = 0; i < kMr; ++i)
-    for (size_t j = 0; j < kNr; ++j) {
-      c[i * kNr + j] = acc[i][j];
-      finite &= std::isfinite(acc[i][j]);
+  for (size_t r = 0; r < kRows; ++r) {
+    hits[r] = 0;
+    for (size_t j = 0; j < kQueries; ++j) {
+      const float s = acc[r][j] * scale[r];
+      c[r * kQueries + j] = s;
+      finite &= std::isfinite(s);
+      hits[r] |= uint32_t(s > thresholds[j]) << j;
     }
+  }
   return finite;
 }
 
@@ -53,7 +57,7 @@ double sum_squares_scalar(const float* x, size_t d) {
 }  // namespace
 
 const IsaKernels& kernels_scalar() {
-  static const IsaKernels table{Isa::scalar, kMr, kNr, gemm_tile_scalar, row_dots_scalar, axpy_scalar,
+  static const IsaKernels table{Isa::scalar, kRows, kQueries, gemm_tile_scalar, row_dots_scalar, axpy_scalar,
                                 sum_squares_scalar};
   return table;
 }

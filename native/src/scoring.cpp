@@ -2,10 +2,11 @@
 // split across threads; row normalisation and linear combinations of rows.
 //
 // Two paths score queries against rows:
-// - packed (m >= the tile's query count): queries are packed once into panels of mr, database rows
-//   into panels of nr in blocks of kBlockRows (~L2-sized); each query panel stays in L1 while it
-//   meets every row panel of the block. This is a GEMM with the top-k selection fused into the
-//   store of each tile, so the m x n score matrix is never written.
+// - tiled (many queries): queries are packed once into panels of tile_queries; database rows are
+//   read in place, in blocks of kBlockRows (~L2-sized) that meet every query panel, each tile of
+//   tile_rows rows broadcast straight from the matrix (no copy of the database). This is a GEMM
+//   with the top-k selection fused into the end of each tile, so the m x n score matrix is never
+//   written (the similarity driver writes it, through a different sink).
 // - row (few queries): each row is streamed once per query from L2 in chunks of kChunkRows; the
 //   single-query case is bound by memory bandwidth, not arithmetic.
 #include <algorithm>
@@ -19,7 +20,7 @@
 namespace laborspace {
 namespace {
 
-constexpr size_t kBlockRows = 256;
+constexpr size_t kBlockRows = 240;  // 20 tiles of 12 rows, 480 KB at dim 512
 constexpr size_t kChunkRows = 64;
 
 struct Run {
@@ -84,19 +85,21 @@ float inverse_norm(const IsaKernels& k, const float* row, size_t d) {
   return sq > 0 ? static_cast<float>(1.0 / std::sqrt(sq)) : 0.f;
 }
 
-// Scores one thread's share, calling sink(query, row indices, scores, count) in ascending row
-// order per query. Returns the first row whose score was not finite, or SIZE_MAX.
+// Scores one thread's share, offering each score to the sink in ascending row order per query.
+// Returns the first row whose score was not finite, or SIZE_MAX.
 template <class Sink>
-size_t score_share(const IsaKernels& k, const float* q, size_t m, const float* x, size_t d, Metric metric,
-                   const std::vector<float>& q_inv, const std::vector<float>& a_packed, const Share& share,
+size_t score_share(const IsaKernels& k, const float* q, const float* x, size_t d, Metric metric,
+                   const std::vector<float>& q_inv, const std::vector<float>& q_packed, const Share& share,
                    Sink& sink) {
   size_t bad_row = SIZE_MAX;
   const bool cosine = metric == Metric::cosine;
-  if (!a_packed.empty()) {
-    const size_t mr = k.mr, nr = k.nr;
+  if (!q_packed.empty()) {
+    const size_t tr = k.tile_rows, tq = k.tile_queries;
+    const float inf = std::numeric_limits<float>::infinity();
     std::vector<int32_t> rows;
-    std::vector<float> b_packed, c(mr * nr);
-    rows.reserve(kBlockRows);
+    std::vector<float> scale, c(tr * tq), thresholds(tq);
+    std::vector<const float*> ptrs(tr);
+    std::vector<uint32_t> hits(tr);
     size_t run = 0, next = share.runs.empty() ? 0 : share.runs[0].begin;
     while (run < share.runs.size()) {
       rows.clear();
@@ -104,44 +107,47 @@ size_t score_share(const IsaKernels& k, const float* q, size_t m, const float* x
         rows.push_back(static_cast<int32_t>(next++));
         if (next == share.runs[run].end && ++run < share.runs.size()) next = share.runs[run].begin;
       }
-      const size_t panels = (rows.size() + nr - 1) / nr;
-      b_packed.assign(panels * nr * d, 0.f);
-      for (size_t j = 0; j < rows.size(); ++j) {
-        const float* src = x + size_t(rows[j]) * d;
-        const float scale = cosine ? inverse_norm(k, src, d) : 1.f;
-        float* dst = b_packed.data() + (j / nr) * nr * d + (j % nr);
-        for (size_t p = 0; p < d; ++p) dst[p * nr] = src[p] * scale;
-      }
-      for (size_t qa = share.q_begin; qa < share.q_end; qa += mr) {
-        const float* a = a_packed.data() + qa * d;
-        const size_t q_count = std::min(mr, share.q_end - qa);
-        for (size_t panel = 0; panel < panels; ++panel) {
-          const size_t r0 = panel * nr, r_count = std::min(nr, rows.size() - r0);
-          if (!k.gemm_tile(a, b_packed.data() + panel * nr * d, d, c.data())) {
-            for (size_t i = 0; i < q_count; ++i)
-              for (size_t j = 0; j < r_count; ++j)
-                if (!std::isfinite(c[i * nr + j])) bad_row = std::min<size_t>(bad_row, rows[r0 + j]);
+      scale.resize(rows.size());
+      for (size_t j = 0; j < rows.size(); ++j) scale[j] = cosine ? inverse_norm(k, x + size_t(rows[j]) * d, d) : 1.f;
+      for (size_t q0 = share.q_begin; q0 < share.q_end; q0 += tq) {
+        const float* panel = q_packed.data() + q0 * d;
+        const size_t q_count = std::min(tq, share.q_end - q0);
+        for (size_t r0 = 0; r0 < rows.size(); r0 += tr) {
+          const size_t r_count = std::min(tr, rows.size() - r0);
+          float tile_scale[32];
+          for (size_t r = 0; r < tr; ++r) {  // a short last tile repeats its first row, scaled to 0
+            ptrs[r] = x + size_t(rows[r0 + (r < r_count ? r : 0)]) * d;
+            tile_scale[r] = r < r_count ? scale[r0 + r] : 0.f;
           }
-          for (size_t i = 0; i < q_count; ++i) sink(qa + i, rows.data() + r0, c.data() + i * nr, r_count);
+          for (size_t j = 0; j < tq; ++j) thresholds[j] = j < q_count ? sink.threshold(q0 + j) : inf;
+          if (!k.gemm_tile(ptrs.data(), tile_scale, panel, d, c.data(), thresholds.data(), hits.data())) {
+            for (size_t r = 0; r < r_count; ++r)
+              for (size_t j = 0; j < q_count; ++j)
+                if (!std::isfinite(c[r * tq + j])) bad_row = std::min<size_t>(bad_row, rows[r0 + r]);
+          }
+          for (size_t r = 0; r < r_count; ++r)
+            for (uint32_t h = hits[r]; h; h &= h - 1) {
+              const unsigned j = __builtin_ctz(h);
+              sink.offer(q0 + j, rows[r0 + r], c[r * tq + j]);
+            }
         }
       }
     }
     return bad_row;
   }
-  std::vector<int32_t> ids(kChunkRows);
   std::vector<float> scores(kChunkRows), sq(kChunkRows);
   for (const Run& run : share.runs) {
     for (size_t r0 = run.begin; r0 < run.end; r0 += kChunkRows) {
       const size_t count = std::min(kChunkRows, run.end - r0);
-      for (size_t j = 0; j < count; ++j) ids[j] = static_cast<int32_t>(r0 + j);
       for (size_t i = share.q_begin; i < share.q_end; ++i) {
         const bool first = i == share.q_begin;
         k.row_dots(q + i * d, x + r0 * d, count, d, scores.data(), cosine && first ? sq.data() : nullptr);
         for (size_t j = 0; j < count; ++j) {
-          if (cosine) scores[j] *= sq[j] > 0 ? q_inv[i] / std::sqrt(sq[j]) : 0.f;
-          if (!std::isfinite(scores[j])) bad_row = std::min(bad_row, r0 + j);
+          // A NaN score stays NaN (NaN * 0) so that it is reported, not hidden as a zero norm.
+          const float s = cosine ? scores[j] * (sq[j] > 0 ? q_inv[i] / std::sqrt(sq[j]) : 0.f) : scores[j];
+          if (!std::isfinite(s)) bad_row = std::min(bad_row, r0 + j);
+          if (s > sink.threshold(i)) sink.offer(i, static_cast<int32_t>(r0 + j), s);
         }
-        sink(i, ids.data(), scores.data(), count);
       }
     }
   }
@@ -164,33 +170,34 @@ Error run_scoring(const float* q, size_t m, const float* x, size_t n, size_t d, 
   std::vector<float> q_inv(m, 1.f);
   if (metric == Metric::cosine)
     for (size_t i = 0; i < m; ++i) q_inv[i] = inverse_norm(k, q + i * d, d);
-  std::vector<float> a_packed;
-  if (m >= k.mr) {
-    const size_t panels = (m + k.mr - 1) / k.mr;
-    a_packed.assign(panels * k.mr * d, 0.f);
+  std::vector<float> q_packed;
+  const size_t tq = k.tile_queries;
+  if (m >= tq / 2) {  // below that a query panel would be mostly padding: use the row path
+    const size_t panels = (m + tq - 1) / tq;
+    q_packed.assign(panels * tq * d, 0.f);
     for (size_t i = 0; i < m; ++i) {
-      float* dst = a_packed.data() + (i / k.mr) * k.mr * d + (i % k.mr);
-      for (size_t p = 0; p < d; ++p) dst[p * k.mr] = q[i * d + p] * q_inv[i];
+      float* dst = q_packed.data() + (i / tq) * tq * d + (i % tq);
+      for (size_t p = 0; p < d; ++p) dst[p * tq] = q[i * d + p] * q_inv[i];
     }
   }
-  const std::vector<Share> shares = plan_shares(m, runs, eligible, d, k.mr);
+  const std::vector<Share> shares = plan_shares(m, runs, eligible, d, tq);
   std::vector<size_t> bad(shares.size(), SIZE_MAX);
   sinks.assign(shares.size(), prototype);
   fork_join(shares.size(), [&](size_t t) {
-    bad[t] = score_share(k, q, m, x, d, metric, q_inv, a_packed, shares[t], sinks[t]);
+    bad[t] = score_share(k, q, x, d, metric, q_inv, q_packed, shares[t], sinks[t]);
   });
   const size_t bad_row = *std::min_element(bad.begin(), bad.end());
   if (bad_row != SIZE_MAX) return describe_bad_row(x, bad_row, d);
   return {};
 }
 
+// A sink receives scores through offer(query, row, score), in ascending row order per query, for
+// scores above threshold(query).
 struct MatrixSink {
   float* out;
   size_t n;
-  void operator()(size_t i, const int32_t* rows, const float* s, size_t count) {
-    float* row = out + i * n;
-    for (size_t j = 0; j < count; ++j) row[rows[j]] = s[j];
-  }
+  float threshold(size_t) const { return -std::numeric_limits<float>::infinity(); }
+  void offer(size_t i, int32_t row, float s) { out[i * n + row] = s; }
 };
 
 struct Candidate {
@@ -208,20 +215,16 @@ struct TopkSink {
   size_t k;
   std::vector<Candidate> heap;
   std::vector<uint32_t> size;
-  std::vector<float> threshold;  // root score once a heap is full: cheaper rejection
+  std::vector<float> threshold_;  // root score once a heap is full: cheaper rejection
   TopkSink(size_t m, size_t k_)
-      : k(k_), heap(m * k_), size(m, 0), threshold(m, -std::numeric_limits<float>::infinity()) {}
+      : k(k_), heap(m * k_), size(m, 0), threshold_(m, -std::numeric_limits<float>::infinity()) {}
 
-  void operator()(size_t i, const int32_t* rows, const float* s, size_t count) {
-    float t = threshold[i];
-    for (size_t j = 0; j < count; ++j) {
-      // Rows arrive in ascending order, so a score equal to the root's loses the tie-break.
-      // While a heap fills, t is -inf and every finite score enters.
-      if (s[j] > t) {
-        push(i, {s[j], rows[j]});
-        t = threshold[i];
-      }
-    }
+  float threshold(size_t i) const { return threshold_[i]; }
+
+  // Rows arrive in ascending order, so a score equal to the root's loses the tie-break and is not
+  // offered; while a heap fills its threshold is -inf and every finite score enters.
+  void offer(size_t i, int32_t row, float s) {
+    if (s > threshold_[i]) push(i, {s, row});
   }
 
   void push(size_t i, Candidate c) {
@@ -247,7 +250,7 @@ struct TopkSink {
       }
       h[pos] = c;
     }
-    if (size[i] == k) threshold[i] = h[0].score;
+    if (size[i] == k) threshold_[i] = h[0].score;
   }
 };
 

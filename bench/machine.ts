@@ -1,0 +1,35 @@
+/** The header every benchmark prints and records: date, CPU, ISA, threads, Node and commit. */
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+
+import { nativeInfo } from '../src/native.js';
+
+export interface Machine {
+  date: string;
+  cpu: string;
+  cores: number;
+  isa: string;
+  node: string;
+  commit: string;
+}
+
+export function describeMachine(): Machine {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a git checkout
+  }
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    isa: nativeInfo().isa,
+    node: process.version,
+    commit,
+  };
+}
+
+export function machineLine(m: Machine): string {
+  return `${m.date} | ${m.cpu}, ${m.cores} cores | ISA ${m.isa} | Node ${m.node} | commit ${m.commit}`;
+}

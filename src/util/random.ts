@@ -1,0 +1,19 @@
+/** Seeded uniform generator on [-1, 1) (mulberry32): reproducible data for tests, benchmarks and training. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+/** rows x dim matrix of seeded uniform values on [-1, 1). */
+export function randomMatrix(rows: number, dim: number, seed: number): Float32Array {
+  const next = seededRandom(seed);
+  const out = new Float32Array(rows * dim);
+  for (let i = 0; i < out.length; i++) out[i] = next();
+  return out;
+}
