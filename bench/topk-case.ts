@@ -2,35 +2,25 @@
  * One case of the exact top-k benchmark, run in its own process by bench/topk.ts so that no
  * case inherits another's caches, heap or threads. Prints one JSON line.
  * Usage: node --import tsx bench/topk-case.ts CASE
+ *
+ * Memory bandwidth and FMA throughput on this VM move with what its neighbours do, so each timed
+ * round is paired with a fresh measurement of the machine's bounds taken just before it; the
+ * orchestrator compares each round with its own bounds.
  */
 import { createRequire } from 'node:module';
 
 import { probeBandwidth, probeFmaPeak, topk } from '../src/native.js';
 import { topkRef } from '../src/reference.js';
-import { benchData, K, N, DIM, RECALL_QUERIES, THREADS } from './topk-data.js';
+import { benchData, DIM, K, N, RECALL_QUERIES, THREADS } from './topk-data.js';
 
 const require = createRequire(import.meta.url);
+const ROUNDS = 5;
 
-interface CaseResult {
-  /** Queries answered per second. */
-  qps: number;
+interface Workload {
+  /** Queries one round answers. */
   queries: number;
-  /** Indices of the first RECALL_QUERIES queries' results, for recall against the exact answer. */
-  indices?: number[][];
-  [extra: string]: unknown;
-}
-
-function timeIt(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-/** Best of `reps` runs: the least disturbed by the rest of the machine. */
-function best(reps: number, fn: () => void): number {
-  let t = Infinity;
-  for (let r = 0; r < reps; r++) t = Math.min(t, timeIt(fn));
-  return t;
+  /** Answers them; returns the indices of the first RECALL_QUERIES queries. */
+  run(): number[][];
 }
 
 function rows(indices: ArrayLike<number | bigint>, count: number): number[][] {
@@ -41,77 +31,65 @@ const { database, queries } = benchData();
 const M = queries.length / DIM;
 const single = (i: number) => queries.subarray(i * DIM, (i + 1) * DIM);
 
-const cases: Record<string, () => CaseResult> = {
-  'native-batch'() {
-    let r = topk(queries, database, DIM, { k: K, metric: 'dot' });
-    const t = best(5, () => (r = topk(queries, database, DIM, { k: K, metric: 'dot' })));
-    return { qps: M / t, queries: M, indices: rows(r.indices, RECALL_QUERIES) };
-  },
-  'native-single'() {
-    const out: number[][] = [];
-    for (let i = 0; i < 50; i++) topk(single(i), database, DIM, { k: K, metric: 'dot' }); // warm-up
-    const t = best(3, () => {
-      out.length = 0;
+const cases: Record<string, () => Workload> = {
+  'native-batch': () => ({
+    queries: M,
+    run: () => rows(topk(queries, database, DIM, { k: K, metric: 'dot' }).indices, RECALL_QUERIES),
+  }),
+  'native-single': () => ({
+    queries: M,
+    run: () => {
+      const out: number[][] = [];
       for (let i = 0; i < M; i++) {
         const r = topk(single(i), database, DIM, { k: K, metric: 'dot' });
         if (i < RECALL_QUERIES) out.push(Array.from(r.indices));
       }
-    });
-    return { qps: M / t, queries: M, indices: out };
-  },
-  'usearch-batch'() {
+      return out;
+    },
+  }),
+  'usearch-batch': () => {
     const { exactSearch } = require('usearch');
-    let r = exactSearch(database, queries, DIM, K, 'ip', THREADS);
-    const t = best(3, () => (r = exactSearch(database, queries, DIM, K, 'ip', THREADS)));
-    return { qps: M / t, queries: M, indices: rows(r.keys, RECALL_QUERIES) };
+    return { queries: M, run: () => rows(exactSearch(database, queries, DIM, K, 'ip', THREADS).keys, RECALL_QUERIES) };
   },
-  'usearch-single'() {
+  'usearch-single': () => {
     const { exactSearch } = require('usearch');
     const count = 300;
-    const out: number[][] = [];
-    const t = best(3, () => {
-      out.length = 0;
-      for (let i = 0; i < count; i++) {
-        const r = exactSearch(database, single(i), DIM, K, 'ip', THREADS);
-        if (i < RECALL_QUERIES) out.push(Array.from(r.keys as BigUint64Array, Number));
-      }
-    });
-    return { qps: count / t, queries: count, indices: out };
+    // usearch reads a subarray view from the start of its buffer: hand it copies.
+    const copies = Array.from({ length: count }, (_, i) => single(i).slice());
+    return {
+      queries: count,
+      run: () => copies.map((q) => Array.from(exactSearch(database, q, DIM, K, 'ip', THREADS).keys as BigUint64Array, Number)).slice(0, RECALL_QUERIES),
+    };
   },
-  'hnswlib-bruteforce'() {
+  'hnswlib-bruteforce': () => {
     const { BruteforceSearch } = require('hnswlib-node');
     const index = new BruteforceSearch('ip', DIM);
     index.initIndex(N);
     for (let j = 0; j < N; j++) index.addPoint(Array.from(database.subarray(j * DIM, (j + 1) * DIM)), j);
-    const count = 300;
-    const plain = Array.from({ length: count }, (_, i) => Array.from(single(i)));
-    const out: number[][] = [];
-    const t = best(3, () => {
-      out.length = 0;
-      for (let i = 0; i < count; i++) {
-        const r = index.searchKnn(plain[i], K);
-        if (i < RECALL_QUERIES) out.push(r.neighbors);
-      }
-    });
-    return { qps: count / t, queries: count, indices: out };
+    const plain = Array.from({ length: 300 }, (_, i) => Array.from(single(i)));
+    return { queries: plain.length, run: () => plain.map((q) => index.searchKnn(q, K).neighbors as number[]).slice(0, RECALL_QUERIES) };
   },
-  'js-loop'() {
-    const count = RECALL_QUERIES;
-    let r = topkRef(queries.subarray(0, count * DIM), database, DIM, K, 'dot');
-    const t = timeIt(() => (r = topkRef(queries.subarray(0, count * DIM), database, DIM, K, 'dot')));
-    return { qps: count / t, queries: count, indices: r.indices };
-  },
-  probes() {
-    const bytes = database.byteLength;
-    const bandwidth = Math.max(...[0, 1, 2].map(() => probeBandwidth(bytes, THREADS)));
-    return { qps: 0, queries: 0, bandwidth, fmaPeak: probeFmaPeak(THREADS) };
-  },
+  'js-loop': () => ({
+    queries: RECALL_QUERIES,
+    run: () => topkRef(queries.subarray(0, RECALL_QUERIES * DIM), database, DIM, K, 'dot').indices,
+  }),
 };
 
 const name = process.argv[2];
-const run = cases[name];
-if (!run) {
+const make = cases[name];
+if (!make) {
   console.error(`unknown case ${name}; one of: ${Object.keys(cases).join(', ')}`);
   process.exit(2);
 }
-console.log(JSON.stringify({ case: name, ...run() }));
+const workload = make();
+let indices = workload.run(); // warm-up
+const rounds: { qps: number; bandwidth: number; fmaPeak: number }[] = [];
+for (let r = 0; r < (name === 'js-loop' ? 1 : ROUNDS); r++) {
+  const bandwidth = probeBandwidth(database.byteLength, THREADS);
+  const fmaPeak = probeFmaPeak(THREADS);
+  const t0 = process.hrtime.bigint();
+  indices = workload.run();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  rounds.push({ qps: workload.queries / seconds, bandwidth, fmaPeak });
+}
+console.log(JSON.stringify({ case: name, queries: workload.queries, rounds, indices }));

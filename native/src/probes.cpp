@@ -48,6 +48,17 @@ float fma_loop_avx2(size_t iters) {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's reduce intrinsic, as in kernels_avx512.cpp
+float read_sum_avx512(const float* x, size_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    s0 = _mm512_add_ps(s0, _mm512_load_ps(x + i));
+    s1 = _mm512_add_ps(s1, _mm512_load_ps(x + i + 16));
+    s2 = _mm512_add_ps(s2, _mm512_load_ps(x + i + 32));
+    s3 = _mm512_add_ps(s3, _mm512_load_ps(x + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
 float fma_loop_avx512(size_t iters) {
   __m512 a[12];
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(1.f + i * 1e-3f);
@@ -74,18 +85,20 @@ volatile float sink_value;
 
 double probe_read_bandwidth(size_t bytes, size_t threads) {
   threads = std::max<size_t>(1, threads);
-  const size_t n = bytes / sizeof(float) / threads / 32 * 32;
+  const size_t n = bytes / sizeof(float) / threads / 64 * 64;
   std::vector<float*> parts(threads);
   fork_join(threads, [&](size_t t) {  // each thread first-touches its own part
     parts[t] = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
     std::fill(parts[t], parts[t] + n, 1.f);
   });
-  const bool avx2 = isa_supported(Isa::avx2);
+  const Isa isa = active_kernels().isa;
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
     fork_join(threads, [&](size_t t) {
-      sink_value = avx2 ? read_sum_avx2(parts[t], n) : read_sum_scalar(parts[t], n);
+      sink_value = isa == Isa::avx512 ? read_sum_avx512(parts[t], n)
+                   : isa == Isa::avx2 ? read_sum_avx2(parts[t], n)
+                                      : read_sum_scalar(parts[t], n);
     });
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     best = std::max(best, double(n) * sizeof(float) * threads / s);
