@@ -85,7 +85,7 @@ const workload = make();
 let indices = workload.run(); // warm-up
 const rounds: { qps: number; bandwidth: number; fmaPeak: number }[] = [];
 for (let r = 0; r < (name === 'js-loop' ? 1 : ROUNDS); r++) {
-  const bandwidth = probeBandwidth(database.byteLength, THREADS);
+  const bandwidth = probeBandwidth(database, THREADS);
   const fmaPeak = probeFmaPeak(THREADS);
   const t0 = process.hrtime.bigint();
   indices = workload.run();

@@ -2,8 +2,8 @@
  * Exact top-10 over 20,000 x 512 for 1,000 queries: the native core against a plain TypeScript
  * loop, hnswlib-node's BruteforceSearch and usearch's exactSearch (2 threads), single queries and
  * one batch. Each case runs in its own process, which first measures the machine's bounds: the
- * memory-bandwidth bound for single queries (database bytes / read bandwidth over a buffer of the
- * database's size) and the compute bound for the batch (2 * n * dim FLOP per query / FMA peak).
+ * memory-bandwidth bound for single queries (database bytes / read bandwidth over the database
+ * itself, so that probe and search see the same cache residency) and the compute bound for the batch (2 * n * dim FLOP per query / FMA peak).
  * Writes bench/out/topk.json.
  * Usage: npm run bench:topk
  */
@@ -105,7 +105,7 @@ console.log(machineLine(machine));
 const range = (values: number[]) => `${(Math.min(...values) / 1e9).toFixed(0)}-${(Math.max(...values) / 1e9).toFixed(0)}`;
 const all = Object.values(results).flatMap((c) => c.rounds);
 console.log(
-  `measured per round: read bandwidth ${range(all.map((c) => c.bandwidth))} GB/s over ${((N * DIM * 4) / 1e6).toFixed(0)} MB, ` +
+  `measured per round: read bandwidth ${range(all.map((c) => c.bandwidth))} GB/s over the ${((N * DIM * 4) / 1e6).toFixed(0)} MB database, ` +
     `FMA peak ${range(all.map((c) => c.fmaPeak))} GFLOP/s (${THREADS} threads)`,
 );
 console.log(table.toString());

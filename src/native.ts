@@ -52,7 +52,7 @@ interface Binding {
   similarityAsync(q: Float32Array, x: Float32Array, dim: number, metric: string): Promise<Float32Array>;
   topk(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): TopK;
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
-  probeBandwidth(bytes: number, threads: number): number;
+  probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
 }
 
@@ -146,9 +146,9 @@ export function meanRows(vectors: Float32Array, dim: number, subsets: readonly (
   return combine(vectors, dim, { indices, weights, offsets });
 }
 
-/** Streaming read bandwidth in bytes/s over a buffer of `bytes` (benchmarks' memory bound). */
-export function probeBandwidth(bytes: number, threads: number): number {
-  return binding.probeBandwidth(bytes, threads);
+/** Streaming read bandwidth in bytes/s over `buffer`, the data a benchmark scans (its memory bound). */
+export function probeBandwidth(buffer: Float32Array, threads: number): number {
+  return binding.probeBandwidth(buffer, threads);
 }
 
 /** fp32 FMA throughput in FLOP/s of the active ISA (benchmarks' compute bound). */

@@ -370,9 +370,9 @@ Napi::Value set_threads(const Napi::CallbackInfo& info) {
 
 Napi::Value probe_bandwidth(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const size_t bytes = integer(info, 0, "bytes", 1 << 20, size_t(1) << 34);
+    Napi::Float32Array x = f32(info, 0, "buffer");
     const size_t threads = integer(info, 1, "threads", 1, 1024);
-    return Napi::Number::New(info.Env(), probe_read_bandwidth(bytes, threads));
+    return Napi::Number::New(info.Env(), probe_read_bandwidth(x.Data(), x.ElementLength(), threads));
   });
 }
 

@@ -79,9 +79,10 @@ size_t count_eligible(const uint8_t* mask, size_t n);
 void combine_rows(const float* x, size_t d, const int32_t* indices, const float* weights,
                   const int32_t* offsets, size_t count, float* out);
 
-// Machine probes for the benchmarks: read bandwidth (bytes/s) over a buffer of `bytes`, and
-// fp32 FMA throughput (FLOP/s) of the active ISA, both on `threads` threads.
-double probe_read_bandwidth(size_t bytes, size_t threads);
+// Machine probes for the benchmarks: streaming read bandwidth (bytes/s) over x[0..len) (the data a
+// benchmark scans, so both see the same cache residency), and fp32 FMA throughput (FLOP/s) of the
+// active ISA, both on `threads` threads.
+double probe_read_bandwidth(const float* x, size_t len, size_t threads);
 double probe_fma_peak(size_t threads);
 
 }  // namespace laborspace

@@ -19,10 +19,10 @@ using Clock = std::chrono::steady_clock;
 float read_sum_avx2(const float* x, size_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   for (size_t i = 0; i + 32 <= n; i += 32) {
-    s0 = _mm256_add_ps(s0, _mm256_load_ps(x + i));
-    s1 = _mm256_add_ps(s1, _mm256_load_ps(x + i + 8));
-    s2 = _mm256_add_ps(s2, _mm256_load_ps(x + i + 16));
-    s3 = _mm256_add_ps(s3, _mm256_load_ps(x + i + 24));
+    s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + i));
+    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + i + 8));
+    s2 = _mm256_add_ps(s2, _mm256_loadu_ps(x + i + 16));
+    s3 = _mm256_add_ps(s3, _mm256_loadu_ps(x + i + 24));
   }
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
@@ -51,10 +51,10 @@ float fma_loop_avx2(size_t iters) {
 float read_sum_avx512(const float* x, size_t n) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   for (size_t i = 0; i + 64 <= n; i += 64) {
-    s0 = _mm512_add_ps(s0, _mm512_load_ps(x + i));
-    s1 = _mm512_add_ps(s1, _mm512_load_ps(x + i + 16));
-    s2 = _mm512_add_ps(s2, _mm512_load_ps(x + i + 32));
-    s3 = _mm512_add_ps(s3, _mm512_load_ps(x + i + 48));
+    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + i));
+    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(x + i + 16));
+    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(x + i + 32));
+    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(x + i + 48));
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
@@ -83,27 +83,22 @@ volatile float sink_value;
 
 }  // namespace
 
-double probe_read_bandwidth(size_t bytes, size_t threads) {
+double probe_read_bandwidth(const float* x, size_t len, size_t threads) {
   threads = std::max<size_t>(1, threads);
-  const size_t n = bytes / sizeof(float) / threads / 64 * 64;
-  std::vector<float*> parts(threads);
-  fork_join(threads, [&](size_t t) {  // each thread first-touches its own part
-    parts[t] = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t(64)));
-    std::fill(parts[t], parts[t] + n, 1.f);
-  });
   const Isa isa = active_kernels().isa;
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
     fork_join(threads, [&](size_t t) {
-      sink_value = isa == Isa::avx512 ? read_sum_avx512(parts[t], n)
-                   : isa == Isa::avx2 ? read_sum_avx2(parts[t], n)
-                                      : read_sum_scalar(parts[t], n);
+      const float* part = x + len * t / threads;
+      const size_t n = len * (t + 1) / threads - len * t / threads;
+      sink_value = isa == Isa::avx512 ? read_sum_avx512(part, n)
+                   : isa == Isa::avx2 ? read_sum_avx2(part, n)
+                                      : read_sum_scalar(part, n);
     });
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, double(n) * sizeof(float) * threads / s);
+    best = std::max(best, double(len) * sizeof(float) / s);
   }
-  for (float* p : parts) ::operator delete(p, std::align_val_t(64));
   return best;
 }
 
