@@ -90,6 +90,18 @@ Entities('should reject invalid entities and duplicates without writing any of t
   store.close();
 });
 
+Entities('should resolve full and short references, and suggest close matches for unknown ones', () => {
+  const store = seeded();
+  store.upsertEntities([{ ...nurse, source: 'other' }]);
+  assert.is(store.resolve('industry:622110').ref, 'industry:naics:622110');
+  assert.is(store.resolve('occupation:onet:29-1141.00').title, 'Registered Nurses');
+  expectStoreError(() => store.resolve('occupation:29-1141.00'), 'AMBIGUOUS_REF', /ambiguous: occupation:onet:29-1141.00, occupation:other:29-1141.00/);
+  expectStoreError(() => store.resolve('industry:naics:622111'), 'UNKNOWN_ENTITY', /no entity industry:naics:622111; did you mean industry:naics:622110 \(General Medical and Surgical Hospitals\)\?/);
+  expectStoreError(() => store.resolve('skill:zzz'), 'UNKNOWN_ENTITY', /^no entity skill:zzz$/);
+  expectStoreError(() => store.resolve('planet:x'), 'INVALID_REF', /TYPE one of industry, occupation, skill, firm/);
+  store.close();
+});
+
 Entities.run();
 
 const Relations = suite('relations');

@@ -12,6 +12,7 @@ export type StoreErrorCode =
   | 'INVALID_ENTITY'
   | 'DUPLICATE_ENTITY'
   | 'INVALID_REF'
+  | 'AMBIGUOUS_REF'
   | 'UNKNOWN_ENTITY'
   | 'INVALID_RELATION'
   | 'UNKNOWN_MODEL'
@@ -237,6 +238,40 @@ export class Store {
     return row && toEntity(row);
   }
 
+  /**
+   * The entity a user means by `ref`: a full reference, or `TYPE:CODE` where only one source has
+   * that code. An unknown or ambiguous reference is a StoreError that lists close matches.
+   */
+  resolve(ref: string): Entity {
+    const full = parseRef(ref);
+    if (full) {
+      const found = this.entity(ref);
+      if (found) return found;
+      throw new StoreError('UNKNOWN_ENTITY', `no entity ${ref}${this.suggestions(full.type, full.code)}`);
+    }
+    const colon = typeof ref === 'string' ? ref.indexOf(':') : -1;
+    const type = colon > 0 ? ref.slice(0, colon) : '';
+    const code = ref.slice(colon + 1);
+    if (!isEntityType(type) || !code)
+      throw new StoreError('INVALID_REF', `${describe(ref)} is not a reference (TYPE:SOURCE:CODE or TYPE:CODE, TYPE one of ${ENTITY_TYPES.join(', ')})`);
+    const rows = this.db.prepare<[string, string], EntityRow>('SELECT * FROM entities WHERE type = ? AND code = ? ORDER BY source').all(type, code);
+    if (rows.length === 1) return toEntity(rows[0]);
+    if (rows.length > 1)
+      throw new StoreError('AMBIGUOUS_REF', `${ref} is ambiguous: ${rows.map((r) => formatRef(r)).join(', ')}`);
+    throw new StoreError('UNKNOWN_ENTITY', `no entity ${ref}${this.suggestions(type, code)}`);
+  }
+
+  /** "; did you mean ..." with entities of the type whose code or title is close to `code`. */
+  private suggestions(type: EntityType, code: string): string {
+    const rows = this.db
+      .prepare<{ type: string; prefix: string; like: string; length: number }, EntityRow>(
+        `SELECT * FROM entities WHERE type = @type AND (code LIKE @prefix OR @prefix LIKE code || '%' OR lower(title) LIKE @like)
+         ORDER BY abs(length(code) - @length), code LIMIT 5`,
+      )
+      .all({ type, prefix: `${code.slice(0, Math.max(2, code.length - 1))}%`, like: `%${code.toLowerCase()}%`, length: code.length });
+    return rows.length ? `; did you mean ${rows.map((r) => `${formatRef(r)} (${r.title})`).join(', ')}?` : '';
+  }
+
   entities(filter: { type?: EntityType; source?: string } = {}): Entity[] {
     const rows = this.db
       .prepare<[{ type: string | null; source: string | null }], EntityRow>(
@@ -255,9 +290,9 @@ export class Store {
       .all();
   }
 
-  private key(ref: string): EntityKey {
+  private key(ref: string, context = ''): EntityKey {
     const key = typeof ref === 'string' ? parseRef(ref) : undefined;
-    if (!key) throw new StoreError('INVALID_REF', `${describe(ref)} is not a reference of the form TYPE:SOURCE:CODE`);
+    if (!key) throw new StoreError('INVALID_REF', `${context}${describe(ref)} is not a reference of the form TYPE:SOURCE:CODE`);
     return key;
   }
 
@@ -279,24 +314,34 @@ export class Store {
        ON CONFLICT (source_id, target_id, kind) DO UPDATE SET weight = excluded.weight, provenance = excluded.provenance`,
     );
     this.db.transaction(() => {
+      const ids = this.idsByRef();
+      const idOf = (ref: string, i: number, kind: string): number => {
+        this.key(ref, `relation ${i} (${kind}): `);
+        const id = ids.get(ref);
+        if (id === undefined) throw new StoreError('UNKNOWN_ENTITY', `relation ${i} (${kind}): no entity ${ref}`);
+        return id;
+      };
       items.forEach((item, i) => {
         if (!item || typeof item.kind !== 'string' || item.kind.trim() === '')
           throw new StoreError('INVALID_RELATION', `relation ${i} ${describe(item)}: kind is empty`);
         const weight = item.weight ?? 1;
         if (typeof weight !== 'number' || !Number.isFinite(weight))
           throw new StoreError('INVALID_RELATION', `relation ${i} ${describe(item)}: weight must be a finite number`);
-        let source: number, target: number;
-        try {
-          source = this.idOf(item.source);
-          target = this.idOf(item.target);
-        } catch (e) {
-          if (e instanceof StoreError) throw new StoreError(e.code, `relation ${i} (${item.kind}): ${e.message}`);
-          throw e;
-        }
-        upsert.run(source, target, item.kind, weight, item.provenance ?? '');
+        upsert.run(idOf(item.source, i, item.kind), idOf(item.target, i, item.kind), item.kind, weight, item.provenance ?? '');
       });
     })();
     return items.length;
+  }
+
+  /** Every entity's id by reference: one query instead of one per lookup in large batches. */
+  private idsByRef(): Map<string, number> {
+    const rows = this.db.prepare<[], { id: number; type: EntityType; source: string; code: string }>('SELECT id, type, source, code FROM entities').all();
+    return new Map(rows.map((r) => [formatRef(r), r.id]));
+  }
+
+  /** Runs fn in one transaction (nested calls become savepoints): all of it is written, or none. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   /** Relations touching an entity, outgoing, incoming or both, optionally of one kind. */

@@ -1,0 +1,63 @@
+/** `laborspace ingest`: progress while loading, then the summary as tables or JSON. */
+import { SingleBar } from 'cli-progress';
+import { newTable } from './table.js';
+
+import { type FirmFile, ingest, type IngestSummary } from '../data/ingest.js';
+import type { Store } from '../store/index.js';
+
+export interface IngestCliOptions {
+  data?: string;
+  onError: 'skip' | 'fail';
+  firms?: string;
+  firmColumns?: FirmFile['columns'];
+  firmSource: string;
+  json?: boolean;
+}
+
+export async function runIngest(store: Store, options: IngestCliOptions): Promise<IngestSummary> {
+  const showBar = !options.json && process.stderr.isTTY;
+  const bar = showBar ? new SingleBar({ format: 'ingest [{bar}] {value}/{total} {step}', hideCursor: true, stream: process.stderr }) : undefined;
+  const firmFiles = options.firms ? [{ path: options.firms, columns: options.firmColumns!, source: options.firmSource }] : [];
+  try {
+    const summary = await ingest(store, {
+      dataDir: options.data,
+      onError: options.onError,
+      firmFiles,
+      onStep: (step, index, total) => {
+        if (bar) {
+          if (index === 0) bar.start(total, 0, { step });
+          else bar.update(index, { step });
+        } else if (!options.json) {
+          process.stderr.write(`ingest [${index + 1}/${total}] ${step}\n`);
+        }
+      },
+    });
+    bar?.update(bar.getTotal(), { step: 'done' });
+    return summary;
+  } finally {
+    bar?.stop();
+  }
+}
+
+export function formatIngestSummary(s: IngestSummary): string {
+  const out: string[] = [];
+  const entities = newTable(['type', 'source', 'entities']);
+  for (const e of s.entities) entities.push([e.type, e.source, e.count.toLocaleString('en-US')]);
+  out.push(`Ingested ${s.dataDir} in ${s.seconds.toFixed(1)} s: ${s.written.inserted} new, ${s.written.updated} changed, ${s.written.unchanged} unchanged entities; ${s.relationsWritten.toLocaleString('en-US')} relations.`);
+  out.push(entities.toString());
+  const relations = newTable(['relation kind', 'relations']);
+  for (const r of s.relations) relations.push([r.kind, r.count.toLocaleString('en-US')]);
+  out.push(relations.toString());
+  if (s.skipped.length) {
+    const skipped = newTable(['file', 'rows skipped', 'why', 'first at']);
+    for (const k of s.skipped) skipped.push([k.file, k.count, k.reason, k.first]);
+    out.push(skipped.toString());
+  }
+  if (s.unknown.length) {
+    const unknown = newTable(['relation kind', 'dropped: unknown endpoint', 'e.g.']);
+    for (const u of s.unknown) unknown.push([u.kind, u.count, u.examples.join('\n')]);
+    out.push(unknown.toString());
+  }
+  out.push(...s.notes);
+  return out.join('\n');
+}

@@ -1,0 +1,177 @@
+/**
+ * Reads tabular files row by row, whatever their form: CSV, tab- or pipe-delimited text (each
+ * optionally gzip-compressed, as the bundled data is), or Excel .xlsx. Rows come out as records
+ * keyed by the header, with their line (or spreadsheet row) number for error messages.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+
+import { CsvError, parse } from 'csv-parse';
+import ExcelJS from 'exceljs';
+
+import { IngestError } from './errors.js';
+import type { IngestReport } from './report.js';
+
+export interface TableRow {
+  /** Line where the record starts (text files) or row number (xlsx), 1-based. */
+  line: number;
+  values: Record<string, string>;
+}
+
+export interface TableOptions {
+  /** What to do with a malformed row: report and skip it (default), or fail the load. */
+  onError?: 'skip' | 'fail';
+  /** Receives skipped rows. */
+  report?: IngestReport;
+  /** Spreadsheet row holding the header (1-based, default 1). Text files: the first line. */
+  headerRow?: number;
+  /** Which worksheet of an .xlsx file, in file order (default 0). */
+  sheetIndex?: number;
+  /** Field delimiter of a text file, when not the one its suffix implies (e.g. ';' in a .csv). */
+  delimiter?: string;
+}
+
+/** File name suffixes this reader understands, in the order `findTable` tries them. */
+export const TABLE_SUFFIXES = ['.csv.gz', '.csv', '.txt.gz', '.txt', '.tsv.gz', '.tsv', '.psv.gz', '.psv', '.xlsx'] as const;
+
+/** The first existing `base + suffix` among `suffixes`, or undefined. */
+export function findTable(base: string, suffixes: readonly string[] = TABLE_SUFFIXES): string | undefined {
+  return suffixes.map((s) => base + s).find((p) => existsSync(p));
+}
+
+/** Like findTable, but a missing file is an IngestError naming what was looked for. */
+export function requireTable(base: string, suffixes: readonly string[] = TABLE_SUFFIXES): string {
+  const found = findTable(base, suffixes);
+  if (!found) throw new IngestError({ file: basename(base) }, `not found (looked for ${suffixes.map((s) => basename(base) + s).join(', ')})`);
+  return found;
+}
+
+function delimiterFor(path: string): string {
+  const plain = path.replace(/\.gz$/, '');
+  if (plain.endsWith('.txt') || plain.endsWith('.tsv')) return '\t';
+  if (plain.endsWith('.psv')) return '|';
+  return ',';
+}
+
+function openText(path: string): Readable {
+  const raw = createReadStream(path);
+  if (!path.endsWith('.gz')) return raw;
+  const gunzip = createGunzip();
+  raw.on('error', (e) => gunzip.destroy(e));
+  return raw.pipe(gunzip);
+}
+
+/** Header names, trimmed; empty ones become `column<N>` so every field has a key. */
+function headerNames(header: string[]): string[] {
+  return header.map((h, i) => h.replace(/\s+/g, ' ').trim() || `column${i}`);
+}
+
+export async function* readTable(path: string, options: TableOptions = {}): AsyncGenerator<TableRow> {
+  if (!existsSync(path)) throw new IngestError({ file: basename(path) }, 'file not found');
+  if (path.endsWith('.xlsx')) {
+    yield* readXlsx(path, options);
+  } else {
+    yield* readDelimited(path, options);
+  }
+}
+
+async function* readDelimited(path: string, options: TableOptions): AsyncGenerator<TableRow> {
+  const file = basename(path);
+  const delimiter = options.delimiter ?? delimiterFor(path);
+  const onError = options.onError ?? 'skip';
+  const parser = parse({
+    bom: true,
+    delimiter,
+    // Tab- and pipe-delimited releases (O*NET text, SEC lists) do not quote fields.
+    quote: delimiter === '\t' || delimiter === '|' ? false : '"',
+    columns: headerNames,
+    skip_empty_lines: true,
+    info: true,
+    skip_records_with_error: onError === 'skip',
+  });
+  parser.on('skip', (err: CsvError & { lines?: number }) => {
+    options.report?.skip({ file, line: err.lines }, describeCsvError(err));
+  });
+  const source = openText(path);
+  source.on('error', (e) => parser.destroy(e));
+  source.pipe(parser);
+  try {
+    // csv-parse counts lines up to the end of a record (past its newline): a record starts where
+    // the one before it stopped. The header takes line 1.
+    let start = 2;
+    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+      yield { line: start, values: record };
+      start = info.lines;
+    }
+  } catch (e) {
+    if (e instanceof CsvError) throw new IngestError({ file, line: (e as CsvError & { lines?: number }).lines }, describeCsvError(e));
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('Z_'))
+      throw new IngestError({ file }, `not valid gzip data (${e.message})`);
+    throw new IngestError({ file }, e instanceof Error ? e.message : String(e));
+  }
+}
+
+function describeCsvError(e: CsvError): string {
+  switch (e.code) {
+    case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
+    case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
+      const m = /length is (\d+), got (\d+)/.exec(e.message);
+      return m ? `wrong number of fields (expected ${m[1]}, got ${m[2]})` : 'wrong number of fields';
+    }
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'quoted field not closed';
+    case 'CSV_INVALID_CLOSING_QUOTE':
+    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
+      return 'text after a closing quote';
+    default:
+      return e.message;
+  }
+}
+
+function cellText(value: ExcelJS.CellValue): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'object') {
+    if ('richText' in value) return value.richText.map((r) => r.text).join('');
+    if ('text' in value && typeof value.text === 'string') return value.text;
+    if ('result' in value) return cellText(value.result as ExcelJS.CellValue);
+    if ('error' in value) return '';
+  }
+  return String(value);
+}
+
+async function* readXlsx(path: string, options: TableOptions): AsyncGenerator<TableRow> {
+  const file = basename(path);
+  const headerRow = options.headerRow ?? 1;
+  const wanted = options.sheetIndex ?? 0;
+  const reader = new ExcelJS.stream.xlsx.WorkbookReader(path, { sharedStrings: 'cache', hyperlinks: 'ignore', styles: 'ignore', worksheets: 'emit', entries: 'ignore' });
+  let index = 0;
+  try {
+    for await (const sheet of reader) {
+      if (index++ !== wanted) continue;
+      let header: string[] | undefined;
+      for await (const row of sheet as AsyncIterable<ExcelJS.Row>) {
+        const cells = (row.values as ExcelJS.CellValue[]).slice(1).map(cellText);
+        if (row.number < headerRow) continue;
+        if (row.number === headerRow) {
+          header = headerNames(cells);
+          continue;
+        }
+        if (!header) continue;
+        if (cells.every((c) => c.trim() === '')) continue;
+        const values: Record<string, string> = {};
+        header.forEach((h, i) => (values[h] = cells[i] ?? ''));
+        yield { line: row.number, values };
+      }
+      if (!header) throw new IngestError({ file, line: headerRow }, 'no header row');
+      return;
+    }
+  } catch (e) {
+    if (e instanceof IngestError) throw e;
+    throw new IngestError({ file }, `cannot read as .xlsx: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  throw new IngestError({ file }, `has no worksheet ${wanted}`);
+}
