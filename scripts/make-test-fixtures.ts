@@ -9,6 +9,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 import ExcelJS from 'exceljs';
 
@@ -21,13 +22,20 @@ const out = join(root, 'test', 'fixtures', 'data');
 const ONET = ['29-1141.00', '29-1141.01', '15-1252.00', '51-4041.00'];
 const NAICS = ['62', '621', '6211', '62111', '621111', '622', '6221', '62211', '622110', '31-33', '332', '3327', '33271', '332710', '332721', '51', '511', '5112', '51121', '511210'];
 
-/** Copies the header and the matching lines of a text file (multi-line records kept whole). */
-async function excerptText(file: string, keep: (values: Record<string, string>) => boolean, extra = ''): Promise<void> {
-  const text = readFileSync(join(raw, file), 'utf8');
-  const header = text.split(/\r?\n/, 1)[0];
+/**
+ * Copies the header and the matching records of a text file (multi-line records kept whole), from
+ * the raw collection or, with `from`, another folder in the same layout.
+ */
+async function excerptText(file: string, keep: (values: Record<string, string>) => boolean, extra = '', from = raw): Promise<void> {
+  const source = join(from, file);
+  const text = source.endsWith('.gz') ? gunzipSync(readFileSync(source)).toString('utf8') : readFileSync(source, 'utf8');
+  let header = text.split(/\r?\n/, 1)[0];
   const delimiter = file.endsWith('.psv') ? '|' : file.includes('semicolon') ? ';' : ',';
   const lines: string[] = [header];
-  for await (const { values } of readTable(join(raw, file), { delimiter })) {
+  file = file.replace(/\.gz$/, '');
+  for await (const { values } of readTable(source, { delimiter })) {
+    // A header with a quoted line break spans lines: write it as parsed instead.
+    if ((header.match(/"/g) ?? []).length % 2) lines[0] = header = Object.keys(values).join(delimiter);
     if (!keep(values)) continue;
     const fields = Object.values(values).map((v) => (delimiter === ',' && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v));
     lines.push(fields.slice(0, header.split(delimiter).length).join(delimiter));
@@ -110,4 +118,21 @@ await excerptText('crosswalks/onet_esco_nesta/esco_onet_crosswalk_Nov2020.csv', 
 await excerptText('crosswalks/onet_soc/onet_soc_2010_to_2019_crosswalk_semicolon.csv', (v) => ['29-1141.00', '15-1132.00', '51-4041.00'].includes(v.soc2010_code));
 await xlsxExcerpt('crosswalks/onet_soc/nem-onet-to-soc-crosswalk.xlsx', (v) => ONET.includes(v['O*NET-SOC Code']), 5);
 await xlsxExcerpt('crosswalks/bls_oews_industry_occupation/natsector_M2024_dl.xlsx', (v) => ['62', '31', '51'].includes(v.NAICS) && (['29-1141', '15-1252', '51-4041'].includes(v.OCC_CODE) || v.O_GROUP === 'total'));
+// Concordances and ISCO for the firms' SIC codes and the ESCO occupations' ISCO groups; the two
+// legacy .xls files are taken from their bundled CSV form.
+const bundled = join(root, 'data');
+const naics2002 = new Set<string>();
+for await (const { values } of readTable(join(out, 'crosswalks/sic_naics/1987_SIC_to_2002_NAICS.csv'))) naics2002.add(values['2002 NAICS']);
+const naics2007 = new Set<string>();
+await excerptText('crosswalks/naics_concordances/2007_to_2002_NAICS.csv.gz', (v) => naics2002.has(v['2002 NAICS Code']) && !!naics2007.add(v['2007 NAICS Code']), '', bundled);
+const naics2012 = new Set<string>();
+await excerptText('crosswalks/naics_concordances/2012_to_2007_NAICS.csv.gz', (v) => naics2007.has(v['2007 NAICS Code']) && !!naics2012.add(v['2012 NAICS Code']), '', bundled);
+await xlsxExcerpt('crosswalks/naics_concordances/2017_to_2012_NAICS.xlsx', (v) => naics2012.has(v['2012 NAICS Code']), 3);
+const soc2010 = new Set<string>();
+await excerptText('crosswalks/isco_soc/ISCO_SOC_Crosswalk.csv.gz', (v) => [...iscoCodes].includes(v['ISCO-08 Code']) && !!soc2010.add(v['2010 SOC Code'].trim()), '', bundled);
+await xlsxExcerpt('crosswalks/soc_2010_2018/soc_2010_to_2018_crosswalk.xlsx', (v) => soc2010.has(v['2010 SOC Code']), 9);
+// NAICS 2022 (Excel only in the raw collection): the same codes.
+const code2022 = (v: Record<string, string>) => NAICS.includes((v.Code ?? v['2022 NAICS US Code'] ?? '').trim());
+await xlsxExcerpt('naics/2022/2-6 digit_2022_Codes.xlsx', code2022);
+await xlsxExcerpt('naics/2022/2022_NAICS_Descriptions.xlsx', code2022);
 console.log(`fixtures written to ${out}`);

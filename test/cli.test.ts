@@ -37,8 +37,9 @@ Cli.before.each(() => {
 Cli.after.each(() => rmSync(home, { recursive: true, force: true }));
 
 Cli('should ingest and print a JSON summary, then show an entity with its relations', async () => {
-  const summary = JSON.parse(await run('--home', home, '--json', 'ingest', '--data', FIXTURES));
+  const summary = JSON.parse(await run('--home', home, '--json', 'ingest', '--data', FIXTURES, '--naics-2022', join(FIXTURES, 'naics', '2022')));
   assert.ok(summary.written.inserted > 500);
+  assert.ok(summary.entities.some((e: { source: string }) => e.source === 'naics2022'));
   assert.ok(summary.entities.some((e: { type: string }) => e.type === 'firm'));
   const shown = JSON.parse(await run('--home', home, '--json', 'show', 'occupation:onet:29-1141.00', '--limit', '2'));
   assert.is(shown.entity.title, 'Registered Nurses');
@@ -46,7 +47,13 @@ Cli('should ingest and print a JSON summary, then show an entity with its relati
   assert.is(skills.direction, 'out');
   assert.is(skills.shown.length, 2);
   assert.ok(skills.total > 2);
-  const text = await run('--home', home, 'show', 'industry:622110');
+  try {
+    await run('--home', home, 'show', 'industry:622110');
+    assert.unreachable('two editions hold 622110');
+  } catch (e) {
+    assert.match((e as Error).message, /industry:622110 is ambiguous: industry:naics:622110, industry:naics2022:622110/);
+  }
+  const text = await run('--home', home, 'show', 'industry:naics:622110');
   assert.match(text, /^industry:naics:622110 {2}General Medical and Surgical Hospitals/);
   assert.match(text, /-> naics_parent \(1\)\n\s+1\.000 {2}industry:naics:62211 {2}General Medical and Surgical Hospitals/);
 });

@@ -11,6 +11,7 @@ export interface IngestCliOptions {
   firms?: string;
   firmColumns?: FirmFile['columns'];
   firmSource: string;
+  naics2022?: string;
   json?: boolean;
 }
 
@@ -23,6 +24,7 @@ export async function runIngest(store: Store, options: IngestCliOptions): Promis
       dataDir: options.data,
       onError: options.onError,
       firmFiles,
+      naics2022Dir: options.naics2022,
       onStep: (step, index, total) => {
         if (bar) {
           if (index === 0) bar.start(total, 0, { step });

@@ -44,9 +44,17 @@ export function buildProgram(): Command {
       .addOption(new Option('--on-error <mode>', 'malformed rows: skip and report, or fail the load').choices(['skip', 'fail']).default('skip'))
       .option('--firms <file>', 'also load a firm file (CSV, TSV or XLSX, e.g. a Crunchbase export)')
       .option('--firm-columns <map>', 'columns of --firms: name=COL,description=COL[,id=COL][,categories=COL]', firmColumns)
-      .option('--firm-source <name>', 'entity source of --firms firms', 'custom');
+      .option('--firm-source <name>', 'entity source of --firms firms', 'custom')
+      .option('--naics-2022 <dir>', 'also load NAICS 2022 (Census code list and descriptions) as industry:naics2022:*');
 
-  const ingestAction = async (opts: { data?: string; onError: 'skip' | 'fail'; firms?: string; firmColumns?: ReturnType<typeof parseFirmColumns>; firmSource: string }) => {
+  const ingestAction = async (opts: {
+    data?: string;
+    onError: 'skip' | 'fail';
+    firms?: string;
+    firmColumns?: ReturnType<typeof parseFirmColumns>;
+    firmSource: string;
+    naics2022?: string;
+  }) => {
     const { home, json } = globals();
     if (opts.firms && !opts.firmColumns) throw new InvalidArgumentError('--firms needs --firm-columns');
     const store = openHomeStore(home);

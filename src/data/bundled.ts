@@ -47,12 +47,27 @@ export const BUNDLED_FILES: readonly string[] = [
   `${CROSSWALKS_DIR}/onet_soc/nem-onet-to-soc-crosswalk.xlsx`,
   `${CROSSWALKS_DIR}/bls_oews_industry_occupation/natsector_M2024_dl.xlsx`,
   `${CROSSWALKS_DIR}/sic_naics/1987_SIC_to_2002_NAICS.csv`,
+  `${CROSSWALKS_DIR}/naics_concordances/2007_to_2002_NAICS.xls`,
+  `${CROSSWALKS_DIR}/naics_concordances/2012_to_2007_NAICS.xls`,
+  `${CROSSWALKS_DIR}/naics_concordances/2017_to_2012_NAICS.xlsx`,
+  `${CROSSWALKS_DIR}/isco_soc/ISCO_SOC_Crosswalk.xls`,
+  `${CROSSWALKS_DIR}/soc_2010_2018/soc_2010_to_2018_crosswalk.xlsx`,
 ];
+
+/**
+ * Legacy Excel (.xls) files are bundled as CSV of their first sheet from the header row on (the
+ * loaders read no .xls): the 1-based header row of each.
+ */
+export const XLS_HEADER_ROWS: Record<string, number> = {
+  [`${CROSSWALKS_DIR}/naics_concordances/2007_to_2002_NAICS.xls`]: 3,
+  [`${CROSSWALKS_DIR}/naics_concordances/2012_to_2007_NAICS.xls`]: 3,
+  [`${CROSSWALKS_DIR}/isco_soc/ISCO_SOC_Crosswalk.xls`]: 7,
+};
 
 /** The data/ folder shipped with the package. */
 export const BUNDLED_DATA_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
 
 /** Path of a raw-layout file inside a data folder, without its suffix (for findTable). */
 export function tableBase(dataDir: string, file: string): string {
-  return join(dataDir, file.replace(/\.(csv|psv|txt|xlsx)$/, ''));
+  return join(dataDir, file.replace(/\.(csv|psv|txt|xlsx|xls)$/, ''));
 }

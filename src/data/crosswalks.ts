@@ -1,9 +1,10 @@
 /**
  * Relations between the sources: ESCO <-> O*NET occupations (Nesta's crosswalk, whose O*NET-SOC
- * 2010 codes are mapped to O*NET 29.2 codes with the 2010 -> 2019 crosswalk) and NAICS sector ->
- * occupation employment shares from BLS OEWS May 2024 (SOC 2018 codes, some of them BLS
- * aggregates such as 21-1018, spread over their O*NET occupations with the BLS National
- * Employment Matrix crosswalk).
+ * 2010 codes are mapped to O*NET 29.2 codes with the 2010 -> 2019 crosswalk), ISCO-08 -> O*NET
+ * (BLS, via SOC 2010 -> 2018), NAICS sector -> occupation employment shares from BLS OEWS May 2024
+ * (SOC 2018 codes, some of them BLS aggregates such as 21-1018, spread over their O*NET
+ * occupations with the BLS National Employment Matrix crosswalk), and the Census NAICS
+ * concordances 2002 -> 2017 (for SIC-coded firms).
  */
 import { basename, join } from 'node:path';
 
@@ -27,7 +28,7 @@ async function onet2010To2019(dir: string, options: CrosswalkOptions): Promise<M
   for await (const { values } of readTable(path, { report: options.report, onError: options.onError, delimiter: ';' })) {
     const from = values.soc2010_code?.trim();
     const to = values.soc2019_code?.trim();
-    if (from && to) map.set(from, [...(map.get(from) ?? []), to]);
+    if (from && to) link(map, from, to);
   }
   return map;
 }
@@ -60,27 +61,21 @@ export async function loadEscoOnetCrosswalk(options: CrosswalkOptions): Promise<
 }
 
 /** SOC 2018 / NEM code -> O*NET 29.2 occupations: O*NET's own SOC prefixes plus BLS's NEM crosswalk. */
-async function socToOnet(options: CrosswalkOptions): Promise<Map<string, string[]>> {
+export async function socToOnet(options: CrosswalkOptions): Promise<Map<string, string[]>> {
   const map = new Map<string, string[]>();
-  const add = (soc: string, code: string) => {
-    const list = map.get(soc) ?? [];
-    if (!list.includes(code)) list.push(code);
-    map.set(soc, list);
-  };
-  for (const code of options.onetCodes) add(code.slice(0, 7), code);
+  for (const code of options.onetCodes) link(map, code.slice(0, 7), code);
   const known = new Set(options.onetCodes);
   const path = requireTable(join(options.dir, 'onet_soc', 'nem-onet-to-soc-crosswalk'));
   for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: 5 })) {
     const code = values['O*NET-SOC Code']?.trim();
     const nem = values['NEM Code']?.trim();
-    if (code && nem && known.has(code)) add(nem, code);
+    if (code && nem && known.has(code)) link(map, nem, code);
   }
   return map;
 }
 
-export async function loadOewsEmployment(options: CrosswalkOptions): Promise<RelationInput[]> {
+export async function loadOewsEmployment(options: CrosswalkOptions, bySoc: Map<string, string[]>): Promise<RelationInput[]> {
   const { dir, report } = options;
-  const bySoc = await socToOnet(options);
   const path = requireTable(join(dir, 'bls_oews_industry_occupation', 'natsector_M2024_dl'));
   const rows: { sector: string; soc: string; employment: number }[] = [];
   const totals = new Map<string, number>();
@@ -114,6 +109,72 @@ export async function loadOewsEmployment(options: CrosswalkOptions): Promise<Rel
         provenance: `bls oews may 2024 natsector ${sector === '92' ? '99 (government)' : sector}, soc ${soc}, ${employment} employed`,
       });
     }
+  }
+  return relations;
+}
+
+/** Adds `to` under `from` in a one-to-many map. */
+function link(map: Map<string, string[]>, from: string, to: string): void {
+  const list = map.get(from) ?? [];
+  if (!list.includes(to)) list.push(to);
+  map.set(from, list);
+}
+
+/** A concordance file's pairs as old code -> new codes. */
+async function concordance(path: string, newColumn: string, oldColumn: string, options: CrosswalkOptions & { headerRow?: number }): Promise<Map<string, string[]>> {
+  const map = new Map<string, string[]>();
+  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: options.headerRow })) {
+    const to = values[newColumn]?.trim();
+    const from = values[oldColumn]?.trim();
+    if (/^\d{6}$/.test(to) && /^\d{6}$/.test(from)) link(map, from, to);
+  }
+  return map;
+}
+
+/** NAICS 2002 code -> NAICS 2017 codes through the Census concordances 2002 -> 2007 -> 2012 -> 2017. */
+export async function naics2002To2017(options: CrosswalkOptions): Promise<Map<string, string[]>> {
+  const dir = join(options.dir, 'naics_concordances');
+  const to2007 = await concordance(requireTable(join(dir, '2007_to_2002_NAICS')), '2007 NAICS Code', '2002 NAICS Code', options);
+  const to2012 = await concordance(requireTable(join(dir, '2012_to_2007_NAICS')), '2012 NAICS Code', '2007 NAICS Code', options);
+  const to2017 = await concordance(requireTable(join(dir, '2017_to_2012_NAICS')), '2017 NAICS Code', '2012 NAICS Code', { ...options, headerRow: 3 });
+  const chain = new Map<string, string[]>();
+  for (const [code2002, codes2007] of to2007)
+    for (const c2007 of codes2007)
+      for (const c2012 of to2012.get(c2007) ?? []) for (const c2017 of to2017.get(c2012) ?? []) link(chain, code2002, c2017);
+  return chain;
+}
+
+/**
+ * ISCO-08 unit groups -> O*NET occupations: BLS's ISCO-08 -> SOC 2010 crosswalk, then SOC 2010 ->
+ * 2018, then SOC 2018 -> O*NET. A pair BLS marks as a part ("*") weighs 0.5, a whole match 1.
+ */
+export async function loadIscoOnetCrosswalk(options: CrosswalkOptions, bySoc: Map<string, string[]>): Promise<RelationInput[]> {
+  const soc2018 = new Map<string, string[]>();
+  const socPath = requireTable(join(options.dir, 'soc_2010_2018', 'soc_2010_to_2018_crosswalk'));
+  for await (const { values } of readTable(socPath, { report: options.report, onError: options.onError, headerRow: 9 })) {
+    const from = values['2010 SOC Code']?.trim();
+    const to = values['2018 SOC Code']?.trim();
+    if (from && to) link(soc2018, from, to);
+  }
+  const path = requireTable(join(options.dir, 'isco_soc', 'ISCO_SOC_Crosswalk'));
+  const relations: RelationInput[] = [];
+  for await (const { values, line } of readTable(path, { report: options.report, onError: options.onError })) {
+    const isco = values['ISCO-08 Code']?.trim();
+    const soc2010 = values['2010 SOC Code']?.trim();
+    if (!/^\d{4}$/.test(isco) || !soc2010) continue;
+    const targets = (soc2018.get(soc2010) ?? []).flatMap((soc) => (bySoc.get(soc) ?? []).map((code) => ({ soc, code })));
+    if (!targets.length) {
+      options.report.skip({ file: basename(path), line, column: '2010 SOC Code' }, `SOC 2010 ${soc2010} reaches no O*NET occupation`);
+      continue;
+    }
+    for (const { soc, code } of targets)
+      relations.push({
+        source: `occupation:isco:${isco}`,
+        target: `occupation:onet:${code}`,
+        kind: 'isco_onet_crosswalk',
+        weight: values.part?.trim() === '*' ? 0.5 : 1,
+        provenance: `bls isco-08 -> soc 2010 ${soc2010} -> soc 2018 ${soc}`,
+      });
   }
   return relations;
 }

@@ -74,21 +74,19 @@ export async function loadWikipediaFirms(dir: string, ctx: FirmContext): Promise
 }
 
 /**
- * SEC SIC code -> NAICS 2017 codes, through the Census SIC 1987 -> NAICS 2002 concordance. A 2002
- * code is kept where NAICS 2017 has the same code, else its nearest existing parent: the official
- * 2002 -> 2007 -> 2012 -> 2017 chain is not bundled, and most 6-digit codes did not change.
+ * SEC SIC code -> NAICS 2017 codes: the Census SIC 1987 -> NAICS 2002 concordance, then the NAICS
+ * concordances 2002 -> 2007 -> 2012 -> 2017 (`naics2002To2017`).
  */
-export async function sicToNaics2017(dir: string, naics2017: ReadonlySet<string>, ctx: FirmContext): Promise<Map<string, string[]>> {
+export async function sicToNaics2017(dir: string, naics2002To2017: Map<string, string[]>, ctx: FirmContext): Promise<Map<string, string[]>> {
   const map = new Map<string, string[]>();
   const path = requireTable(join(dir, 'sic_naics', '1987_SIC_to_2002_NAICS'));
   for await (const { values } of readTable(path, ctx)) {
     const sic = (values.SIC ?? '').trim().padStart(4, '0');
-    let code = (values['2002 NAICS'] ?? '').trim();
-    while (code.length > 2 && !naics2017.has(code)) code = code.slice(0, -1);
-    if (!/^\d{4}$/.test(sic) || !naics2017.has(code)) continue;
+    const codes = naics2002To2017.get((values['2002 NAICS'] ?? '').trim()) ?? [];
+    if (!/^\d{4}$/.test(sic)) continue;
     const list = map.get(sic) ?? [];
-    if (!list.includes(code)) list.push(code);
-    map.set(sic, list);
+    for (const code of codes) if (!list.includes(code)) list.push(code);
+    if (list.length) map.set(sic, list);
   }
   return map;
 }
@@ -130,7 +128,7 @@ export async function loadSp500Firms(firmsDir: string, sicMap: Map<string, strin
     if (link) out.relations.push(link);
     else if (codes.length <= MAX_SIC_FANOUT)
       for (const code of codes)
-        out.relations.push({ source: ref, target: `industry:naics:${code}`, kind: 'firm_industry', weight: 1 / codes.length, provenance: `sec sic ${sic} -> naics 2002 -> naics 2017 ${code}` });
+        out.relations.push({ source: ref, target: `industry:naics:${code}`, kind: 'firm_industry', weight: 1 / codes.length, provenance: `sec sic ${sic} -> naics 2002 -> 2017 ${code} (census concordances)` });
     if (link || (codes.length && codes.length <= MAX_SIC_FANOUT)) matched++;
   }
   coverage(ctx.report, 'S&P 500 constituents', matched, out.entities.length);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { EntityInput, RelationInput, Store, UpsertCounts } from '../store/index.js';
 import { formatRef } from '../store/index.js';
 import { BUNDLED_DATA_DIR, CROSSWALKS_DIR, ESCO_DIR, FIRMS_DIR, NAICS_2017_DIR, ONET_DIR } from './bundled.js';
-import { loadEscoOnetCrosswalk, loadOewsEmployment } from './crosswalks.js';
+import { loadEscoOnetCrosswalk, loadIscoOnetCrosswalk, loadOewsEmployment, naics2002To2017, socToOnet } from './crosswalks.js';
 import { loadEsco } from './esco.js';
 import { type FirmColumns, loadFirmFile, loadSp500Firms, loadWikipediaFirms, sicToNaics2017 } from './firms.js';
 import { IndustryMatcher, type IndustryPhrase } from './industry-matcher.js';
@@ -31,6 +31,8 @@ export interface IngestOptions {
   onError?: 'skip' | 'fail';
   /** Extra firm files, e.g. a Crunchbase export. */
   firmFiles?: FirmFile[];
+  /** Also load NAICS 2022 (Census code list and descriptions) from this folder, as `industry:naics2022:*`. */
+  naics2022Dir?: string;
   /** Called as each step starts. */
   onStep?: (step: string, index: number, total: number) => void;
 }
@@ -62,6 +64,7 @@ export async function ingest(store: Store, options: IngestOptions = {}): Promise
   step('NAICS 2017');
   const naics = await loadNaics({ dir: join(dataDir, NAICS_2017_DIR), edition: 2017, ...common });
   parts.push(naics);
+  if (options.naics2022Dir) parts.push(await loadNaics({ dir: options.naics2022Dir, edition: 2022, ...common }));
   step('O*NET 29.2');
   const onet = await loadOnet({ dir: join(dataDir, ONET_DIR), ...common });
   parts.push(onet);
@@ -69,17 +72,18 @@ export async function ingest(store: Store, options: IngestOptions = {}): Promise
   parts.push(await loadEsco({ dir: join(dataDir, ESCO_DIR), ...common }));
 
   step('firms');
-  const matcher = new IndustryMatcher(industryPhrases(naics.entities));
-  const naicsCodes = new Set(naics.entities.map((e) => e.code));
-  const ctx = { ...common, matcher };
+  const crosswalk = { dir: join(dataDir, CROSSWALKS_DIR), ...common, onetCodes: onet.entities.filter((e) => e.type === 'occupation').map((e) => e.code) };
+  const ctx = { ...common, matcher: new IndustryMatcher(industryPhrases(naics.entities)) };
   parts.push(await loadWikipediaFirms(join(dataDir, FIRMS_DIR), ctx));
-  parts.push(await loadSp500Firms(join(dataDir, FIRMS_DIR), await sicToNaics2017(join(dataDir, CROSSWALKS_DIR), naicsCodes, ctx), ctx));
+  const sicMap = await sicToNaics2017(join(dataDir, CROSSWALKS_DIR), await naics2002To2017(crosswalk), ctx);
+  parts.push(await loadSp500Firms(join(dataDir, FIRMS_DIR), sicMap, ctx));
   for (const f of options.firmFiles ?? []) parts.push(await loadFirmFile(f.path, f.columns, f.source, ctx));
 
   step('crosswalks');
-  const crosswalk = { dir: join(dataDir, CROSSWALKS_DIR), ...common, onetCodes: onet.entities.filter((e) => e.type === 'occupation').map((e) => e.code) };
+  const bySoc = await socToOnet(crosswalk);
   parts.push({ entities: [], relations: await loadEscoOnetCrosswalk(crosswalk) });
-  parts.push({ entities: [], relations: await loadOewsEmployment(crosswalk) });
+  parts.push({ entities: [], relations: await loadIscoOnetCrosswalk(crosswalk, bySoc) });
+  parts.push({ entities: [], relations: await loadOewsEmployment(crosswalk, bySoc) });
 
   step('checking relations');
   const entities = new Map<string, EntityInput>();
