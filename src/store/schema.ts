@@ -59,4 +59,14 @@ export const MIGRATIONS: readonly string[] = [
     finished_at TEXT
   );
   `,
+  `
+  -- Embeddings by (model hash, text hash): a rebuild re-encodes only texts that changed.
+  CREATE TABLE embedding_cache (
+    model_hash TEXT NOT NULL,
+    text_hash  TEXT NOT NULL,
+    dim        INTEGER NOT NULL,
+    data       BLOB NOT NULL CHECK (length(data) = 4 * dim),
+    PRIMARY KEY (model_hash, text_hash)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -408,6 +408,7 @@ export class Store {
       'INSERT OR REPLACE INTO vectors (entity_id, model_id, dim, text_hash, data) VALUES (?, ?, ?, ?, ?)',
     );
     this.db.transaction(() => {
+      const ids = this.idsByRef();
       items.forEach((item, i) => {
         if (!(item?.vector instanceof Float32Array))
           throw new StoreError('DIMENSION_MISMATCH', `vector ${i} (${item?.ref}): must be a Float32Array`);
@@ -415,13 +416,9 @@ export class Store {
           throw new StoreError('DIMENSION_MISMATCH', `vector ${i} (${item.ref}): has ${item.vector.length} values, model ${modelId} has dim ${dim}`);
         const bad = item.vector.findIndex((v) => !Number.isFinite(v));
         if (bad >= 0) throw new StoreError('NON_FINITE', `vector ${i} (${item.ref}): value ${bad} is ${item.vector[bad]}`);
-        let id: number;
-        try {
-          id = this.idOf(item.ref);
-        } catch (e) {
-          if (e instanceof StoreError) throw new StoreError(e.code, `vector ${i}: ${e.message}`);
-          throw e;
-        }
+        this.key(item.ref, `vector ${i}: `);
+        const id = ids.get(item.ref);
+        if (id === undefined) throw new StoreError('UNKNOWN_ENTITY', `vector ${i}: no entity ${item.ref}`);
         const bytes = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
         put.run(id, modelId, dim, item.textHash ?? '', bytes);
       });
@@ -444,6 +441,30 @@ export class Store {
       entityIds[i] = row.id;
     });
     return { dim, refs: rows.map(formatRef), entityIds, matrix };
+  }
+
+  // ---- embedding cache ----
+
+  /** Cached embeddings of a model for the given text hashes (those not cached are absent). */
+  cachedEmbeddings(modelHash: string, textHashes: readonly string[]): Map<string, Float32Array> {
+    const get = this.db.prepare<[string, string], { data: Buffer }>('SELECT data FROM embedding_cache WHERE model_hash = ? AND text_hash = ?');
+    const found = new Map<string, Float32Array>();
+    for (const h of textHashes) {
+      const row = get.get(modelHash, h);
+      if (row) found.set(h, new Float32Array(new Uint8Array(row.data).buffer));
+    }
+    return found;
+  }
+
+  cacheEmbeddings(modelHash: string, entries: readonly { textHash: string; vector: Float32Array }[]): void {
+    const put = this.db.prepare('INSERT OR REPLACE INTO embedding_cache (model_hash, text_hash, dim, data) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const e of entries) {
+        const bad = e.vector.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new StoreError('NON_FINITE', `embedding of text ${e.textHash}: value ${bad} is ${e.vector[bad]}`);
+        put.run(modelHash, e.textHash, e.vector.length, Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength));
+      }
+    })();
   }
 
   // ---- runs ----

