@@ -1,9 +1,8 @@
 /** `laborspace ingest`: progress while loading, then the summary as tables or JSON. */
-import { SingleBar } from 'cli-progress';
-import { newTable } from './table.js';
-
 import { type FirmFile, ingest, type IngestSummary } from '../data/ingest.js';
 import type { Store } from '../store/index.js';
+import { progress } from './progress.js';
+import { newTable } from './table.js';
 
 export interface IngestCliOptions {
   data?: string;
@@ -16,28 +15,18 @@ export interface IngestCliOptions {
 }
 
 export async function runIngest(store: Store, options: IngestCliOptions): Promise<IngestSummary> {
-  const showBar = !options.json && process.stderr.isTTY;
-  const bar = showBar ? new SingleBar({ format: 'ingest [{bar}] {value}/{total} {step}', hideCursor: true, stream: process.stderr }) : undefined;
+  const bar = progress('ingest', options.json);
   const firmFiles = options.firms ? [{ path: options.firms, columns: options.firmColumns!, source: options.firmSource }] : [];
   try {
-    const summary = await ingest(store, {
+    return await ingest(store, {
       dataDir: options.data,
       onError: options.onError,
       firmFiles,
       naics2022Dir: options.naics2022,
-      onStep: (step, index, total) => {
-        if (bar) {
-          if (index === 0) bar.start(total, 0, { step });
-          else bar.update(index, { step });
-        } else if (!options.json) {
-          process.stderr.write(`ingest [${index + 1}/${total}] ${step}\n`);
-        }
-      },
+      onStep: (step, index, total) => bar.update(index, total, step),
     });
-    bar?.update(bar.getTotal(), { step: 'done' });
-    return summary;
   } finally {
-    bar?.stop();
+    bar.stop();
   }
 }
 

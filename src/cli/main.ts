@@ -1,16 +1,31 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
 import { nativeInfo } from '../native.js';
+import { BASE_MODEL_ID, LaborSpace } from '../space.js';
+import { exportVectors } from '../store/export.js';
+import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { formatIngestSummary, runIngest } from './ingest.js';
+import { progress } from './progress.js';
 import { formatShow, showEntity } from './show.js';
+import { formatBuild, formatEncode, formatIndex, formatNear } from './space.js';
 
 interface GlobalOptions {
   home: string;
   json?: boolean;
+}
+
+interface IngestFlags {
+  data?: string;
+  onError: 'skip' | 'fail';
+  firms?: string;
+  firmColumns?: ReturnType<typeof parseFirmColumns>;
+  firmSource: string;
+  naics2022?: string;
 }
 
 function positiveInt(value: string): number {
@@ -27,6 +42,13 @@ function firmColumns(value: string) {
   }
 }
 
+function typeList(value: string): EntityType[] {
+  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of types) if (!isEntityType(t)) throw new InvalidArgumentError(`unknown type "${t}" (expected ${ENTITY_TYPES.join(', ')})`);
+  if (!types.length) throw new InvalidArgumentError('no types given');
+  return types as EntityType[];
+}
+
 const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value) : text());
 
 export function buildProgram(): Command {
@@ -37,6 +59,9 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
   const globals = () => program.opts<GlobalOptions>();
+  const note = (message: string) => {
+    if (!globals().json) process.stderr.write(`${message}\n`);
+  };
 
   const ingestOptions = (cmd: Command) =>
     cmd
@@ -46,17 +71,41 @@ export function buildProgram(): Command {
       .option('--firm-columns <map>', 'columns of --firms: name=COL,description=COL[,id=COL][,categories=COL]', firmColumns)
       .option('--firm-source <name>', 'entity source of --firms firms', 'custom')
       .option('--naics-2022 <dir>', 'also load NAICS 2022 (Census code list and descriptions) as industry:naics2022:*');
-
-  const ingestAction = async (opts: {
-    data?: string;
-    onError: 'skip' | 'fail';
-    firms?: string;
-    firmColumns?: ReturnType<typeof parseFirmColumns>;
-    firmSource: string;
-    naics2022?: string;
-  }) => {
-    const { home, json } = globals();
+  const encoderOptions = (cmd: Command) =>
+    cmd
+      .option('--threads <n>', 'encoder threads (default: all cores)', positiveInt)
+      .option('--batch-size <n>', 'texts per encoder batch', positiveInt, 32);
+  const checkFirms = (opts: IngestFlags) => {
     if (opts.firms && !opts.firmColumns) throw new InvalidArgumentError('--firms needs --firm-columns');
+  };
+
+  encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it and index it: the whole space, resuming where a previous run stopped')))
+    .action(async (opts: IngestFlags & { threads?: number; batchSize: number }) => {
+      const { home, json } = globals();
+      checkFirms(opts);
+      const bar = progress('encode', json);
+      try {
+        const summary = await build(home, {
+          dataDir: opts.data,
+          onError: opts.onError,
+          firmFiles: opts.firms ? [{ path: opts.firms, columns: opts.firmColumns!, source: opts.firmSource }] : [],
+          naics2022Dir: opts.naics2022,
+          threads: opts.threads,
+          batchSize: opts.batchSize,
+          onStep: (step) => note(`build: ${step}`),
+          onNote: note,
+          onEncodeProgress: (p) => bar.update(p.done, p.total, 'texts'),
+        });
+        bar.stop();
+        print(json, summary, () => formatBuild(summary));
+      } finally {
+        bar.stop();
+      }
+    });
+
+  ingestOptions(program.command('ingest').description('load NAICS, O*NET, ESCO, firms and crosswalks into the store')).action(async (opts: IngestFlags) => {
+    const { home, json } = globals();
+    checkFirms(opts);
     const store = openHomeStore(home);
     try {
       const summary = await runIngest(store, { ...opts, json });
@@ -64,10 +113,54 @@ export function buildProgram(): Command {
     } finally {
       store.close();
     }
-  };
+  });
 
-  ingestOptions(program.command('build').description('build the space from the bundled data (today: ingest; encoding, training and indexing follow as they land)')).action(ingestAction);
-  ingestOptions(program.command('ingest').description('load NAICS, O*NET, ESCO, firms and crosswalks into the store')).action(ingestAction);
+  encoderOptions(program.command('encode').description('embed every entity with the encoder (cached: only changed texts are encoded again)')).action(
+    async (opts: { threads?: number; batchSize: number }) => {
+      const { home, json } = globals();
+      const store = openHomeStore(home);
+      const bar = progress('encode', json);
+      try {
+        const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, 'texts') });
+        bar.stop();
+        print(json, summary, () => formatEncode(summary));
+      } finally {
+        bar.stop();
+        store.close();
+      }
+    },
+  );
+
+  program
+    .command('index')
+    .description('build the per-type nearest-neighbour indices (only those missing, stale or corrupt)')
+    .action(() => {
+      const { home, json } = globals();
+      const store = openHomeStore(home);
+      try {
+        const manifest = indexStep(store, home, note);
+        print(json, manifest, () => formatIndex(manifest));
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('near')
+    .description('nearest entities of each type to a reference or a text')
+    .argument('<query>', 'TYPE:SOURCE:CODE, TYPE:CODE, or text (quote it to force text)')
+    .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
+    .option('--k <n>', 'results per type', positiveInt, 10)
+    .action(async (query: string, opts: { types?: EntityType[]; k: number }) => {
+      const { home, json } = globals();
+      const space = await LaborSpace.open(home, { onNote: note });
+      try {
+        const result = await space.near(query, { types: opts.types, k: opts.k });
+        print(json, result, () => formatNear(result));
+      } finally {
+        await space.close();
+      }
+    });
 
   program
     .command('show')
@@ -80,6 +173,24 @@ export function buildProgram(): Command {
       try {
         const result = showEntity(store, ref, opts.limit);
         print(json, result, () => formatShow(result, (r) => store.entity(r)?.title));
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('export')
+    .description('write the vectors as JSON lines or for the TensorFlow Embedding Projector')
+    .addOption(new Option('--format <format>', 'jsonl: one entity per line; projector: vectors.tsv + metadata.tsv').choices(['jsonl', 'projector']).default('jsonl'))
+    .option('--types <list>', 'comma-separated types (default: all)', typeList)
+    .option('--out <path>', 'file (jsonl; default: standard output) or folder (projector; default: ./projector)')
+    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string }) => {
+      const { home } = globals();
+      const store = openHomeStore(home);
+      try {
+        if (!store.model(BASE_MODEL_ID)) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
+        const result = await exportVectors(store, BASE_MODEL_ID, opts);
+        if (result.files.length) note(`exported ${result.count} vectors to ${result.files.join(', ')}`);
       } finally {
         store.close();
       }

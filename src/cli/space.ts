@@ -1,0 +1,32 @@
+/** `encode`, `index`, `near`, `build` and `export`: formatting of the space commands' results. */
+import type { BuildSummary } from '../build.js';
+import type { EncodeSummary } from '../encoder/encode-entities.js';
+import type { IndexManifest } from '../index/space-index.js';
+import type { NearResult } from '../space.js';
+import { formatIngestSummary } from './ingest.js';
+import { newTable } from './table.js';
+
+export function formatEncode(s: EncodeSummary): string {
+  const rate = s.encoded && s.seconds ? `, ${(s.encoded / s.seconds).toFixed(0)} texts/s` : '';
+  return `Encoded ${s.entities} entities with ${s.modelId} in ${s.seconds.toFixed(1)} s: ${s.encoded} texts encoded${rate}, ${s.cached} from the cache, ${s.truncated} truncated to the model's limit.`;
+}
+
+export function formatIndex(m: IndexManifest): string {
+  const table = newTable(['type', 'vectors', 'search', 'ef', 'recall@10', 'exact ms', 'hnsw ms']);
+  for (const [type, info] of Object.entries(m.types))
+    table.push([type, info.count, info.method, info.ef ?? '', info.recall.toFixed(3), info.exactMs.toFixed(3), info.hnswMs?.toFixed(3) ?? '']);
+  return `Indices of ${m.modelId}:\n${table.toString()}`;
+}
+
+export function formatNear(r: NearResult): string {
+  const lines = [`Nearest to ${r.ref ?? JSON.stringify(r.query)}:`];
+  for (const [type, hits] of Object.entries(r.results)) {
+    lines.push('', `${type}:`);
+    for (const h of hits) lines.push(`  ${h.score.toFixed(3)}  ${h.ref}  ${h.title}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatBuild(s: BuildSummary): string {
+  return [formatIngestSummary(s.ingest), formatEncode(s.encode), formatIndex(s.index), `Built in ${s.seconds.toFixed(1)} s.`].join('\n\n');
+}

@@ -1,0 +1,156 @@
+/**
+ * The Labor Space facade: a built home folder (store, model, indices) opened for queries.
+ *
+ *   const space = await LaborSpace.open(home);
+ *   const { results } = await space.near('registered nurse', { types: ['occupation', 'skill'], k: 10 });
+ */
+import { join } from 'node:path';
+
+import { ensureUseLiteModel } from './encoder/model-cache.js';
+import { SentenceEncoder } from './encoder/sentence-encoder.js';
+import { openHomeStore } from './home.js';
+import { SpaceIndex } from './index/space-index.js';
+import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Store, StoreError } from './store/index.js';
+
+/** The store's model id for the pretrained (not fine-tuned) encoder's vectors. */
+export const BASE_MODEL_ID = 'use-lite-base';
+
+export interface NearOptions {
+  /** Entity types to search (default: all four). */
+  types?: readonly EntityType[];
+  /** Results per type (default 10). */
+  k?: number;
+}
+
+export interface NearHit {
+  ref: string;
+  title: string;
+  score: number;
+}
+
+export interface NearResult {
+  query: string;
+  /** Set when the query named an entity (which is left out of its own results). */
+  ref?: string;
+  results: Partial<Record<EntityType, NearHit[]>>;
+}
+
+export class SpaceError extends Error {
+  readonly code: 'NOT_BUILT' | 'BAD_QUERY' | 'BAD_OPTION';
+  constructor(code: SpaceError['code'], message: string) {
+    super(message);
+    this.name = 'SpaceError';
+    this.code = code;
+  }
+}
+
+/** Quoted text is always text; `TYPE:...` is a reference; anything else is text. */
+export function parseQuery(query: string): { text: string } | { ref: string } {
+  const q = typeof query === 'string' ? query.trim() : '';
+  if (!q) throw new SpaceError('BAD_QUERY', 'the query is empty: give a reference (TYPE:SOURCE:CODE) or some text');
+  const quoted = /^"(.*)"$|^'(.*)'$/s.exec(q);
+  if (quoted) {
+    const text = (quoted[1] ?? quoted[2]).trim();
+    if (!text) throw new SpaceError('BAD_QUERY', 'the quoted query text is empty');
+    return { text };
+  }
+  const colon = q.indexOf(':');
+  return colon > 0 && isEntityType(q.slice(0, colon)) ? { ref: q } : { text: q };
+}
+
+export class LaborSpace {
+  readonly home: string;
+  readonly store: Store;
+  readonly index: SpaceIndex;
+  private readonly modelHash: string;
+  private encoder?: Promise<SentenceEncoder>;
+  private readonly titles = new Map<string, string>();
+
+  private constructor(home: string, store: Store, index: SpaceIndex, modelHash: string) {
+    this.home = home;
+    this.store = store;
+    this.index = index;
+    this.modelHash = modelHash;
+    for (const e of store.entities()) this.titles.set(e.ref, e.title);
+  }
+
+  /** Opens a built home folder; indices that are missing, stale or corrupt are rebuilt. */
+  static async open(home: string, options: { onNote?: (message: string) => void } = {}): Promise<LaborSpace> {
+    const store = openHomeStore(home);
+    try {
+      const model = store.model(BASE_MODEL_ID);
+      if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
+      const index = SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), { onNote: options.onNote });
+      return new LaborSpace(home, store, index, model.hash);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** The encoder of the space's model, loaded on first use (converted again if its files went missing). */
+  encoderInstance(): Promise<SentenceEncoder> {
+    this.encoder ??= (async () => {
+      const converted = ensureUseLiteModel(this.home);
+      const encoder = await SentenceEncoder.load(converted.dir);
+      if (encoder.hash !== this.modelHash)
+        throw new SpaceError('NOT_BUILT', `the encoder changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
+      return encoder;
+    })();
+    return this.encoder;
+  }
+
+  /** Embeds texts with the space's encoder: texts.length x dim, unit rows. */
+  async embed(texts: readonly string[]): Promise<Float32Array> {
+    return (await (await this.encoderInstance()).encode(texts)).vectors;
+  }
+
+  entity(ref: string): Entity {
+    return this.store.resolve(ref);
+  }
+
+  /** The unit vector of a stored entity. */
+  vectorOf(ref: string): Float32Array {
+    const entity = this.store.resolve(ref);
+    const set = this.index.vectors(entity.type);
+    const row = set ? set.refs.indexOf(entity.ref) : -1;
+    if (!set || row < 0) throw new SpaceError('NOT_BUILT', `${entity.ref} has no vector yet: run \`laborspace build\``);
+    return set.matrix.slice(row * set.dim, (row + 1) * set.dim);
+  }
+
+  /** Nearest entities of each type to a reference or a text. */
+  async near(query: string, options: NearOptions = {}): Promise<NearResult> {
+    const k = options.k ?? 10;
+    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new SpaceError('BAD_OPTION', `k must be an integer from 1 to 1000, got ${k}`);
+    const types = options.types ?? ENTITY_TYPES;
+    for (const t of types) if (!isEntityType(t)) throw new SpaceError('BAD_OPTION', `unknown type "${t}" (expected ${ENTITY_TYPES.join(', ')})`);
+    const parsed = parseQuery(query);
+    let vector: Float32Array;
+    let ref: string | undefined;
+    if ('ref' in parsed) {
+      try {
+        ref = this.store.resolve(parsed.ref).ref;
+      } catch (e) {
+        throw e instanceof StoreError ? new SpaceError('BAD_QUERY', e.message) : e;
+      }
+      vector = this.vectorOf(ref);
+    } else {
+      vector = await this.embed([parsed.text]);
+    }
+    const results: NearResult['results'] = {};
+    for (const type of types) {
+      const set = this.index.vectors(type)!;
+      const hits = this.index.search(type, vector, ref ? k + 1 : k);
+      results[type] = hits.rows
+        .map((row, i) => ({ ref: set.refs[row], title: this.titles.get(set.refs[row]) ?? '', score: hits.scores[i] }))
+        .filter((h) => h.ref !== ref)
+        .slice(0, k);
+    }
+    return { query, ...(ref ? { ref } : {}), results };
+  }
+
+  async close(): Promise<void> {
+    if (this.encoder) await (await this.encoder.catch(() => undefined))?.close();
+    this.store.close();
+  }
+}
