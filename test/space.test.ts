@@ -1,0 +1,191 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { build, encodeStep } from '../src/build.js';
+import { buildProgram } from '../src/cli/main.js';
+import { openHomeStore } from '../src/home.js';
+import { SpaceIndex } from '../src/index/space-index.js';
+import { topk } from '../src/native.js';
+import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.js';
+import { Store } from '../src/store/index.js';
+import { randomMatrix } from '../src/util/random.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
+const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
+
+async function rejects(promise: Promise<unknown>, type: Function, message: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.instance(e, type, String(e));
+    assert.match((e as Error).message, message);
+    return;
+  }
+  assert.unreachable(`expected ${type.name}`);
+}
+
+const Index = suite('SpaceIndex');
+const indexDir = join(home, 'synthetic-index');
+
+function syntheticStore(): Store {
+  const store = Store.open(':memory:');
+  store.upsertEntities(Array.from({ length: 1200 }, (_, i) => ({ type: 'skill' as const, source: 'test', code: `s${i}`, title: `skill ${i}`, text: `skill ${i}` })));
+  store.upsertEntities(Array.from({ length: 30 }, (_, i) => ({ type: 'occupation' as const, source: 'test', code: `o${i}`, title: `occ ${i}`, text: `occ ${i}` })));
+  store.registerModel({ id: 'm', name: 'm', dim: 8 });
+  const vectors = randomMatrix(1230, 8, 11);
+  store.putVectors('m', store.entities().map((e, i) => ({ ref: e.ref, vector: vectors.slice(i * 8, (i + 1) * 8) })));
+  return store;
+}
+
+Index('should build HNSW where asked, reopen it without rebuilding, and agree with the exact scan', () => {
+  const store = syntheticStore();
+  const notes: string[] = [];
+  const index = SpaceIndex.open(store, 'm', indexDir, { method: 'hnsw', onNote: (n) => notes.push(n) });
+  const info = index.manifest.types.skill!;
+  assert.is(info.method, 'hnsw');
+  assert.ok(info.recall >= 0.99);
+  assert.ok(existsSync(join(indexDir, 'skill.hnsw')));
+  assert.is(index.manifest.types.occupation!.method, 'hnsw', 'asked for everywhere');
+  const auto = SpaceIndex.open(store, 'm', join(home, 'auto-index'));
+  assert.is(auto.manifest.types.occupation!.method, 'exact', 'by default small types are scanned');
+  assert.equal(notes, ['indexing 30 occupation vectors (no index yet)', 'indexing 1200 skill vectors (no index yet)']);
+  const again = SpaceIndex.open(store, 'm', indexDir, { method: 'hnsw', onNote: (n) => notes.push(n) });
+  assert.is(notes.length, 2, 'nothing rebuilt');
+  const q = again.vectors('skill')!.matrix.slice(0, 8);
+  const exact = topk(q, again.vectors('skill')!.matrix, 8, { k: 5, metric: 'dot' });
+  assert.equal(again.search('skill', q, 5).rows, Array.from(exact.indices));
+  assert.equal(again.search('industry', q, 5), { rows: [], scores: [] }, 'a type without vectors');
+  store.close();
+});
+
+Index('should notice a corrupt file, changed vectors and a change of method, and rebuild', () => {
+  const store = syntheticStore();
+  writeFileSync(join(indexDir, 'skill.hnsw'), 'garbage');
+  const notes: string[] = [];
+  SpaceIndex.open(store, 'm', indexDir, { method: 'hnsw', onNote: (n) => notes.push(n) });
+  assert.equal(notes, ['indexing 1200 skill vectors (skill.hnsw is corrupt (checksum mismatch))']);
+  store.putVectors('m', [{ ref: 'skill:test:s5', vector: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+  SpaceIndex.open(store, 'm', indexDir, { method: 'hnsw', onNote: (n) => notes.push(n) });
+  assert.match(notes[1], /skill vectors \(vectors changed\)/);
+  const exact = SpaceIndex.open(store, 'm', indexDir, { method: 'exact', onNote: (n) => notes.push(n) });
+  assert.match(notes[2], /\(exact search asked for\)/);
+  assert.is(exact.manifest.types.skill!.method, 'exact');
+  store.close();
+});
+
+Index.run();
+
+const Space = suite('LaborSpace on the fixture data');
+let space: LaborSpace;
+
+Space.before(async () => {
+  const summary = await build(home, { dataDir: FIXTURES, threads: 2 });
+  assert.ok(summary.encode.encoded > 600);
+  space = await LaborSpace.open(home);
+});
+Space.after(async () => {
+  await space.close();
+});
+
+Space('should parse queries: quoted text, references, plain text', () => {
+  assert.equal(parseQuery('"occupation:onet:1"'), { text: 'occupation:onet:1' });
+  assert.equal(parseQuery('occupation:onet:29-1141.00'), { ref: 'occupation:onet:29-1141.00' });
+  assert.equal(parseQuery('  nursing: the art  '), { text: 'nursing: the art' });
+  assert.throws(() => parseQuery('  '), /the query is empty/);
+  assert.throws(() => parseQuery('""'), /quoted query text is empty/);
+});
+
+Space('should find the nearest entities of each type to a text or a reference', async () => {
+  const byText = await space.near('registered nurse', { types: ['occupation', 'industry'], k: 3 });
+  assert.equal(Object.keys(byText.results), ['occupation', 'industry']);
+  assert.ok(byText.results.occupation!.some((h) => h.ref.startsWith('occupation:onet:29-1141')), JSON.stringify(byText.results.occupation));
+  const scores = byText.results.occupation!.map((h) => h.score);
+  assert.equal(scores, [...scores].sort((a, b) => b - a), 'sorted by score');
+  const byRef = await space.near('occupation:onet:29-1141.00', { types: ['occupation'], k: 3 });
+  assert.is(byRef.ref, 'occupation:onet:29-1141.00');
+  assert.ok(byRef.results.occupation!.every((h) => h.ref !== byRef.ref), 'the query entity is left out');
+  assert.is(byRef.results.occupation!.length, 3);
+  assert.ok(byRef.results.occupation![0].title.length > 0);
+});
+
+Space('should reject bad queries and options', async () => {
+  await rejects(space.near('occupation:onet:99-9999.00'), SpaceError, /no entity occupation:onet:99-9999\.00/);
+  await rejects(space.near('nurse', { k: 0 }), SpaceError, /k must be an integer from 1 to 1000, got 0/);
+  await rejects(space.near('nurse', { types: ['planet' as 'skill'] }), SpaceError, /unknown type "planet"/);
+  const empty = mkdtempSync(join(tmpdir(), 'laborspace-empty-'));
+  await rejects(LaborSpace.open(empty), SpaceError, /has no encoded space yet: run `laborspace build/);
+  rmSync(empty, { recursive: true });
+});
+
+Space('should re-encode only texts that changed', async () => {
+  const store = openHomeStore(home);
+  try {
+    const unchanged = await encodeStep(store, home);
+    assert.is(unchanged.encoded, 0);
+    assert.is(unchanged.cached, unchanged.entities);
+    const nurse = store.entity('occupation:onet:29-1141.00')!;
+    store.upsertEntities([{ ...nurse, text: `${nurse.text} Edited.` }]);
+    const edited = await encodeStep(store, home);
+    assert.is(edited.encoded, 1);
+    assert.is(store.vectors(BASE_MODEL_ID).refs.length, edited.entities);
+  } finally {
+    store.close();
+  }
+});
+
+Space.run();
+
+const Cli = suite('space commands');
+
+async function run(...argv: string[]): Promise<string> {
+  const lines: string[] = [];
+  const log = console.log;
+  const stderr = process.stderr.write;
+  console.log = (...args: unknown[]) => lines.push(args.join(' '));
+  process.stderr.write = () => true;
+  try {
+    const program = buildProgram();
+    for (const command of [program, ...program.commands]) command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => lines.push(s) });
+    await program.parseAsync(['node', 'laborspace', '--home', home, ...argv]);
+  } finally {
+    console.log = log;
+    process.stderr.write = stderr;
+  }
+  return lines.join('\n');
+}
+
+Cli('should answer near as JSON in the documented shape', async () => {
+  const out = JSON.parse(await run('--json', 'near', 'registered nurse', '--types', 'occupation,skill,industry,firm', '--k', '2'));
+  assert.is(out.query, 'registered nurse');
+  assert.equal(Object.keys(out.results), ['occupation', 'skill', 'industry', 'firm']);
+  for (const hits of Object.values(out.results) as { ref: string; title: string; score: number }[][]) {
+    assert.is(hits.length, 2);
+    assert.equal(Object.keys(hits[0]), ['ref', 'title', 'score']);
+  }
+  await rejects(run('near', 'x', '--types', 'occupation,planet'), Error, /unknown type "planet"/);
+});
+
+Cli('should export JSON lines and projector files', async () => {
+  const file = join(home, 'vectors.jsonl');
+  await run('export', '--format', 'jsonl', '--types', 'industry', '--out', file);
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(lines.length, 20);
+  assert.equal(Object.keys(lines[0]), ['ref', 'type', 'title', 'vector']);
+  assert.is(lines[0].type, 'industry');
+  assert.is(lines[0].vector.length, 512);
+  const dir = join(home, 'projector');
+  await run('export', '--format', 'projector', '--types', 'industry,firm', '--out', dir);
+  const meta = readFileSync(join(dir, 'metadata.tsv'), 'utf8').trim().split('\n');
+  const vectors = readFileSync(join(dir, 'vectors.tsv'), 'utf8').trim().split('\n');
+  assert.is(meta[0], 'ref\ttype\ttitle');
+  assert.is(meta.length - 1, vectors.length);
+  assert.is(vectors[0].split('\t').length, 512);
+  await rejects(run('export', '--format', 'csv'), Error, /Allowed choices are jsonl, projector/);
+});
+
+Cli.after(() => rmSync(home, { recursive: true, force: true }));
+Cli.run();
