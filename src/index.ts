@@ -5,3 +5,9 @@ export { ingest, type FirmFile, type IngestOptions, type IngestSummary } from '.
 export { IngestError } from './data/errors.js';
 export { defaultHome, openHomeStore, storePath } from './home.js';
 export { VERSION } from './version.js';
+export { build, encodeStep, indexStep, type BuildSummary } from './build.js';
+export { LaborSpace, BASE_MODEL_ID, SpaceError, parseQuery, type NearHit, type NearOptions, type NearResult } from './space.js';
+export { SentenceEncoder, EncoderError, type EncoderOptions, type EncodeResult } from './encoder/sentence-encoder.js';
+export { ensureUseLiteModel } from './encoder/model-cache.js';
+export { SpaceIndex, type IndexManifest, type IndexOptions } from './index/space-index.js';
+export { exportVectors, type ExportFormat } from './store/export.js';
