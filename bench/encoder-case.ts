@@ -1,7 +1,7 @@
 /**
  * One encoder of bench/encoder.ts in its own process: embeds the texts in WORK/texts.json with the
  * model in MODEL_DIR, writes the vectors to WORK/<case>.f32 and the time to WORK/<case>.json.
- * Usage: node --import tsx bench/encoder-case.ts laborspace|transformers MODEL_DIR WORK THREADS BATCH
+ * Usage: node --import tsx bench/encoder-case.ts laborspace|laborspace-int8|transformers MODEL_DIR WORK THREADS BATCH
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +15,8 @@ const texts = JSON.parse(readFileSync(join(work, 'texts.json'), 'utf8')) as stri
 let vectors: Float32Array;
 let seconds: number;
 
-if (name === 'laborspace') {
-  const encoder = await SentenceEncoder.load(modelDir, { threads, batchSize: batch });
+if (name === 'laborspace' || name === 'laborspace-int8') {
+  const encoder = await SentenceEncoder.load(modelDir, { threads, batchSize: batch, quantized: name === 'laborspace-int8' });
   await encoder.encode(texts.slice(0, 64)); // warm-up
   const t0 = process.hrtime.bigint();
   vectors = (await encoder.encode(texts)).vectors;

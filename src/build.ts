@@ -22,7 +22,12 @@ export interface BuildHooks {
 
 export async function encodeStep(store: Store, home: string, options: EncoderOptions & BuildHooks = {}): Promise<EncodeSummary> {
   const model = ensureUseLiteModel(home, options.onNote);
-  const encoder = await SentenceEncoder.load(model.dir, { threads: options.threads, batchSize: options.batchSize, maxTokens: options.maxTokens });
+  const encoder = await SentenceEncoder.load(model.dir, {
+    threads: options.threads,
+    batchSize: options.batchSize,
+    maxTokens: options.maxTokens,
+    quantized: options.quantized,
+  });
   try {
     return await encodeEntities(store, encoder, BASE_MODEL_ID, options.onEncodeProgress);
   } finally {

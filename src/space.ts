@@ -63,14 +63,16 @@ export class LaborSpace {
   readonly store: Store;
   readonly index: SpaceIndex;
   private readonly modelHash: string;
+  private readonly quantized: boolean;
   private encoder?: Promise<SentenceEncoder>;
   private readonly titles = new Map<string, string>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, modelHash: string) {
+  private constructor(home: string, store: Store, index: SpaceIndex, modelHash: string, quantized: boolean) {
     this.home = home;
     this.store = store;
     this.index = index;
     this.modelHash = modelHash;
+    this.quantized = quantized;
     for (const e of store.entities()) this.titles.set(e.ref, e.title);
   }
 
@@ -81,7 +83,7 @@ export class LaborSpace {
       const model = store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
       const index = SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model.hash);
+      return new LaborSpace(home, store, index, model.hash, model.extra.quantized === true);
     } catch (e) {
       store.close();
       throw e;
@@ -92,7 +94,7 @@ export class LaborSpace {
   encoderInstance(): Promise<SentenceEncoder> {
     this.encoder ??= (async () => {
       const converted = ensureUseLiteModel(this.home);
-      const encoder = await SentenceEncoder.load(converted.dir);
+      const encoder = await SentenceEncoder.load(converted.dir, { quantized: this.quantized });
       if (encoder.hash !== this.modelHash)
         throw new SpaceError('NOT_BUILT', `the encoder changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
       return encoder;

@@ -65,6 +65,15 @@ Parity('should match the TF.js model run here through @energetic-ai/embeddings',
   texts.forEach((t, i) => assert.ok(cosine(vectors.subarray(i * dim, (i + 1) * dim), original[i]) >= 0.9999, t));
 });
 
+Parity('should keep the int8 model within cosine 0.995 of the fp32 one', async () => {
+  const texts = ['registered nurse', 'Machinists set up and operate machine tools.', 'steel mill', 'software developers design applications', 'a'];
+  const quantized = await SentenceEncoder.load(encoder.dir, { quantized: true });
+  assert.ok(quantized.hash !== encoder.hash);
+  const [a, b] = [await encoder.encode(texts), await quantized.encode(texts)];
+  texts.forEach((t, i) => assert.ok(cosine(a.vectors.subarray(i * 512, (i + 1) * 512), b.vectors.subarray(i * 512, (i + 1) * 512)) >= 0.995, t));
+  await quantized.close();
+});
+
 Parity.run();
 
 const Encoder = suite('SentenceEncoder');

@@ -45,7 +45,7 @@ export async function encodeEntities(
   }
   const dim = cache.size ? cache.values().next().value!.length : 0;
   store.transaction(() => {
-    store.registerModel({ id: modelId, name: modelId, dim, hash: encoder.hash, extra: { dir: encoder.dir, maxTokens: encoder.maxTokens } });
+    store.registerModel({ id: modelId, name: modelId, dim, hash: encoder.hash, extra: { dir: encoder.dir, maxTokens: encoder.maxTokens, quantized: encoder.quantized } });
     store.putVectors(modelId, entities.map((e, i) => ({ ref: e.ref, vector: cache.get(hashes[i])!, textHash: hashes[i] })));
   });
   return { modelId, entities: entities.length, encoded: missing.length, cached: entities.length - missing.length, truncated, seconds: (Date.now() - started) / 1000 };

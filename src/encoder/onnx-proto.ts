@@ -78,7 +78,7 @@ class Writer {
   }
 }
 
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, INT8: 3, INT32: 6, INT64: 7 } as const;
 export type DataTypeCode = (typeof DataType)[keyof typeof DataType];
 
 export interface Tensor {
@@ -86,7 +86,7 @@ export interface Tensor {
   dims: number[];
   type: DataTypeCode;
   /** Little-endian element bytes. */
-  data: Float32Array | Int32Array | BigInt64Array;
+  data: Float32Array | Int8Array | Int32Array | BigInt64Array;
 }
 
 export type AttributeValue = number | number[] | { float: number } | { floats: number[] } | { tensor: Tensor };

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import ort from 'onnxruntime-node';
 
-import { sha256 } from './model-cache.js';
+import { modelFile, sha256 } from './model-cache.js';
 
 export type EncoderErrorCode = 'EMPTY_TEXT' | 'MODEL_NOT_FOUND' | 'BAD_MODEL' | 'BAD_OPTION';
 
@@ -31,6 +31,8 @@ export interface EncoderOptions {
   batchSize?: number;
   /** Tokens kept per text; longer texts are truncated (default and cap: the model's limit). */
   maxTokens?: number;
+  /** Run onnx/model_quantized.onnx (int8 dense layers) instead of onnx/model.onnx. */
+  quantized?: boolean;
 }
 
 export interface EncodeResult {
@@ -56,13 +58,15 @@ export class SentenceEncoder {
   readonly hash: string;
   readonly maxTokens: number;
   readonly batchSize: number;
+  readonly quantized: boolean;
   private readonly session: ort.InferenceSession;
   private readonly tokenizer: Tokenizer;
   private readonly output: 'sentence_embedding' | 'last_hidden_state';
   private readonly needsTokenTypes: boolean;
 
-  private constructor(dir: string, hash: string, session: ort.InferenceSession, tokenizer: Tokenizer, maxTokens: number, batchSize: number) {
+  private constructor(dir: string, hash: string, session: ort.InferenceSession, tokenizer: Tokenizer, maxTokens: number, batchSize: number, quantized: boolean) {
     this.dir = dir;
+    this.quantized = quantized;
     this.hash = hash;
     this.session = session;
     this.tokenizer = tokenizer;
@@ -73,11 +77,13 @@ export class SentenceEncoder {
   }
 
   static async load(dir: string, options: EncoderOptions = {}): Promise<SentenceEncoder> {
-    const modelPath = join(dir, 'onnx', 'model.onnx');
+    const modelPath = join(dir, modelFile(options.quantized === true));
     for (const path of [modelPath, join(dir, 'tokenizer.json')])
-      if (!existsSync(path)) throw new EncoderError('MODEL_NOT_FOUND', `${path} not found: a model folder holds onnx/model.onnx and tokenizer.json`);
-    for (const [name, value] of Object.entries(options))
+      if (!existsSync(path)) throw new EncoderError('MODEL_NOT_FOUND', `${path} not found: a model folder holds ${modelFile(options.quantized === true)} and tokenizer.json`);
+    for (const name of ['threads', 'batchSize', 'maxTokens'] as const) {
+      const value = options[name];
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new EncoderError('BAD_OPTION', `${name} must be a positive integer, got ${value}`);
+    }
     const tokenizerJson = readJson(join(dir, 'tokenizer.json'))!;
     const tokenizerConfig = readJson(join(dir, 'tokenizer_config.json')) ?? {};
     const config = readJson(join(dir, 'config.json')) ?? {};
@@ -100,7 +106,7 @@ export class SentenceEncoder {
     if (!session.outputNames.includes('sentence_embedding') && !session.outputNames.includes('last_hidden_state'))
       throw new EncoderError('BAD_MODEL', `${modelPath} has outputs ${session.outputNames.join(', ')}; expected sentence_embedding or last_hidden_state`);
     const tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
-    return new SentenceEncoder(dir, sha256(bytes), session, tokenizer, Math.min(options.maxTokens ?? limit, limit), options.batchSize ?? 32);
+    return new SentenceEncoder(dir, sha256(bytes), session, tokenizer, Math.min(options.maxTokens ?? limit, limit), options.batchSize ?? 32, options.quantized === true);
   }
 
   /** Token ids of a text, before truncation. */

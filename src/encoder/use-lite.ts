@@ -53,8 +53,27 @@ export const USE_LITE_INPUTS = ['input_ids', 'attention_mask'] as const;
 /** The sentence embedding (L2-normalised) and the mean-pooled token states the tanh layer reads. */
 export const USE_LITE_OUTPUTS = ['sentence_embedding', 'pooled_states'] as const;
 
+export interface UseLiteGraphOptions {
+  /**
+   * 'int8': the dense layers' weights quantized per output column (symmetric int8) and their
+   * inputs quantized per batch on the fly (DynamicQuantizeLinear + MatMulInteger); attention
+   * products, layer norms and the embedding table stay fp32.
+   */
+  quantize?: 'int8';
+}
+
+/** Symmetric per-column int8 weights and their column scales. */
+function quantizeColumns(w: Float32Array, rows: number, cols: number): { q: Int8Array; scales: Float32Array } {
+  const scales = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c], Math.abs(w[r * cols + c]));
+  for (let c = 0; c < cols; c++) scales[c] = scales[c] > 0 ? scales[c] / 127 : 1;
+  const q = new Int8Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) q[r * cols + c] = Math.round(w[r * cols + c] / scales[c]);
+  return { q, scales };
+}
+
 /** Builds the ONNX graph (opset 17) from the TF.js weights. */
-export function buildUseLiteGraph(weights: Map<string, TfjsTensor>): Graph {
+export function buildUseLiteGraph(weights: Map<string, TfjsTensor>, options: UseLiteGraphOptions = {}): Graph {
   const nodes: Node[] = [];
   const initializers: Tensor[] = [];
   let counter = 0;
@@ -86,7 +105,20 @@ export function buildUseLiteGraph(weights: Map<string, TfjsTensor>): Graph {
     return outs;
   };
   const one = (type: string, inputs: string[], attributes?: Node['attributes']) => op(type, inputs, attributes)[0];
-  const dense = (x: string, kernel: string, bias: string, shape: number[]) => one('Add', [one('MatMul', [x, weight(kernel, shape)]), weight(bias, [shape[1]])]);
+  const int8 = (values: Int8Array, dims: number[]): string => {
+    const id = fresh('q');
+    initializers.push({ name: id, dims, type: DataType.INT8, data: values });
+    return id;
+  };
+  const dense = (x: string, kernel: string, bias: string, shape: number[]) => {
+    if (options.quantize !== 'int8') return one('Add', [one('MatMul', [x, weight(kernel, shape)]), weight(bias, [shape[1]])]);
+    const w = weights.get(kernel);
+    if (!w) throw new Error(`the TF.js model has no weight ${kernel}: not Universal Sentence Encoder lite`);
+    const { q, scales } = quantizeColumns(w.data as Float32Array, shape[0], shape[1]);
+    const [xq, xScale, xZero] = op('DynamicQuantizeLinear', [x], undefined, 3);
+    const product = one('Cast', [one('MatMulInteger', [xq, int8(q, shape), xZero, int8(new Int8Array(shape[1]), [shape[1]])])], { to: DataType.FLOAT });
+    return one('Add', [one('Mul', [product, one('Mul', [xScale, floats(Array.from(scales))])]), weight(bias, [shape[1]])]);
+  };
 
   // Timing signal table for every position up to the model's limit.
   const inv = weights.get(INV_TIMESCALES);
