@@ -20,6 +20,8 @@ export interface NearOptions {
   types?: readonly EntityType[];
   /** Results per type (default 10). */
   k?: number;
+  /** Scan every vector exactly instead of using HNSW where it is built. */
+  exact?: boolean;
 }
 
 export interface NearHit {
@@ -142,7 +144,7 @@ export class LaborSpace {
     const results: NearResult['results'] = {};
     for (const type of types) {
       const set = this.index.vectors(type)!;
-      const hits = this.index.search(type, vector, ref ? k + 1 : k);
+      const hits = this.index.search(type, vector, ref ? k + 1 : k, options.exact === true);
       results[type] = hits.rows
         .map((row, i) => ({ ref: set.refs[row], title: this.titles.get(set.refs[row]) ?? '', score: hits.scores[i] }))
         .filter((h) => h.ref !== ref)

@@ -110,6 +110,8 @@ Space('should find the nearest entities of each type to a text or a reference', 
   assert.ok(byRef.results.occupation!.every((h) => h.ref !== byRef.ref), 'the query entity is left out');
   assert.is(byRef.results.occupation!.length, 3);
   assert.ok(byRef.results.occupation![0].title.length > 0);
+  const exact = await space.near('registered nurse', { types: ['occupation', 'industry'], k: 3, exact: true });
+  assert.equal(exact.results, byText.results, 'small types are scanned exactly anyway');
 });
 
 Space('should reject bad queries and options', async () => {

@@ -51,6 +51,12 @@ function typeList(value: string): EntityType[] {
 
 const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value) : text());
 
+/** "texts, N/s" for the encode progress bar, from the texts done so far. */
+function encodeRate(): (done: number) => string {
+  const started = Date.now();
+  return (done) => `texts, ${Math.round(done / Math.max(0.001, (Date.now() - started) / 1000))}/s`;
+}
+
 export function buildProgram(): Command {
   const program = new Command('laborspace')
     .description('Industries, occupations, skills and firms in one vector space')
@@ -85,6 +91,7 @@ export function buildProgram(): Command {
       const { home, json } = globals();
       checkFirms(opts);
       const bar = progress('encode', json);
+      const rate = encodeRate();
       try {
         const summary = await build(home, {
           dataDir: opts.data,
@@ -96,7 +103,7 @@ export function buildProgram(): Command {
           quantized: opts.quantized,
           onStep: (step) => note(`build: ${step}`),
           onNote: note,
-          onEncodeProgress: (p) => bar.update(p.done, p.total, 'texts'),
+          onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)),
         });
         bar.stop();
         print(json, summary, () => formatBuild(summary));
@@ -122,8 +129,9 @@ export function buildProgram(): Command {
       const { home, json } = globals();
       const store = openHomeStore(home);
       const bar = progress('encode', json);
+      const rate = encodeRate();
       try {
-        const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, 'texts') });
+        const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)) });
         bar.stop();
         print(json, summary, () => formatEncode(summary));
       } finally {
@@ -153,11 +161,12 @@ export function buildProgram(): Command {
     .argument('<query>', 'TYPE:SOURCE:CODE, TYPE:CODE, or text (quote it to force text)')
     .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
     .option('--k <n>', 'results per type', positiveInt, 10)
-    .action(async (query: string, opts: { types?: EntityType[]; k: number }) => {
+    .option('--exact', 'scan every vector exactly instead of using HNSW indices')
+    .action(async (query: string, opts: { types?: EntityType[]; k: number; exact?: boolean }) => {
       const { home, json } = globals();
       const space = await LaborSpace.open(home, { onNote: note });
       try {
-        const result = await space.near(query, { types: opts.types, k: opts.k });
+        const result = await space.near(query, { types: opts.types, k: opts.k, exact: opts.exact });
         print(json, result, () => formatNear(result));
       } finally {
         await space.close();

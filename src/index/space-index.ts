@@ -110,11 +110,11 @@ export class SpaceIndex {
     return this.types.get(type)?.vectors;
   }
 
-  /** The k best rows of one type for a unit query vector. */
-  search(type: EntityType, query: Float32Array, k: number): TypeHits {
+  /** The k best rows of one type for a unit query vector; `exact` scans even where HNSW is built. */
+  search(type: EntityType, query: Float32Array, k: number, exact = false): TypeHits {
     const index = this.types.get(type);
     if (!index || index.vectors.refs.length === 0) return { rows: [], scores: [] };
-    return index.hnsw ? hnswSearch(index.hnsw, query, k, index.vectors.refs.length) : exactSearch(index.vectors, query, k);
+    return index.hnsw && !exact ? hnswSearch(index.hnsw, query, k, index.vectors.refs.length) : exactSearch(index.vectors, query, k);
   }
 
   /** Opens the index of a model, rebuilding each type whose files are missing, corrupt or older than its vectors. */
