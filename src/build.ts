@@ -10,7 +10,7 @@ import { encodeEntities, type EncodeSummary } from './encoder/encode-entities.js
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder, type EncodeProgress, type EncoderOptions } from './encoder/sentence-encoder.js';
 import { openHomeStore } from './home.js';
-import { type IndexManifest, SpaceIndex } from './index/space-index.js';
+import { type IndexManifest, type IndexOptions, SpaceIndex } from './index/space-index.js';
 import { BASE_MODEL_ID } from './space.js';
 import type { Store } from './store/index.js';
 
@@ -35,8 +35,8 @@ export async function encodeStep(store: Store, home: string, options: EncoderOpt
   }
 }
 
-export function indexStep(store: Store, home: string, onNote?: (message: string) => void): IndexManifest {
-  return SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), { onNote }).manifest;
+export function indexStep(store: Store, home: string, options: IndexOptions = {}): IndexManifest {
+  return SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), options).manifest;
 }
 
 export interface BuildSummary {
@@ -55,7 +55,7 @@ export async function build(home: string, options: IngestOptions & EncoderOption
     options.onStep?.('encode');
     const encode = await encodeStep(store, home, options);
     options.onStep?.('index');
-    const index = indexStep(store, home, options.onNote);
+    const index = indexStep(store, home, { onNote: options.onNote });
     return { ingest: ingestSummary, encode, index, seconds: (Date.now() - started) / 1000 };
   } finally {
     store.close();

@@ -52,6 +52,8 @@ interface Binding {
   similarityAsync(q: Float32Array, x: Float32Array, dim: number, metric: string): Promise<Float32Array>;
   topk(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): TopK;
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
+  quantize(x: Float32Array, dim: number): QuantizedRows;
+  topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
 }
@@ -144,6 +146,31 @@ export function meanRows(vectors: Float32Array, dim: number, subsets: readonly (
   const indices = Int32Array.from(subsets.flat());
   const weights = Float32Array.from(subsets.flatMap((s) => s.map(() => 1 / s.length)));
   return combine(vectors, dim, { indices, weights, offsets });
+}
+
+/** Rows as symmetric int8 codes with one scale per row (codes = round(x / scale), scale = max|x| / 127). */
+export interface QuantizedRows {
+  codes: Int8Array;
+  scales: Float32Array;
+}
+
+export function quantize(vectors: Float32Array, dim: number): QuantizedRows {
+  return binding.quantize(vectors, dim);
+}
+
+/**
+ * Top-k by dot product that scans int8 codes (a quarter of the bytes) for the `candidates` best
+ * rows, then scores those exactly against the fp32 `database`. With enough candidates it returns
+ * the exact answer; the index measures how many it needs.
+ */
+export function topkQuantized(
+  queries: Float32Array,
+  quantized: QuantizedRows,
+  database: Float32Array,
+  dim: number,
+  options: { k: number; candidates: number },
+): TopK {
+  return binding.topkQuantized(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
 }
 
 /** Streaming read bandwidth in bytes/s over `buffer`, the data a benchmark scans (its memory bound). */

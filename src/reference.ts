@@ -78,3 +78,38 @@ export function combineRef(x: Float32Array, dim: number, indices: Int32Array, we
       for (let p = 0; p < dim; p++) out[c * dim + p] += weights[t] * x[indices[t] * dim + p];
   return out;
 }
+
+/** Round half to even, as the native code's nearbyint in the default rounding mode. */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Symmetric per-row int8 codes and scales (scale = max|x| / 127, 1 for a zero row). */
+export function quantizeRef(x: Float32Array, dim: number): { codes: Int8Array; scales: Float32Array } {
+  const n = x.length / dim;
+  const codes = new Int8Array(x.length);
+  const scales = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let largest = 0;
+    for (let p = 0; p < dim; p++) largest = Math.max(largest, Math.abs(x[r * dim + p]));
+    const scale = largest > 0 ? Math.fround(Math.fround(largest) / 127) : 1;
+    scales[r] = scale;
+    const inverse = Math.fround(1 / scale);
+    for (let p = 0; p < dim; p++) codes[r * dim + p] = Math.max(-127, Math.min(127, roundHalfEven(Math.fround(x[r * dim + p] * inverse))));
+  }
+  return { codes, scales };
+}
+
+/** The approximate scores the int8 scan ranks rows by, for one query. */
+export function quantizedScoresRef(q: Float32Array, codes: Int8Array, scales: Float32Array, dim: number): number[] {
+  let largest = 0;
+  for (let p = 0; p < dim; p++) largest = Math.max(largest, Math.abs(q[p]));
+  const qScale = largest > 0 ? Math.fround(Math.fround(largest) / 127) : 1;
+  const q8 = Array.from(q.subarray(0, dim), (v) => roundHalfEven(Math.fround(v / qScale)));
+  return Array.from(scales, (scale, r) => {
+    let dot = 0;
+    for (let p = 0; p < dim; p++) dot += q8[p] * codes[r * dim + p];
+    return dot * qScale * scale;
+  });
+}

@@ -7,16 +7,18 @@ import {
   nativeInfo,
   normalize,
   project,
+  quantize,
   setIsa,
   setThreads,
   similarity,
   similarityAsync,
   topk,
   topkAsync,
+  topkQuantized,
   type Isa,
   type Metric,
 } from '../src/native.js';
-import { combineRef, normalizeRef, similarityRef, topkRef } from '../src/reference.js';
+import { combineRef, normalizeRef, quantizedScoresRef, quantizeRef, similarityRef, topkRef } from '../src/reference.js';
 import { assertClose, assertThrowsCode, dotTolerance, randomMatrix, rng } from './helpers.js';
 
 const DIMS = [1, 3, 17, 511, 512, 513];
@@ -341,6 +343,59 @@ MeanRows('should reject an empty subset', () => {
 });
 
 MeanRows.run();
+
+const Quantized = suite('quantize and topkQuantized');
+
+Quantized('should quantize rows as the reference does, zero rows included', () => {
+  for (const dim of DIMS) {
+    const x = randomMatrix(9, dim, dim + 5);
+    x.fill(0, 0, dim);
+    const got = quantize(x, dim);
+    const ref = quantizeRef(x, dim);
+    assert.equal(Array.from(got.codes), Array.from(ref.codes), `codes, dim ${dim}`);
+    assertClose(got.scales, ref.scales, 0, `scales, dim ${dim}`);
+  }
+});
+
+Quantized('should return the exact top-k when every row is a candidate, for every ISA', () => {
+  forEachIsa((isa) => {
+    for (const dim of [3, 17, 511, 512, 513]) {
+      const x = normalize(randomMatrix(700, dim, dim), dim);
+      const q = randomMatrix(3, dim, dim + 1);
+      const codes = quantize(x, dim);
+      const got = topkQuantized(q, codes, x, dim, { k: 10, candidates: 700 });
+      const exact = topk(q, x, dim, { k: 10, metric: 'dot' });
+      assert.equal(Array.from(got.indices), Array.from(exact.indices), `${isa} dim ${dim}`);
+      assertClose(got.scores, exact.scores, dotTolerance(dim), `${isa} dim ${dim} scores`);
+    }
+  });
+});
+
+Quantized('should pick its candidates by the int8 scores of the reference, for every ISA', () => {
+  forEachIsa((isa) => {
+    for (const dim of [17, 512, 513]) {
+      const x = randomMatrix(900, dim, dim + 2);
+      const q = randomMatrix(1, dim, dim + 3);
+      const codes = quantize(x, dim);
+      const approx = quantizedScoresRef(q, codes.codes, codes.scales, dim);
+      const expected = approx.map((s, r) => ({ s, r })).sort((a, b) => b.s - a.s || a.r - b.r).slice(0, 25).map((c) => c.r).sort((a, b) => a - b);
+      const got = topkQuantized(q, codes, x, dim, { k: 25, candidates: 25 });
+      assert.equal(Array.from(got.indices).sort((a, b) => a - b), expected, `${isa} dim ${dim}`);
+    }
+  });
+});
+
+Quantized('should reject codes of another matrix and bad values', () => {
+  const x = randomMatrix(10, 4, 1);
+  const codes = quantize(x, 4);
+  assertThrowsCode(() => topkQuantized(randomMatrix(1, 4, 2), codes, randomMatrix(11, 4, 3), 4, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /codes and scales must describe the 11 database rows/);
+  assertThrowsCode(() => topkQuantized(randomMatrix(1, 4, 2), codes, x, 4, { k: 2, candidates: 0 }), RangeError, 'ERR_LABORSPACE_RANGE', /candidates must be an integer from 1/);
+  assertThrowsCode(() => topkQuantized(Float32Array.from([1, NaN, 0, 0]), codes, x, 4, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /query row 0, column 1 is NaN/);
+  assertThrowsCode(() => quantize(Float32Array.from([1, Infinity]), 2), RangeError, 'ERR_LABORSPACE_NON_FINITE', /vectors row 0, column 1 is not finite/);
+  assertThrowsCode(() => topkQuantized(randomMatrix(1, 4, 2), { codes: new Uint8Array(40) as unknown as Int8Array, scales: codes.scales }, x, 4, { k: 2, candidates: 5 }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /codes must be a Int8Array/);
+});
+
+Quantized.run();
 
 const Dispatch = suite('dispatch');
 

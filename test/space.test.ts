@@ -74,6 +74,14 @@ Index('should notice a corrupt file, changed vectors and a change of method, and
   const exact = SpaceIndex.open(store, 'm', indexDir, { method: 'exact', onNote: (n) => notes.push(n) });
   assert.match(notes[2], /\(exact search asked for\)/);
   assert.is(exact.manifest.types.skill!.method, 'exact');
+  const int8 = SpaceIndex.open(store, 'm', indexDir, { method: 'int8', onNote: (n) => notes.push(n) });
+  assert.match(notes[notes.length - 1], /\(int8 asked for\)/);
+  const info = int8.manifest.types.skill!;
+  assert.is(info.method, 'int8');
+  assert.ok(info.recall >= 0.99 && info.candidates! >= 20);
+  const q = int8.vectors('skill')!.matrix.slice(8, 16);
+  assert.equal(int8.search('skill', q, 5).rows, int8.search('skill', q, 5, true).rows, 'int8 with re-scoring agrees with the exact scan');
+  assert.is(existsSync(join(indexDir, 'skill.hnsw')), false, 'the unused HNSW file is removed');
   store.close();
 });
 

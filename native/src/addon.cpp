@@ -327,6 +327,55 @@ Napi::Value combine(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value quantize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array x = f32(info, 0, "vectors");
+    const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
+    const size_t n = rows_of(x, dim, "vectors");
+    const size_t bad = first_non_finite(x.Data(), n * dim);
+    if (bad < n * dim)
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+    Napi::Int8Array codes = Napi::Int8Array::New(info.Env(), n * dim);
+    Napi::Float32Array scales = Napi::Float32Array::New(info.Env(), n);
+    quantize_rows(x.Data(), n, dim, codes.Data(), scales.Data());
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("codes", codes);
+    o.Set("scales", scales);
+    return o;
+  });
+}
+
+Napi::Value topk_quantized_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array queries = f32(info, 0, "queries");
+    Napi::Int8Array codes = typed_array<Napi::Int8Array>(info, 1, "codes", napi_int8_array, "Int8Array");
+    Napi::Float32Array scales = f32(info, 2, "scales");
+    Napi::Float32Array database = f32(info, 3, "database");
+    const size_t dim = integer(info, 4, "dim", 1, kMaxDim);
+    const size_t m = rows_of(queries, dim, "queries");
+    const size_t n = rows_of(database, dim, "database");
+    if (codes.ElementLength() != n * dim || scales.ElementLength() != n)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "codes and scales must describe the " + std::to_string(n) + " database rows (quantize the same database)");
+    const size_t k = integer(info, 5, "k", 1, INT32_MAX);
+    const size_t candidates = integer(info, 6, "candidates", 1, INT32_MAX);
+    const size_t kk = std::min(k, n);
+    Napi::Int32Array indices = Napi::Int32Array::New(info.Env(), m * kk);
+    Napi::Float32Array scores = Napi::Float32Array::New(info.Env(), m * kk);
+    size_t k_out = 0;
+    if (Error e = topk_quantized(queries.Data(), m, codes.Data(), scales.Data(), database.Data(), n, dim, k, candidates,
+                                 indices.Data(), scores.Data(), &k_out))
+      throw from_kernel(e);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("indices", indices);
+    o.Set("scores", scores);
+    o.Set("k", Napi::Number::New(info.Env(), double(k_out)));
+    o.Set("device", Napi::String::New(info.Env(), "cpu"));
+    return o;
+  });
+}
+
 Napi::Value info_object(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -392,6 +441,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("similarityAsync", Napi::Function::New(env, run_async<SimilarityCall>));
   exports.Set("topk", Napi::Function::New(env, run_sync<TopkCall>));
   exports.Set("topkAsync", Napi::Function::New(env, run_async<TopkCall>));
+  exports.Set("quantize", Napi::Function::New(env, quantize));
+  exports.Set("topkQuantized", Napi::Function::New(env, topk_quantized_js));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));
   exports.Set("probeFmaPeak", Napi::Function::New(env, probe_fma));
   return exports;

@@ -31,6 +31,9 @@ struct IsaKernels {
   void (*axpy)(float alpha, const float* x, float* y, size_t d);
   // sum of squares, accumulated in double so a long row's norm is exact to float precision.
   double (*sum_squares)(const float* x, size_t d);
+  // out[r] = sum_p q[p] * x[r*d + p] for int8 rows and a query widened to int16 (exact in int32
+  // for d < 2^17).
+  void (*row_dots_i8)(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out);
 };
 
 const IsaKernels& kernels_scalar();
@@ -78,6 +81,16 @@ size_t count_eligible(const uint8_t* mask, size_t n);
 // `count` combinations. Indices must be < n (checked by the caller).
 void combine_rows(const float* x, size_t d, const int32_t* indices, const float* weights,
                   const int32_t* offsets, size_t count, float* out);
+
+// Symmetric per-row int8 quantisation: codes[r*d + p] = round(x[r*d + p] / scales[r]), with
+// scales[r] = max_p |x[r*d + p]| / 127 (1 for a zero row).
+void quantize_rows(const float* x, size_t n, size_t d, int8_t* codes, float* scales);
+
+// Approximate-then-exact top-k for unit-free scores (dot): each query is quantised to int8, every
+// row scored in int8 (a quarter of the bytes of fp32), the `candidates` best kept, and those
+// re-scored exactly against the fp32 rows `x`. Same contract as topk otherwise.
+Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float* scales, const float* x, size_t n,
+                     size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores, size_t* k_out);
 
 // Machine probes for the benchmarks: streaming read bandwidth (bytes/s) over x[0..len) (the data a
 // benchmark scans, so both see the same cache residency), and fp32 FMA throughput (FLOP/s) of the

@@ -114,11 +114,30 @@ double sum_squares_avx512(const float* x, size_t d) {
   return s;
 }
 
+// As the AVX2 kernel, 32 bytes of a row per step; two accumulators hide the add latency.
+void row_dots_i8_avx512(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out) {
+  const size_t body = d & ~size_t(63);
+  for (size_t r = 0; r < rows; ++r) {
+    const int8_t* xr = x + r * d;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+    size_t p = 0;
+    for (; p < body; p += 64) {
+      const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p)));
+      const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p + 32)));
+      a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(x0, _mm512_loadu_si512(q + p)));
+      a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(x1, _mm512_loadu_si512(q + p + 32)));
+    }
+    int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+    for (; p < d; ++p) s += int32_t(q[p]) * xr[p];
+    out[r] = s;
+  }
+}
+
 }  // namespace
 
 const IsaKernels* kernels_avx512() {
   static const IsaKernels table{Isa::avx512, kRows, kQueries, gemm_tile_avx512, row_dots_avx512, axpy_avx512,
-                                sum_squares_avx512};
+                                sum_squares_avx512, row_dots_i8_avx512};
   return isa_supported(Isa::avx512) ? &table : nullptr;
 }
 

@@ -54,11 +54,19 @@ double sum_squares_scalar(const float* x, size_t d) {
   return s;
 }
 
+void row_dots_i8_scalar(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out) {
+  for (size_t r = 0; r < rows; ++r) {
+    int32_t s = 0;
+    for (size_t p = 0; p < d; ++p) s += int32_t(q[p]) * x[r * d + p];
+    out[r] = s;
+  }
+}
+
 }  // namespace
 
 const IsaKernels& kernels_scalar() {
   static const IsaKernels table{Isa::scalar, kRows, kQueries, gemm_tile_scalar, row_dots_scalar, axpy_scalar,
-                                sum_squares_scalar};
+                                sum_squares_scalar, row_dots_i8_scalar};
   return table;
 }
 

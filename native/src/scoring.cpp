@@ -329,4 +329,77 @@ void combine_rows(const float* x, size_t d, const int32_t* indices, const float*
   });
 }
 
+void quantize_rows(const float* x, size_t n, size_t d, int8_t* codes, float* scales) {
+  const size_t threads = threads_for(double(n) * d);
+  fork_join(threads, [&](size_t t) {
+    for (size_t r = n * t / threads; r < n * (t + 1) / threads; ++r) {
+      const float* row = x + r * d;
+      float largest = 0.f;
+      for (size_t p = 0; p < d; ++p) largest = std::max(largest, std::fabs(row[p]));
+      const float scale = largest > 0.f ? largest / 127.f : 1.f;
+      const float inverse = 1.f / scale;
+      scales[r] = scale;
+      for (size_t p = 0; p < d; ++p)
+        codes[r * d + p] = static_cast<int8_t>(std::max(-127.f, std::min(127.f, std::nearbyint(row[p] * inverse))));
+    }
+  });
+}
+
+Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float* scales, const float* x, size_t n,
+                     size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores, size_t* k_out) {
+  const size_t bad_q = first_non_finite(q, m * d);
+  if (bad_q < m * d)
+    return {Error::non_finite, "query row " + std::to_string(bad_q / d) + ", column " + std::to_string(bad_q % d) +
+                                   " is " + (std::isnan(q[bad_q]) ? "NaN" : "infinite")};
+  const size_t kk = std::min(k, n);
+  *k_out = kk;
+  if (kk == 0 || m == 0) return {};
+  const size_t pool = std::min(n, std::max(candidates, kk));
+  const IsaKernels& kernels = active_kernels();
+
+  // Queries in int16 (their int8 codes, widened for the multiply) with their scales.
+  std::vector<int16_t> q16(m * d);
+  std::vector<float> q_scale(m);
+  for (size_t i = 0; i < m; ++i) {
+    float largest = 0.f;
+    for (size_t p = 0; p < d; ++p) largest = std::max(largest, std::fabs(q[i * d + p]));
+    q_scale[i] = largest > 0.f ? largest / 127.f : 1.f;
+    for (size_t p = 0; p < d; ++p) q16[i * d + p] = static_cast<int16_t>(std::nearbyint(q[i * d + p] / q_scale[i]));
+  }
+
+  // Approximate scores of every row: a quarter of the bytes of the fp32 scan.
+  const size_t threads = std::max<size_t>(1, std::min(threads_for(double(m) * n * d / 4), (n + kChunkRows - 1) / kChunkRows));
+  std::vector<TopkSink> sinks(threads, TopkSink(m, pool));
+  fork_join(threads, [&](size_t t) {
+    std::vector<int32_t> dots(kChunkRows);
+    const size_t end = n * (t + 1) / threads;
+    for (size_t r0 = n * t / threads; r0 < end; r0 += kChunkRows) {
+      const size_t count = std::min(kChunkRows, end - r0);
+      for (size_t i = 0; i < m; ++i) {
+        kernels.row_dots_i8(q16.data() + i * d, codes + r0 * d, count, d, dots.data());
+        for (size_t j = 0; j < count; ++j) sinks[t].offer(i, static_cast<int32_t>(r0 + j), float(dots[j]) * q_scale[i] * scales[r0 + j]);
+      }
+    }
+  });
+
+  // Exact fp32 scores for the candidates, then the k best.
+  std::vector<Candidate> merged;
+  for (size_t i = 0; i < m; ++i) {
+    merged.clear();
+    for (const TopkSink& s : sinks) merged.insert(merged.end(), s.heap.begin() + i * pool, s.heap.begin() + i * pool + s.size[i]);
+    std::sort(merged.begin(), merged.end(), better);
+    merged.resize(std::min(merged.size(), pool));
+    for (Candidate& c : merged) {
+      kernels.row_dots(q + i * d, x + size_t(c.index) * d, 1, d, &c.score, nullptr);
+      if (!std::isfinite(c.score)) return describe_bad_row(x, size_t(c.index), d);
+    }
+    std::partial_sort(merged.begin(), merged.begin() + kk, merged.end(), better);
+    for (size_t j = 0; j < kk; ++j) {
+      out_idx[i * kk + j] = merged[j].index;
+      out_scores[i * kk + j] = merged[j].score;
+    }
+  }
+  return {};
+}
+
 }  // namespace laborspace

@@ -12,9 +12,10 @@ export function formatEncode(s: EncodeSummary): string {
 }
 
 export function formatIndex(m: IndexManifest): string {
-  const table = newTable(['type', 'vectors', 'search', 'ef', 'recall@10', 'exact ms', 'hnsw ms']);
+  const table = newTable(['type', 'vectors', 'search', 'ef / candidates', 'recall@10', 'exact ms', 'int8 ms', 'hnsw ms']);
+  const ms = (v?: number) => v?.toFixed(3) ?? '';
   for (const [type, info] of Object.entries(m.types))
-    table.push([type, info.count, info.method, info.ef ?? '', info.recall.toFixed(3), info.exactMs.toFixed(3), info.hnswMs?.toFixed(3) ?? '']);
+    table.push([type, info.count, info.method, info.ef ?? info.candidates ?? '', info.recall.toFixed(3), ms(info.exactMs), ms(info.int8Ms), ms(info.hnswMs)]);
   return `Indices of ${m.modelId}:\n${table.toString()}`;
 }
 

@@ -1,17 +1,20 @@
 /**
- * One nearest-neighbour index per entity type over a model's vectors: HNSW (hnswlib-node, inner
- * product on unit vectors) or an exact native scan, whichever measured faster at build time among
- * those reaching recall@10 >= 0.99 against the exact answer. HNSW files are written under
- * <home>/indices/<model>/ with a manifest of their sha256 and of the vectors they index, so a
- * stale or corrupt index is noticed on open and rebuilt.
+ * One nearest-neighbour index per entity type over a model's vectors, the fastest at build time
+ * among those reaching recall@10 >= 0.99 against the exact answer:
+ * - 'exact': the native fp32 scan;
+ * - 'int8': the native scan of int8 codes (a quarter of the bytes) for a few candidates, re-scored
+ *   exactly in fp32 (codes are derived from the vectors on open, never stored);
+ * - 'hnsw': hnswlib-node, inner product on unit vectors.
+ * HNSW files are written under <home>/indices/<model>/ with a manifest of their sha256 and of the
+ * vectors they index, so a stale or corrupt index is noticed on open and rebuilt.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import hnswlib from 'hnswlib-node';
 
-import { normalize, topk } from '../native.js';
+import { normalize, quantize, type QuantizedRows, topk, topkQuantized } from '../native.js';
 import { ENTITY_TYPES, type EntityType, type Store, type VectorSet } from '../store/index.js';
 import { randomMatrix } from '../util/random.js';
 
@@ -21,6 +24,8 @@ export const RECALL_TARGET = 0.99;
 const HNSW_M = 16;
 const HNSW_EF_CONSTRUCTION = 200;
 const EF_CANDIDATES = [32, 64, 128, 256, 512];
+/** Candidates the int8 scan passes to the exact re-scoring, tried in order. */
+const POOL_CANDIDATES = [20, 40, 80, 160, 320];
 const PROBE_QUERIES = 200;
 /** Types smaller than this are always scanned exactly: HNSW cannot pay off. */
 const EXACT_BELOW = 1000;
@@ -28,27 +33,34 @@ const EXACT_BELOW = 1000;
 export interface TypeIndexInfo {
   count: number;
   vectorsHash: string;
-  method: 'hnsw' | 'exact';
+  method: 'hnsw' | 'int8' | 'exact';
   file?: string;
   sha256?: string;
   ef?: number;
+  /** Candidates of the int8 scan re-scored exactly. */
+  candidates?: number;
   recall: number;
   /** Median single-query latency measured at build, in ms. */
   exactMs: number;
   hnswMs?: number;
+  int8Ms?: number;
 }
 
 export interface IndexOptions {
   /** Hears what was rebuilt and why. */
   onNote?: (message: string) => void;
   /**
-   * 'auto' (default): HNSW where it reaches the recall target faster than the exact scan;
-   * 'exact': always scan; 'hnsw': HNSW wherever it reaches the recall target.
+   * 'auto' (default): the fastest method reaching the recall target; 'exact': always the fp32
+   * scan; 'hnsw' or 'int8': that method wherever it reaches the recall target.
    */
-  method?: 'auto' | 'hnsw' | 'exact';
+  method?: 'auto' | 'hnsw' | 'int8' | 'exact';
 }
 
+/** Bumped when how indices are chosen or built changes: older indices are rebuilt. */
+const BUILDER_VERSION = 2;
+
 export interface IndexManifest {
+  builder: number;
   modelId: string;
   types: Partial<Record<EntityType, TypeIndexInfo>>;
 }
@@ -63,6 +75,7 @@ interface TypeIndex {
   vectors: VectorSet;
   info: TypeIndexInfo;
   hnsw?: InstanceType<typeof HierarchicalNSW>;
+  int8?: QuantizedRows;
 }
 
 function hashVectors(set: VectorSet): string {
@@ -89,6 +102,11 @@ function exactSearch(set: VectorSet, query: Float32Array, k: number): TypeHits {
   return { rows: Array.from(r.indices), scores: Array.from(r.scores) };
 }
 
+function int8Search(set: VectorSet, codes: QuantizedRows, query: Float32Array, k: number, candidates: number): TypeHits {
+  const r = topkQuantized(query, codes, set.matrix, set.dim, { k, candidates });
+  return { rows: Array.from(r.indices), scores: Array.from(r.scores) };
+}
+
 function hnswSearch(index: InstanceType<typeof HierarchicalNSW>, query: Float32Array, k: number, count: number): TypeHits {
   const r = index.searchKnn(Array.from(query), Math.min(k, count));
   return { rows: r.neighbors, scores: r.distances.map((d) => 1 - d) };
@@ -103,7 +121,7 @@ export class SpaceIndex {
   }
 
   get manifest(): IndexManifest {
-    return { modelId: this.modelId, types: Object.fromEntries([...this.types].map(([t, v]) => [t, v.info])) };
+    return { builder: BUILDER_VERSION, modelId: this.modelId, types: Object.fromEntries([...this.types].map(([t, v]) => [t, v.info])) };
   }
 
   vectors(type: EntityType): VectorSet | undefined {
@@ -114,7 +132,10 @@ export class SpaceIndex {
   search(type: EntityType, query: Float32Array, k: number, exact = false): TypeHits {
     const index = this.types.get(type);
     if (!index || index.vectors.refs.length === 0) return { rows: [], scores: [] };
-    return index.hnsw && !exact ? hnswSearch(index.hnsw, query, k, index.vectors.refs.length) : exactSearch(index.vectors, query, k);
+    if (exact) return exactSearch(index.vectors, query, k);
+    if (index.hnsw) return hnswSearch(index.hnsw, query, k, index.vectors.refs.length);
+    if (index.int8) return int8Search(index.vectors, index.int8, query, k, Math.max(index.info.candidates!, k));
+    return exactSearch(index.vectors, query, k);
   }
 
   /** Opens the index of a model, rebuilding each type whose files are missing, corrupt or older than its vectors. */
@@ -135,10 +156,11 @@ export class SpaceIndex {
       const vectors = store.vectors(modelId, { type });
       vectors.matrix = normalize(vectors.matrix, vectors.dim || 1, { inPlace: true });
       const vectorsHash = hashVectors(vectors);
-      const prior = manifest?.modelId === modelId ? manifest.types[type] : undefined;
+      const prior = manifest?.modelId === modelId && manifest.builder === BUILDER_VERSION ? manifest.types[type] : undefined;
       const problem = SpaceIndex.problem(prior, vectorsHash, dir, method);
       if (!problem) {
         const index: TypeIndex = { vectors, info: prior! };
+        if (prior!.method === 'int8') index.int8 = quantize(vectors.matrix, vectors.dim);
         if (prior!.method === 'hnsw') {
           index.hnsw = new HierarchicalNSW('ip', vectors.dim);
           index.hnsw.readIndexSync(join(dir, prior!.file!));
@@ -155,6 +177,8 @@ export class SpaceIndex {
       mkdirSync(dir, { recursive: true });
       writeFileSync(`${manifestPath}.tmp`, JSON.stringify(space.manifest, null, 2));
       renameSync(`${manifestPath}.tmp`, manifestPath);
+      const used = new Set(Object.values(space.manifest.types).map((t) => t.file));
+      for (const f of readdirSync(dir)) if (f.endsWith('.hnsw') && !used.has(f)) rmSync(join(dir, f), { force: true });
     }
     return space;
   }
@@ -162,8 +186,8 @@ export class SpaceIndex {
   private static problem(info: TypeIndexInfo | undefined, vectorsHash: string, dir: string, method: IndexOptions['method']): string | undefined {
     if (!info) return 'no index yet';
     if (info.vectorsHash !== vectorsHash) return 'vectors changed';
-    if (method === 'exact' && info.method === 'hnsw') return 'exact search asked for';
-    if (method === 'hnsw' && info.method === 'exact' && info.hnswMs !== undefined) return 'HNSW asked for';
+    if (method === 'exact' && info.method !== 'exact') return 'exact search asked for';
+    if ((method === 'hnsw' || method === 'int8') && info.method !== method && info.count >= 1) return `${method} asked for`;
     if (info.method === 'hnsw') {
       const path = join(dir, info.file!);
       if (!existsSync(path)) return `${info.file} is missing`;
@@ -195,7 +219,35 @@ export class SpaceIndex {
     });
     const exact = probes.map((q) => exactSearch(vectors, q, 10));
     base.exactMs = median(probes.map((q) => timeMs(() => exactSearch(vectors, q, 10))));
-    if (method === 'exact' || (method === 'auto' && n < EXACT_BELOW)) return { vectors, info: base };
+    if (method === 'exact') return { vectors, info: base };
+    const recallOf = (search: (q: Float32Array) => TypeHits) => {
+      let hits = 0;
+      let total = 0;
+      probes.forEach((q, i) => {
+        const got = new Set(search(q).rows);
+        for (const r of exact[i].rows) hits += got.has(r) ? 1 : 0;
+        total += exact[i].rows.length;
+      });
+      return hits / total;
+    };
+
+    // int8 scan: the fewest candidates that reach the recall target.
+    const codes = quantize(vectors.matrix, dim);
+    let int8: { candidates: number; recall: number; ms: number } | undefined;
+    if (method === 'auto' || method === 'int8') {
+      for (const candidates of POOL_CANDIDATES) {
+        const recall = recallOf((q) => int8Search(vectors, codes, q, 10, candidates));
+        if (recall >= RECALL_TARGET) {
+          int8 = { candidates, recall, ms: median(probes.map((q) => timeMs(() => int8Search(vectors, codes, q, 10, candidates)))) };
+          break;
+        }
+      }
+    }
+    const withInt8 = (info: TypeIndexInfo): TypeIndex =>
+      int8 && (method === 'int8' || int8.ms < Math.min(info.exactMs, info.hnswMs ?? Infinity))
+        ? { vectors, int8: codes, info: { ...info, method: 'int8', candidates: int8.candidates, recall: int8.recall, int8Ms: int8.ms } }
+        : { vectors, info: { ...info, int8Ms: int8?.ms } };
+    if (method === 'int8' || (method === 'auto' && n < EXACT_BELOW)) return withInt8(base);
 
     const hnsw = new HierarchicalNSW('ip', dim);
     hnsw.initIndex(n, HNSW_M, HNSW_EF_CONSTRUCTION, 100);
@@ -203,27 +255,21 @@ export class SpaceIndex {
     let chosen: { ef: number; recall: number; ms: number } | undefined;
     for (const ef of EF_CANDIDATES) {
       hnsw.setEf(ef);
-      let hits = 0;
-      let total = 0;
-      probes.forEach((q, i) => {
-        const got = new Set(hnswSearch(hnsw, q, 10, n).rows);
-        for (const r of exact[i].rows) hits += got.has(r) ? 1 : 0;
-        total += exact[i].rows.length;
-      });
-      const recall = hits / total;
+      const recall = recallOf((q) => hnswSearch(hnsw, q, 10, n));
       if (recall >= RECALL_TARGET) {
         chosen = { ef, recall, ms: median(probes.map((q) => timeMs(() => hnswSearch(hnsw, q, 10, n)))) };
         break;
       }
     }
-    if (!chosen || (method === 'auto' && chosen.ms >= base.exactMs)) return { vectors, info: { ...base, hnswMs: chosen?.ms } };
+    const fastestOther = Math.min(base.exactMs, int8?.ms ?? Infinity);
+    if (!chosen || (method === 'auto' && chosen.ms >= fastestOther)) return withInt8({ ...base, hnswMs: chosen?.ms });
     mkdirSync(dir, { recursive: true });
     const file = `${type}.hnsw`;
     const tmp = join(dir, `${file}.tmp`);
     hnsw.writeIndexSync(tmp);
     renameSync(tmp, join(dir, file));
     rmSync(tmp, { force: true });
-    const info: TypeIndexInfo = { ...base, method: 'hnsw', file, sha256: fileHash(join(dir, file)), ef: chosen.ef, recall: chosen.recall, hnswMs: chosen.ms };
+    const info: TypeIndexInfo = { ...base, method: 'hnsw', file, sha256: fileHash(join(dir, file)), ef: chosen.ef, recall: chosen.recall, hnswMs: chosen.ms, int8Ms: int8?.ms };
     return { vectors, info, hnsw };
   }
 }
