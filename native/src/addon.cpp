@@ -93,6 +93,17 @@ size_t rows_of(const Napi::Float32Array& a, size_t dim, const char* name) {
   return a.ElementLength() / dim;
 }
 
+// A matrix argument whose values must all be finite (checked in a pass: for inputs read whole anyway).
+Napi::Float32Array finite_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, size_t dim, size_t* rows) {
+  Napi::Float32Array x = f32(info, i, name);
+  *rows = rows_of(x, dim, name);
+  const size_t bad = first_non_finite(x.Data(), *rows * dim);
+  if (bad < *rows * dim)
+    fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+         std::string(name) + " row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+  return x;
+}
+
 Metric metric_arg(const Napi::CallbackInfo& info, size_t i) {
   const Napi::Value v = info[i];
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
@@ -276,13 +287,9 @@ Napi::Value run_async(const Napi::CallbackInfo& info) {
 
 Napi::Value normalize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    Napi::Float32Array x = f32(info, 0, "vectors");
     const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
-    const size_t n = rows_of(x, dim, "vectors");
-    const size_t bad = first_non_finite(x.Data(), n * dim);
-    if (bad < n * dim)
-      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
-           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+    size_t n = 0;
+    Napi::Float32Array x = finite_matrix(info, 0, "vectors", dim, &n);
     const bool in_place = info[2].ToBoolean().Value();
     Napi::Float32Array out = in_place ? x : Napi::Float32Array::New(info.Env(), n * dim);
     normalize_rows(x.Data(), n, dim, out.Data());
@@ -292,9 +299,9 @@ Napi::Value normalize(const Napi::CallbackInfo& info) {
 
 Napi::Value combine(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    Napi::Float32Array x = f32(info, 0, "vectors");
     const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
-    const size_t n = rows_of(x, dim, "vectors");
+    size_t n = 0;
+    Napi::Float32Array x = finite_matrix(info, 0, "vectors", dim, &n);
     Napi::Int32Array indices = i32(info, 2, "indices");
     Napi::Float32Array weights = f32(info, 3, "weights");
     Napi::Int32Array offsets = i32(info, 4, "offsets");
@@ -317,10 +324,6 @@ Napi::Value combine(const Napi::CallbackInfo& info) {
       if (!std::isfinite(weights[t]))
         fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE", "weights[" + std::to_string(t) + "] is not finite");
     }
-    const size_t bad = first_non_finite(x.Data(), n * dim);
-    if (bad < n * dim)
-      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
-           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), count * dim);
     combine_rows(x.Data(), dim, indices.Data(), weights.Data(), offsets.Data(), count, out.Data());
     return out;
@@ -329,13 +332,9 @@ Napi::Value combine(const Napi::CallbackInfo& info) {
 
 Napi::Value quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    Napi::Float32Array x = f32(info, 0, "vectors");
     const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
-    const size_t n = rows_of(x, dim, "vectors");
-    const size_t bad = first_non_finite(x.Data(), n * dim);
-    if (bad < n * dim)
-      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
-           "vectors row " + std::to_string(bad / dim) + ", column " + std::to_string(bad % dim) + " is not finite");
+    size_t n = 0;
+    Napi::Float32Array x = finite_matrix(info, 0, "vectors", dim, &n);
     Napi::Int8Array codes = Napi::Int8Array::New(info.Env(), n * dim);
     Napi::Float32Array scales = Napi::Float32Array::New(info.Env(), n);
     quantize_rows(x.Data(), n, dim, codes.Data(), scales.Data());
