@@ -9,6 +9,7 @@
         "native/src/kernels_avx512.cpp",
         "native/src/scoring.cpp",
         "native/src/probes.cpp",
+        "native/src/training.cpp",
         "native/src/addon.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

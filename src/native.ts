@@ -54,6 +54,17 @@ interface Binding {
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
   quantize(x: Float32Array, dim: number): QuantizedRows;
   topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
+  headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput;
+  headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients;
+  mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
+  tripletLoss(a: Float32Array, p: Float32Array, n: Float32Array, dim: number, margin: number, euclidean: boolean): LossResult & {
+    gradAnchors: Float32Array;
+    gradPositives: Float32Array;
+    gradNegatives: Float32Array;
+  };
+  cosineMseLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number): PairLossResult;
+  cosentLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number, scale: number): PairLossResult;
+  adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
 }
@@ -171,6 +182,79 @@ export function topkQuantized(
   options: { k: number; candidates: number },
 ): TopK {
   return binding.topkQuantized(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
+}
+
+// ---- Training kernels (native/src/training.cpp) ----
+
+export interface HeadOutput {
+  /** tanh(x W^T + bias), kept for the backward pass. */
+  hidden: Float32Array;
+  /** The L2-normalised rows of `hidden`: the embeddings. */
+  embeddings: Float32Array;
+}
+
+export interface HeadGradients {
+  /** dL/dW, laid out as W: dimOut x dimIn. */
+  gradWeight: Float32Array;
+  gradBias: Float32Array;
+}
+
+export interface LossResult {
+  loss: number;
+}
+
+export interface PairLossResult extends LossResult {
+  gradLeft: Float32Array;
+  gradRight: Float32Array;
+}
+
+/** The trainable head: embeddings = normalize(tanh(x W^T + bias)), W stored dimOut x dimIn. */
+export function headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput {
+  return binding.headForward(x, dimIn, weight, bias, dimOut);
+}
+
+/** dL/dW and dL/dbias from dL/dembeddings. */
+export function headBackward(x: Float32Array, out: HeadOutput, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients {
+  return binding.headBackward(x, out.hidden, out.embeddings, gradEmbeddings, dimIn, dimOut);
+}
+
+/**
+ * Multiple-negatives ranking loss (in-batch negatives) on unit rows: cross-entropy of
+ * scale * a_i . p_j (scale = 1 / temperature, ~20) with p_i the right answer; `symmetric` also
+ * ranks the anchors for each positive. Prefer it for (anchor, positive) pairs without labels.
+ */
+export function mnrlLoss(anchors: Float32Array, positives: Float32Array, dim: number, options: { scale?: number; symmetric?: boolean } = {}) {
+  return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true);
+}
+
+/** Triplet loss: mean max(0, dist(a, p) - dist(a, n) + margin), dist = 1 - cosine or Euclidean. For hard negatives. */
+export function tripletLoss(anchors: Float32Array, positives: Float32Array, negatives: Float32Array, dim: number, options: { margin?: number; euclidean?: boolean } = {}) {
+  return binding.tripletLoss(anchors, positives, negatives, dim, options.margin ?? 0.25, options.euclidean === true);
+}
+
+/** Cosine-similarity loss: mean (a_i . b_i - target_i)^2 on unit rows. For weighted relations with absolute targets. */
+export function cosineMseLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number): PairLossResult {
+  return binding.cosineMseLoss(left, right, targets, dim);
+}
+
+/** CoSENT: log(1 + sum over target_i > target_j of exp(scale (cos_j - cos_i))). For weighted relations where only the order of the targets matters. */
+export function cosentLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number, options: { scale?: number } = {}): PairLossResult {
+  return binding.cosentLoss(left, right, targets, dim, options.scale ?? 20);
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Steps taken so far plus one (bias correction). */
+  step: number;
+}
+
+/** One AdamW step in place on params, with moment buffers m and v (same length). */
+export function adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, o: AdamWOptions): void {
+  binding.adamwStep(params, grads, m, v, o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.step);
 }
 
 /** Streaming read bandwidth in bytes/s over `buffer`, the data a benchmark scans (its memory bound). */

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "training.h"
 #ifdef LABORSPACE_WITH_CUDA
 #include "../cuda/cuda_topk.h"
 #endif
@@ -375,6 +376,132 @@ Napi::Value topk_quantized_js(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- Training kernels ----
+
+double number_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v)) fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE", std::string(name) + " must be finite");
+  return v;
+}
+
+// Matrices of one batch: each has `rows` rows of `dim` values, all finite.
+Napi::Float32Array batch_matrix(const Napi::CallbackInfo& info, size_t i, const char* name, size_t dim, size_t rows) {
+  size_t n = 0;
+  Napi::Float32Array x = finite_matrix(info, i, name, dim, &n);
+  if (n != rows)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", std::string(name) + " has " + std::to_string(n) + " rows, expected " + std::to_string(rows));
+  return x;
+}
+
+Napi::Float32Array zeros(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
+
+Napi::Object loss_result(Napi::Env env, double loss, std::initializer_list<std::pair<const char*, Napi::Float32Array>> grads) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", Napi::Number::New(env, loss));
+  for (const auto& [name, g] : grads) o.Set(name, g);
+  return o;
+}
+
+Napi::Value head_forward_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t din = integer(info, 1, "dimIn", 1, kMaxDim), dout = integer(info, 4, "dimOut", 1, kMaxDim);
+    size_t batch = 0;
+    Napi::Float32Array x = finite_matrix(info, 0, "x", din, &batch);
+    Napi::Float32Array wt = batch_matrix(info, 2, "weight", din, dout);
+    Napi::Float32Array bias = batch_matrix(info, 3, "bias", dout, 1);
+    Napi::Float32Array h = zeros(info.Env(), batch * dout), e = zeros(info.Env(), batch * dout);
+    if (Error err = head_forward(x.Data(), batch, din, wt.Data(), bias.Data(), dout, h.Data(), e.Data())) throw from_kernel(err);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("hidden", h);
+    o.Set("embeddings", e);
+    return o;
+  });
+}
+
+Napi::Value head_backward_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t din = integer(info, 4, "dimIn", 1, kMaxDim), dout = integer(info, 5, "dimOut", 1, kMaxDim);
+    size_t batch = 0;
+    Napi::Float32Array x = finite_matrix(info, 0, "x", din, &batch);
+    Napi::Float32Array h = batch_matrix(info, 1, "hidden", dout, batch);
+    Napi::Float32Array e = batch_matrix(info, 2, "embeddings", dout, batch);
+    Napi::Float32Array ge = batch_matrix(info, 3, "gradEmbeddings", dout, batch);
+    Napi::Float32Array gw = zeros(info.Env(), dout * din), gb = zeros(info.Env(), dout);
+    if (Error err = head_backward(x.Data(), h.Data(), e.Data(), ge.Data(), batch, din, dout, gw.Data(), gb.Data())) throw from_kernel(err);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("gradWeight", gw);
+    o.Set("gradBias", gb);
+    return o;
+  });
+}
+
+Napi::Value mnrl_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t d = integer(info, 2, "dim", 1, kMaxDim);
+    size_t batch = 0;
+    Napi::Float32Array a = finite_matrix(info, 0, "anchors", d, &batch);
+    Napi::Float32Array p = batch_matrix(info, 1, "positives", d, batch);
+    const double scale = number_arg(info, 3, "scale");
+    Napi::Float32Array ga = zeros(info.Env(), batch * d), gp = zeros(info.Env(), batch * d);
+    const double loss = mnrl_loss(a.Data(), p.Data(), batch, d, float(scale), info[4].ToBoolean().Value(), ga.Data(), gp.Data());
+    return loss_result(info.Env(), loss, {{"gradAnchors", ga}, {"gradPositives", gp}});
+  });
+}
+
+Napi::Value triplet_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t d = integer(info, 3, "dim", 1, kMaxDim);
+    size_t batch = 0;
+    Napi::Float32Array a = finite_matrix(info, 0, "anchors", d, &batch);
+    Napi::Float32Array p = batch_matrix(info, 1, "positives", d, batch);
+    Napi::Float32Array n = batch_matrix(info, 2, "negatives", d, batch);
+    const double margin = number_arg(info, 4, "margin");
+    Napi::Float32Array ga = zeros(info.Env(), batch * d), gp = zeros(info.Env(), batch * d), gn = zeros(info.Env(), batch * d);
+    const double loss = triplet_loss(a.Data(), p.Data(), n.Data(), batch, d, float(margin), info[5].ToBoolean().Value(), ga.Data(), gp.Data(), gn.Data());
+    return loss_result(info.Env(), loss, {{"gradAnchors", ga}, {"gradPositives", gp}, {"gradNegatives", gn}});
+  });
+}
+
+template <class Loss>
+Napi::Value pair_loss(const Napi::CallbackInfo& info, Loss&& loss_fn) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t d = integer(info, 3, "dim", 1, kMaxDim);
+    size_t batch = 0;
+    Napi::Float32Array a = finite_matrix(info, 0, "left", d, &batch);
+    Napi::Float32Array b = batch_matrix(info, 1, "right", d, batch);
+    Napi::Float32Array t = batch_matrix(info, 2, "targets", 1, batch);
+    Napi::Float32Array ga = zeros(info.Env(), batch * d), gb = zeros(info.Env(), batch * d);
+    const double loss = loss_fn(a.Data(), b.Data(), t.Data(), batch, d, ga.Data(), gb.Data());
+    return loss_result(info.Env(), loss, {{"gradLeft", ga}, {"gradRight", gb}});
+  });
+}
+
+Napi::Value cosine_mse_js(const Napi::CallbackInfo& info) { return pair_loss(info, cosine_mse_loss); }
+
+Napi::Value cosent_js(const Napi::CallbackInfo& info) {
+  const double scale = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 20.0;
+  return pair_loss(info, [&](const float* a, const float* b, const float* t, size_t n, size_t d, float* ga, float* gb) {
+    return cosent_loss(a, b, t, n, d, float(scale), ga, gb);
+  });
+}
+
+Napi::Value adamw_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array param = f32(info, 0, "params");
+    const size_t n = param.ElementLength();
+    Napi::Float32Array grad = batch_matrix(info, 1, "grads", n ? n : 1, n ? 1 : 0);
+    Napi::Float32Array m = f32(info, 2, "m"), v = f32(info, 3, "v");
+    if (m.ElementLength() != n || v.ElementLength() != n)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "m and v must have as many values as params");
+    const double lr = number_arg(info, 4, "lr"), b1 = number_arg(info, 5, "beta1"), b2 = number_arg(info, 6, "beta2");
+    const double eps = number_arg(info, 7, "eps"), wd = number_arg(info, 8, "weightDecay");
+    const size_t step = integer(info, 9, "step", 1, INT32_MAX);
+    adamw_step(param.Data(), grad.Data(), m.Data(), v.Data(), n, float(lr), float(b1), float(b2), float(eps), float(wd), int(step));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value info_object(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -441,6 +568,13 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, run_sync<TopkCall>));
   exports.Set("topkAsync", Napi::Function::New(env, run_async<TopkCall>));
   exports.Set("quantize", Napi::Function::New(env, quantize));
+  exports.Set("headForward", Napi::Function::New(env, head_forward_js));
+  exports.Set("headBackward", Napi::Function::New(env, head_backward_js));
+  exports.Set("mnrlLoss", Napi::Function::New(env, mnrl_js));
+  exports.Set("tripletLoss", Napi::Function::New(env, triplet_js));
+  exports.Set("cosineMseLoss", Napi::Function::New(env, cosine_mse_js));
+  exports.Set("cosentLoss", Napi::Function::New(env, cosent_js));
+  exports.Set("adamwStep", Napi::Function::New(env, adamw_js));
   exports.Set("topkQuantized", Napi::Function::New(env, topk_quantized_js));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));
   exports.Set("probeFmaPeak", Napi::Function::New(env, probe_fma));

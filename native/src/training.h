@@ -1,0 +1,46 @@
+// Training kernels: the trainable head (dense + tanh + L2 normalisation) with its backward pass,
+// the relation losses on unit embeddings with their gradients, and AdamW. Plain C++ on row-major
+// float32 matrices; the large products go through the tiled scoring driver (similarity).
+#pragma once
+#include <cstddef>
+
+#include "kernels.h"
+
+namespace laborspace {
+
+// e = normalize(tanh(x W^T + bias)) for x (B x din), W stored as wt (dout x din) so that the
+// forward product is the same Q X^T the scoring driver computes. h (B x dout) keeps tanh's output
+// for the backward pass; e may not alias h.
+Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout, float* h,
+                   float* e);
+
+// Gradients of a loss L with respect to wt and bias, given dL/de. Overwrites grad_wt (dout x din)
+// and grad_bias (dout).
+Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
+                    size_t dout, float* grad_wt, float* grad_bias);
+
+// Multiple-negatives ranking loss with in-batch negatives: rows of a and p are unit vectors, p_i
+// the positive of a_i and every p_j (j != i) a negative; cross-entropy over scale * a_i . p_j.
+// `symmetric` averages it with the same loss from p to a. Writes dL/da and dL/dp.
+double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float scale, bool symmetric, float* grad_a,
+                 float* grad_p);
+
+// Triplet loss: mean over i of max(0, dist(a_i, p_i) - dist(a_i, n_i) + margin), dist = 1 - cosine
+// (unit rows) or Euclidean distance. Writes dL/da, dL/dp, dL/dn.
+double triplet_loss(const float* a, const float* p, const float* n, size_t batch, size_t d, float margin, bool euclidean,
+                    float* grad_a, float* grad_p, float* grad_n);
+
+// Cosine-similarity loss: mean over i of (a_i . b_i - target_i)^2 for unit rows. Writes dL/da, dL/db.
+double cosine_mse_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float* grad_a,
+                       float* grad_b);
+
+// CoSENT: log(1 + sum over pairs (i, j) with target_i > target_j of exp(scale * (cos_j - cos_i))),
+// cos_i = a_i . b_i for unit rows. Writes dL/da, dL/db.
+double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
+                   float* grad_a, float* grad_b);
+
+// One AdamW step (decoupled weight decay) on n parameters; `step` counts from 1.
+void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                float eps, float weight_decay, int step);
+
+}  // namespace laborspace
