@@ -114,8 +114,18 @@ export class SentenceEncoder {
     return this.tokenizer.encode(text).ids;
   }
 
-  /** Embeds texts; an empty or blank text is an error naming its index. */
-  async encode(texts: readonly string[], onProgress?: (p: EncodeProgress) => void): Promise<EncodeResult> {
+  /** The model's outputs (e.g. sentence_embedding, pooled_states). */
+  get outputs(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /**
+   * Embeds texts; an empty or blank text is an error naming its index. `output` picks another
+   * [batch, dim] output of the model (e.g. the converted model's pooled_states), returned as is.
+   */
+  async encode(texts: readonly string[], onProgress?: (p: EncodeProgress) => void, output?: string): Promise<EncodeResult> {
+    if (output !== undefined && !this.session.outputNames.includes(output))
+      throw new EncoderError('BAD_OPTION', `the model has no output ${output} (it has ${this.session.outputNames.join(', ')})`);
     texts.forEach((t, i) => {
       if (typeof t !== 'string' || t.trim() === '') throw new EncoderError('EMPTY_TEXT', `text ${i} is empty: there is nothing to embed`);
     });
@@ -131,7 +141,7 @@ export class SentenceEncoder {
     let dim = 0;
     for (let start = 0; start < order.length; start += this.batchSize) {
       const batch = order.slice(start, start + this.batchSize);
-      const out = await this.run(batch.map((i) => ids[i]));
+      const out = await this.run(batch.map((i) => ids[i]), output ?? this.output);
       if (!vectors) {
         dim = out.length / batch.length;
         vectors = new Float32Array(texts.length * dim);
@@ -142,7 +152,7 @@ export class SentenceEncoder {
     return { vectors: vectors ?? new Float32Array(0), dim, truncated };
   }
 
-  private async run(batch: number[][]): Promise<Float32Array> {
+  private async run(batch: number[][], output: string): Promise<Float32Array> {
     const rows = batch.length;
     const width = Math.max(1, ...batch.map((b) => b.length));
     const inputIds = new BigInt64Array(rows * width);
@@ -158,11 +168,10 @@ export class SentenceEncoder {
       attention_mask: new ort.Tensor('int64', mask, [rows, width]),
     };
     if (this.needsTokenTypes) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(rows * width), [rows, width]);
-    const result = await this.session.run(feeds, [this.output]);
-    const out = result[this.output];
+    const result = await this.session.run(feeds, [output]);
+    const out = result[output];
     const data = out.data as Float32Array;
-    if (this.output === 'sentence_embedding') return data;
-    return meanPool(data, mask, rows, width, out.dims[2]);
+    return output === 'last_hidden_state' ? meanPool(data, mask, rows, width, out.dims[2]) : data;
   }
 
   async close(): Promise<void> {

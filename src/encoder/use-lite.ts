@@ -46,8 +46,9 @@ const EMBEDDINGS = 'module/Embeddings_en';
 const INV_TIMESCALES = `${ENC}TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`;
 const RESIDUAL_KERNEL = `${ENC}Layer_0/TransformerLayer/dense/kernel/ConcatPartitions/concat`;
 const RESIDUAL_BIAS = `${ENC}Layer_0/TransformerLayer/dense/bias/ConcatPartitions/concat`;
-const TANH_WEIGHTS = 'module/Encoder_en/hidden_layers/tanh_layer_0/weights';
-const TANH_BIAS = 'module/Encoder_en/hidden_layers/tanh_layer_0/bias';
+/** The TF.js names of the head's weights: the layer fine-tuning trains. */
+export const USE_LITE_TANH_WEIGHTS = 'module/Encoder_en/hidden_layers/tanh_layer_0/weights';
+export const USE_LITE_TANH_BIAS = 'module/Encoder_en/hidden_layers/tanh_layer_0/bias';
 
 export const USE_LITE_INPUTS = ['input_ids', 'attention_mask'] as const;
 /** The sentence embedding (L2-normalised) and the mean-pooled token states the tanh layer reads. */
@@ -167,7 +168,7 @@ export function buildUseLiteGraph(weights: Map<string, TfjsTensor>, options: Use
   const summed = one('ReduceSum', [one('Mul', [x, mask3]), ints([1])], { keepdims: 0 });
   const count = one('Max', [one('ReduceSum', [mask, ints([1])], { keepdims: 1 }), floats([1], [])]);
   nodes.push({ op: 'Div', inputs: [summed, count], outputs: ['pooled_states'] });
-  const t = one('Tanh', [dense('pooled_states', TANH_WEIGHTS, TANH_BIAS, [512, 512])]);
+  const t = one('Tanh', [dense('pooled_states', USE_LITE_TANH_WEIGHTS, USE_LITE_TANH_BIAS, [512, 512])]);
   const squared = one('ReduceSum', [one('Mul', [t, t]), ints([1])], { keepdims: 1 });
   const inverseNorm = one('Reciprocal', [one('Sqrt', [one('Max', [squared, floats([1e-12], [])])])]);
   nodes.push({ op: 'Mul', inputs: [t, inverseNorm], outputs: ['sentence_embedding'] });

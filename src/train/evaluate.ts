@@ -1,0 +1,109 @@
+/**
+ * Evaluation of a space (one unit vector per entity row): per relation kind, MRR and recall@10 of
+ * held-out relations (each held-out anchor ranks every entity of its targets' type, itself left
+ * out); type clustering (share of an entity's 10 nearest neighbours of its own type); NAICS sector
+ * purity (share of an industry's 10 nearest industries in its own sector).
+ */
+import { similarity, topk } from '../native.js';
+import { parseRef } from '../store/index.js';
+import { seededRandom } from '../util/random.js';
+import type { PairSet } from './examples.js';
+
+export interface KindMetrics {
+  kind: string;
+  anchors: number;
+  mrr: number;
+  recallAt10: number;
+}
+
+export interface SpaceMetrics {
+  kinds: KindMetrics[];
+  typeClustering: number;
+  sectorPurity: number;
+}
+
+const MAX_ANCHORS = 400;
+const SAMPLE = 1000;
+
+export function evaluateSpace(embeddings: Float32Array, dim: number, refs: readonly string[], sets: readonly PairSet[], seed = 1): SpaceMetrics {
+  const types = refs.map((r) => parseRef(r)!.type);
+  const rowsOfType = new Map<string, number[]>();
+  types.forEach((t, i) => rowsOfType.set(t, [...(rowsOfType.get(t) ?? []), i]));
+  const matrixOf = new Map<string, Float32Array>();
+  const matrix = (type: string) => {
+    if (!matrixOf.has(type)) {
+      const rows = rowsOfType.get(type)!;
+      const m = new Float32Array(rows.length * dim);
+      rows.forEach((r, i) => m.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
+      matrixOf.set(type, m);
+    }
+    return matrixOf.get(type)!;
+  };
+
+  const kinds: KindMetrics[] = [];
+  for (const set of sets) {
+    const targets = new Map<number, Set<number>>();
+    set.anchors.forEach((a, i) => targets.set(a, (targets.get(a) ?? new Set()).add(set.positives[i])));
+    const anchors = [...targets.keys()].slice(0, MAX_ANCHORS);
+    const type = types[set.positives[0]];
+    const candidates = rowsOfType.get(type)!;
+    const position = new Map(candidates.map((r, i) => [r, i]));
+    const queries = new Float32Array(anchors.length * dim);
+    anchors.forEach((a, i) => queries.set(embeddings.subarray(a * dim, (a + 1) * dim), i * dim));
+    const scores = similarity(queries, matrix(type), dim, 'dot');
+    let mrr = 0;
+    let recall = 0;
+    anchors.forEach((anchor, i) => {
+      const row = scores.subarray(i * candidates.length, (i + 1) * candidates.length);
+      const self = position.get(anchor);
+      const truth = [...targets.get(anchor)!].map((t) => position.get(t)!).filter((t) => t !== undefined && t !== self);
+      if (!truth.length) return;
+      const best = Math.max(...truth.map((t) => row[t]));
+      const truthSet = new Set(truth);
+      let rank = 1;
+      const order: number[] = [];
+      for (let j = 0; j < row.length; j++) {
+        if (j === self) continue;
+        if (!truthSet.has(j) && row[j] > best) rank++;
+        order.push(j);
+      }
+      mrr += 1 / rank;
+      const top = order.sort((x, y) => row[y] - row[x]).slice(0, 10);
+      recall += top.filter((j) => truthSet.has(j)).length / Math.min(10, truth.length);
+    });
+    kinds.push({ kind: set.kind, anchors: anchors.length, mrr: mrr / anchors.length, recallAt10: recall / anchors.length });
+  }
+
+  // Type clustering and sector purity on seeded samples.
+  const next = seededRandom(seed);
+  const sample = Array.from({ length: Math.min(SAMPLE, refs.length) }, () => Math.floor(((next() + 1) / 2) * refs.length) % refs.length);
+  const sampleVectors = new Float32Array(sample.length * dim);
+  sample.forEach((r, i) => sampleVectors.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
+  const near = topk(sampleVectors, embeddings, dim, { k: 11, metric: 'dot' });
+  let same = 0;
+  let total = 0;
+  sample.forEach((r, i) => {
+    for (const j of near.indices.subarray(i * near.k, (i + 1) * near.k)) {
+      if (j === r) continue;
+      same += types[j] === types[r] ? 1 : 0;
+      total++;
+    }
+  });
+  const industries = (rowsOfType.get('industry') ?? []).filter((r) => /^\d{6}$/.test(parseRef(refs[r])!.code));
+  const sector = (r: number) => parseRef(refs[r])!.code.slice(0, 2);
+  let pure = 0;
+  let count = 0;
+  if (industries.length > 10) {
+    const m = new Float32Array(industries.length * dim);
+    industries.forEach((r, i) => m.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
+    const nn = topk(m, m, dim, { k: 11, metric: 'dot' });
+    industries.forEach((r, i) => {
+      for (const j of nn.indices.subarray(i * nn.k, (i + 1) * nn.k)) {
+        if (j === i) continue;
+        pure += sector(industries[j]) === sector(r) ? 1 : 0;
+        count++;
+      }
+    });
+  }
+  return { kinds, typeClustering: same / total, sectorPurity: count ? pure / count : NaN };
+}

@@ -1,0 +1,115 @@
+/**
+ * Training and evaluation examples from the stored relations. Each relation kind becomes a set of
+ * (anchor, positive) pairs over rows of the pooled-state matrix, trained with the loss its kind
+ * suits: multiple-negatives ranking for membership, hierarchy and crosswalk pairs, CoSENT for
+ * weighted ones (O*NET importance, OEWS employment shares), triplets with a hard negative for the
+ * NAICS hierarchy (a sibling of the parent). Anchors are held out whole, seeded: their relations
+ * are only seen by evaluation.
+ */
+import type { Store } from '../store/index.js';
+import { seededRandom } from '../util/random.js';
+
+export type LossKind = 'mnrl' | 'cosent' | 'triplet';
+
+export interface KindConfig {
+  loss: LossKind;
+  /** Multiplies the kind's loss (its share of the gradient). */
+  weight: number;
+  /** Relations below this weight are not used (e.g. O*NET's supplemental related occupations). */
+  minWeight?: number;
+}
+
+/** The relation kinds trained by default and how. */
+export const DEFAULT_KINDS: Record<string, KindConfig> = {
+  naics_parent: { loss: 'triplet', weight: 1 },
+  esco_essential_skill: { loss: 'mnrl', weight: 1 },
+  esco_onet_crosswalk: { loss: 'mnrl', weight: 1 },
+  isco_onet_crosswalk: { loss: 'mnrl', weight: 0.5 },
+  isco_group: { loss: 'mnrl', weight: 0.5 },
+  esco_broader: { loss: 'mnrl', weight: 0.5 },
+  onet_related: { loss: 'mnrl', weight: 0.5, minWeight: 0.75 },
+  firm_industry: { loss: 'mnrl', weight: 1 },
+  onet_skill: { loss: 'cosent', weight: 1 },
+  oews_employment: { loss: 'cosent', weight: 1 },
+};
+
+export interface PairSet {
+  kind: string;
+  loss: LossKind;
+  weight: number;
+  anchors: Int32Array;
+  positives: Int32Array;
+  /** Relation weights (CoSENT targets). */
+  targets: Float32Array;
+  /** Hard negatives (triplets), -1 where none. */
+  negatives: Int32Array;
+}
+
+export interface Examples {
+  train: PairSet[];
+  /** Held-out anchors' relations, split in two: one for early stopping, one for the reported numbers. */
+  validation: PairSet[];
+  test: PairSet[];
+}
+
+function pairSet(kind: string, cfg: KindConfig, rows: { a: number; p: number; t: number; n: number }[]): PairSet {
+  return {
+    kind,
+    loss: cfg.loss,
+    weight: cfg.weight,
+    anchors: Int32Array.from(rows, (r) => r.a),
+    positives: Int32Array.from(rows, (r) => r.p),
+    targets: Float32Array.from(rows, (r) => r.t),
+    negatives: Int32Array.from(rows, (r) => r.n),
+  };
+}
+
+/**
+ * Pairs per kind over `rowOf` (entity ref -> row). `holdOut` of each kind's anchors (seeded) go
+ * to validation and test in equal parts.
+ */
+export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: Record<string, KindConfig>, holdOut: number, seed: number): Examples {
+  const out: Examples = { train: [], validation: [], test: [] };
+  const relationsOf = store.db.prepare<[string], { source: string; target: string; weight: number }>(
+    `SELECT s.type || ':' || s.source || ':' || s.code AS source, t.type || ':' || t.source || ':' || t.code AS target, r.weight
+     FROM relations r JOIN entities s ON s.id = r.source_id JOIN entities t ON t.id = r.target_id WHERE r.kind = ? ORDER BY r.id`,
+  );
+  for (const [kind, cfg] of Object.entries(kinds)) {
+    const relations = relationsOf.all(kind).filter((r) => r.weight >= (cfg.minWeight ?? -Infinity) && rowOf.has(r.source) && rowOf.has(r.target));
+    if (!relations.length) continue;
+    // Hard negatives for the hierarchy: another child of the parent's own parent.
+    const parentOf = new Map(relations.map((r) => [r.source, r.target]));
+    const childrenOf = new Map<string, string[]>();
+    for (const r of relations) childrenOf.set(r.target, [...(childrenOf.get(r.target) ?? []), r.source]);
+    const next = seededRandom(seed + kind.length * 7919);
+    const negativeFor = (parent: string): number => {
+      const grand = parentOf.get(parent);
+      const siblings = (grand ? childrenOf.get(grand) ?? [] : []).filter((s) => s !== parent);
+      if (!siblings.length) return -1;
+      return rowOf.get(siblings[Math.floor(((next() + 1) / 2) * siblings.length) % siblings.length])!;
+    };
+    const maxWeight = Math.max(...relations.map((r) => r.weight));
+    const rows = relations.map((r) => ({
+      anchor: r.source,
+      a: rowOf.get(r.source)!,
+      p: rowOf.get(r.target)!,
+      t: cfg.loss === 'cosent' ? r.weight / maxWeight : r.weight,
+      n: cfg.loss === 'triplet' ? negativeFor(r.target) : -1,
+    }));
+    // Anchors, shuffled with the seed, split train / validation / test.
+    const anchors = [...new Set(rows.map((r) => r.anchor))].sort();
+    const shuffle = seededRandom(seed + kind.length);
+    for (let i = anchors.length - 1; i > 0; i--) {
+      const j = Math.floor(((shuffle() + 1) / 2) * (i + 1)) % (i + 1);
+      [anchors[i], anchors[j]] = [anchors[j], anchors[i]];
+    }
+    const held = Math.round(anchors.length * holdOut);
+    const part = new Map(anchors.map((a, i) => [a, i < held / 2 ? 'validation' : i < held ? 'test' : 'train'] as const));
+    for (const name of ['train', 'validation', 'test'] as const) {
+      // Triplets train only where a hard negative exists; evaluation ranks every held-out pair.
+      const mine = rows.filter((r) => part.get(r.anchor) === name && (name !== 'train' || cfg.loss !== 'triplet' || r.n >= 0));
+      if (mine.length) out[name].push(pairSet(kind, cfg, mine));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,166 @@
+/**
+ * Trains the head (the model's own dense 512 x 512 + tanh layer, then L2 normalisation) on frozen
+ * pooled states: batches round-robin over relation kinds, each kind's loss (MNRL, CoSENT, triplet)
+ * weighted, AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
+ * on validation MRR. Deterministic for a seed and thread count.
+ */
+import { adamwStep, cosentLoss, headBackward, headForward, mnrlLoss, tripletLoss } from '../native.js';
+import { seededRandom } from '../util/random.js';
+import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
+import type { PairSet } from './examples.js';
+
+export interface HeadParams {
+  /** dimOut x dimIn. */
+  weight: Float32Array;
+  bias: Float32Array;
+  dimIn: number;
+  dimOut: number;
+}
+
+export interface TrainConfig {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  clipNorm: number;
+  /** MNRL and CoSENT scale (1 / temperature). */
+  scale: number;
+  margin: number;
+  evalEvery: number;
+  /** Evaluations without a better validation MRR before stopping. */
+  patience: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
+  steps: 2000,
+  batchSize: 128,
+  lr: 1e-4,
+  warmupSteps: 100,
+  weightDecay: 0.01,
+  clipNorm: 1,
+  scale: 20,
+  margin: 0.25,
+  evalEvery: 250,
+  patience: 3,
+  seed: 42,
+};
+
+export interface Pooled {
+  refs: string[];
+  dim: number;
+  matrix: Float32Array;
+}
+
+export interface TrainHooks {
+  onStep?: (step: number, steps: number, losses: Record<string, number>) => void;
+  onEval?: (step: number, validationMrr: number) => void;
+}
+
+export interface TrainResult {
+  head: HeadParams;
+  bestStep: number;
+  bestMrr: number;
+  stepsRun: number;
+  stoppedEarly: boolean;
+}
+
+/** Embeddings of every pooled row through a head: the space it defines. */
+export function embedAll(pooled: Pooled, head: HeadParams): Float32Array {
+  return headForward(pooled.matrix, pooled.dim, head.weight, head.bias, head.dimOut).embeddings;
+}
+
+/** Mean MRR over kinds: the early-stopping criterion. */
+export function meanMrr(metrics: SpaceMetrics): number {
+  return metrics.kinds.reduce((s, k) => s + k.mrr, 0) / Math.max(1, metrics.kinds.length);
+}
+
+function gather(pooled: Pooled, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * pooled.dim);
+  for (let i = 0; i < rows.length; i++) out.set(pooled.matrix.subarray(rows[i] * pooled.dim, (rows[i] + 1) * pooled.dim), i * pooled.dim);
+  return out;
+}
+
+function scaleInPlace(x: Float32Array, factor: number): Float32Array {
+  if (factor !== 1) for (let i = 0; i < x.length; i++) x[i] *= factor;
+  return x;
+}
+
+export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[], initial: HeadParams, config: TrainConfig, hooks: TrainHooks = {}): TrainResult {
+  if (!train.length) throw new RangeError('no training pairs: ingest and encode the data first');
+  const head: HeadParams = { ...initial, weight: initial.weight.slice(), bias: initial.bias.slice() };
+  const moments = { mw: new Float32Array(head.weight.length), vw: new Float32Array(head.weight.length), mb: new Float32Array(head.bias.length), vb: new Float32Array(head.bias.length) };
+  const next = seededRandom(config.seed);
+  const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
+  let best = { step: 0, mrr: meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation)), head: { ...head, weight: head.weight.slice(), bias: head.bias.slice() } };
+  let stale = 0;
+  const losses: Record<string, number> = {};
+  let step = 0;
+  for (step = 1; step <= config.steps; step++) {
+    const set = train[(step - 1) % train.length];
+    // A batch of distinct positives: in-batch negatives must not be positives in disguise.
+    const rows: number[] = [];
+    const seen = new Set<number>();
+    for (let tries = 0; rows.length < Math.min(config.batchSize, set.anchors.length) && tries < config.batchSize * 4; tries++) {
+      const i = pick(set.anchors.length);
+      if (set.loss === 'mnrl' && seen.has(set.positives[i])) continue;
+      seen.add(set.positives[i]);
+      rows.push(i);
+    }
+    if (rows.length < 2) continue;
+    const xa = gather(pooled, rows.map((i) => set.anchors[i]));
+    const xp = gather(pooled, rows.map((i) => set.positives[i]));
+    const a = headForward(xa, pooled.dim, head.weight, head.bias, head.dimOut);
+    const p = headForward(xp, pooled.dim, head.weight, head.bias, head.dimOut);
+    const sides: { x: Float32Array; out: typeof a; grad: Float32Array }[] = [];
+    let loss: number;
+    if (set.loss === 'mnrl') {
+      const r = mnrlLoss(a.embeddings, p.embeddings, head.dimOut, { scale: config.scale });
+      loss = r.loss;
+      sides.push({ x: xa, out: a, grad: r.gradAnchors }, { x: xp, out: p, grad: r.gradPositives });
+    } else if (set.loss === 'cosent') {
+      const targets = Float32Array.from(rows, (i) => set.targets[i]);
+      const r = cosentLoss(a.embeddings, p.embeddings, targets, head.dimOut, { scale: config.scale });
+      loss = r.loss;
+      sides.push({ x: xa, out: a, grad: r.gradLeft }, { x: xp, out: p, grad: r.gradRight });
+    } else {
+      const xn = gather(pooled, rows.map((i) => set.negatives[i]));
+      const n = headForward(xn, pooled.dim, head.weight, head.bias, head.dimOut);
+      const r = tripletLoss(a.embeddings, p.embeddings, n.embeddings, head.dimOut, { margin: config.margin });
+      loss = r.loss;
+      sides.push({ x: xa, out: a, grad: r.gradAnchors }, { x: xp, out: p, grad: r.gradPositives }, { x: xn, out: n, grad: r.gradNegatives });
+    }
+    losses[set.kind] = loss;
+    const gw = new Float32Array(head.weight.length);
+    const gb = new Float32Array(head.bias.length);
+    for (const side of sides) {
+      const g = headBackward(side.x, side.out, scaleInPlace(side.grad, set.weight), pooled.dim, head.dimOut);
+      for (let i = 0; i < gw.length; i++) gw[i] += g.gradWeight[i];
+      for (let i = 0; i < gb.length; i++) gb[i] += g.gradBias[i];
+    }
+    let norm = 0;
+    for (const v of gw) norm += v * v;
+    for (const v of gb) norm += v * v;
+    norm = Math.sqrt(norm);
+    if (norm > config.clipNorm) {
+      scaleInPlace(gw, config.clipNorm / norm);
+      scaleInPlace(gb, config.clipNorm / norm);
+    }
+    const lr = config.lr * (step <= config.warmupSteps ? step / config.warmupSteps : Math.max(0, (config.steps - step) / Math.max(1, config.steps - config.warmupSteps)));
+    adamwStep(head.weight, gw, moments.mw, moments.vw, { lr, weightDecay: config.weightDecay, step });
+    adamwStep(head.bias, gb, moments.mb, moments.vb, { lr, weightDecay: 0, step });
+    hooks.onStep?.(step, config.steps, losses);
+    if (step % config.evalEvery === 0 || step === config.steps) {
+      const mrr = meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation));
+      hooks.onEval?.(step, mrr);
+      if (mrr > best.mrr) {
+        best = { step, mrr, head: { ...head, weight: head.weight.slice(), bias: head.bias.slice() } };
+        stale = 0;
+      } else if (++stale >= config.patience) {
+        return { head: best.head, bestStep: best.step, bestMrr: best.mrr, stepsRun: step, stoppedEarly: true };
+      }
+    }
+  }
+  return { head: best.head, bestStep: best.step, bestMrr: best.mrr, stepsRun: step - 1, stoppedEarly: false };
+}
