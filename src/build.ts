@@ -12,6 +12,8 @@ import { SentenceEncoder, type EncodeProgress, type EncoderOptions } from './enc
 import { openHomeStore } from './home.js';
 import { type IndexManifest, type IndexOptions, SpaceIndex } from './index/space-index.js';
 import { BASE_MODEL_ID } from './space.js';
+import { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainSummary } from './train/run.js';
+import type { TrainHooks } from './train/trainer.js';
 import type { Store } from './store/index.js';
 
 export interface BuildHooks {
@@ -35,18 +37,24 @@ export async function encodeStep(store: Store, home: string, options: EncoderOpt
   }
 }
 
+/** Indexes the space's active model: the fine-tuned one when training has run, else the base one. */
 export function indexStep(store: Store, home: string, options: IndexOptions = {}): IndexManifest {
-  return SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), options).manifest;
+  const modelId = store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
+  return SpaceIndex.open(store, modelId, join(home, 'indices', modelId), options).manifest;
 }
 
 export interface BuildSummary {
   ingest: IngestSummary;
   encode: EncodeSummary;
+  train?: TrainSummary;
   index: IndexManifest;
   seconds: number;
 }
 
-export async function build(home: string, options: IngestOptions & EncoderOptions & BuildHooks = {}): Promise<BuildSummary> {
+export async function build(
+  home: string,
+  options: IngestOptions & EncoderOptions & BuildHooks & { train?: TrainOptions | false; trainHooks?: TrainHooks } = {},
+): Promise<BuildSummary> {
   const started = Date.now();
   const store = openHomeStore(home);
   try {
@@ -54,9 +62,14 @@ export async function build(home: string, options: IngestOptions & EncoderOption
     const ingestSummary = await ingest(store, options);
     options.onStep?.('encode');
     const encode = await encodeStep(store, home, options);
+    let train: TrainSummary | undefined;
+    if (options.train !== false) {
+      options.onStep?.('train');
+      train = await trainStep(store, home, options.train ?? {}, { ...options.trainHooks, onNote: options.onNote, onEncodeProgress: options.onEncodeProgress });
+    }
     options.onStep?.('index');
     const index = indexStep(store, home, { onNote: options.onNote });
-    return { ingest: ingestSummary, encode, index, seconds: (Date.now() - started) / 1000 };
+    return { ingest: ingestSummary, encode, train, index, seconds: (Date.now() - started) / 1000 };
   } finally {
     store.close();
   }

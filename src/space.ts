@@ -8,9 +8,10 @@ import { join } from 'node:path';
 
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder } from './encoder/sentence-encoder.js';
+import { TUNED_MODEL_ID } from './train/run.js';
 import { openHomeStore } from './home.js';
 import { SpaceIndex } from './index/space-index.js';
-import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Store, StoreError } from './store/index.js';
+import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Model, type Store, StoreError } from './store/index.js';
 
 /** The store's model id for the pretrained (not fine-tuned) encoder's vectors. */
 export const BASE_MODEL_ID = 'use-lite-base';
@@ -64,41 +65,49 @@ export class LaborSpace {
   readonly home: string;
   readonly store: Store;
   readonly index: SpaceIndex;
+  /** The model whose vectors the space queries: the fine-tuned one when training has run. */
+  readonly modelId: string;
   private readonly modelHash: string;
+  private readonly modelDir: string;
   private readonly quantized: boolean;
   private encoder?: Promise<SentenceEncoder>;
   private readonly titles = new Map<string, string>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, modelHash: string, quantized: boolean) {
+  private constructor(home: string, store: Store, index: SpaceIndex, model: Model) {
     this.home = home;
     this.store = store;
     this.index = index;
-    this.modelHash = modelHash;
-    this.quantized = quantized;
+    this.modelId = model.id;
+    this.modelHash = model.hash;
+    this.modelDir = String(model.extra.dir ?? '');
+    this.quantized = model.extra.quantized === true;
     for (const e of store.entities()) this.titles.set(e.ref, e.title);
   }
 
-  /** Opens a built home folder; indices that are missing, stale or corrupt are rebuilt. */
-  static async open(home: string, options: { onNote?: (message: string) => void } = {}): Promise<LaborSpace> {
+  /**
+   * Opens a built home folder: the fine-tuned space when training has run (or `model: 'base'` for
+   * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
+   */
+  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
     const store = openHomeStore(home);
     try {
-      const model = store.model(BASE_MODEL_ID);
+      const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
-      const index = SpaceIndex.open(store, BASE_MODEL_ID, join(home, 'indices', BASE_MODEL_ID), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model.hash, model.extra.quantized === true);
+      const index = SpaceIndex.open(store, model.id, join(home, 'indices', model.id), { onNote: options.onNote });
+      return new LaborSpace(home, store, index, model);
     } catch (e) {
       store.close();
       throw e;
     }
   }
 
-  /** The encoder of the space's model, loaded on first use (converted again if its files went missing). */
+  /** The encoder of the space's model, loaded on first use (the base one converted again if its files went missing). */
   encoderInstance(): Promise<SentenceEncoder> {
     this.encoder ??= (async () => {
-      const converted = ensureUseLiteModel(this.home);
-      const encoder = await SentenceEncoder.load(converted.dir, { quantized: this.quantized });
+      const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
+      const encoder = await SentenceEncoder.load(dir, { quantized: this.quantized });
       if (encoder.hash !== this.modelHash)
-        throw new SpaceError('NOT_BUILT', `the encoder changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
+        throw new SpaceError('NOT_BUILT', `the encoder of ${this.modelId} changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
       return encoder;
     })();
     return this.encoder;

@@ -91,7 +91,7 @@ const Space = suite('LaborSpace on the fixture data');
 let space: LaborSpace;
 
 Space.before(async () => {
-  const summary = await build(home, { dataDir: FIXTURES, threads: 2 });
+  const summary = await build(home, { dataDir: FIXTURES, threads: 2, train: false });
   assert.ok(summary.encode.encoded > 600);
   space = await LaborSpace.open(home);
 });

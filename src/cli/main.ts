@@ -1,4 +1,6 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
+import { readFileSync } from 'node:fs';
+
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { build, encodeStep, indexStep } from '../build.js';
@@ -8,11 +10,12 @@ import { nativeInfo } from '../native.js';
 import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
+import { trainStep, type TrainOptions } from '../train/run.js';
 import { VERSION } from '../version.js';
 import { formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
 import { formatShow, showEntity } from './show.js';
-import { formatBuild, formatEncode, formatIndex, formatNear } from './space.js';
+import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
 
 interface GlobalOptions {
   home: string;
@@ -86,8 +89,36 @@ export function buildProgram(): Command {
     if (opts.firms && !opts.firmColumns) throw new InvalidArgumentError('--firms needs --firm-columns');
   };
 
-  encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it and index it: the whole space, resuming where a previous run stopped')))
-    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean }) => {
+  const trainOptions = (cmd: Command) =>
+    cmd
+      .option('--config <file>', 'training configuration (JSON: steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, holdOut, kinds)')
+      .option('--steps <n>', 'training steps (overrides the configuration)', positiveInt);
+  const readTrainConfig = (opts: { config?: string; steps?: number }): TrainOptions => {
+    let config: TrainOptions = {};
+    if (opts.config) {
+      try {
+        config = JSON.parse(readFileSync(opts.config, 'utf8')) as TrainOptions;
+      } catch (e) {
+        throw new InvalidArgumentError(`${opts.config}: ${(e as Error).message}`);
+      }
+    }
+    return opts.steps ? { ...config, steps: opts.steps } : config;
+  };
+  const trainProgress = (json: boolean | undefined) => {
+    const bar = progress('train', json);
+    return {
+      bar,
+      hooks: {
+        onStep: (step: number, steps: number, losses: Record<string, number>) =>
+          bar.update(step, steps, Object.entries(losses).map(([k, v]) => `${k} ${v.toFixed(3)}`).slice(0, 4).join(', ')),
+        onEval: (step: number, mrr: number) => note(`step ${step}: validation MRR ${mrr.toFixed(4)}`),
+      },
+    };
+  };
+
+  trainOptions(encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it, fine-tune the head and index it: the whole space, resuming where a previous run stopped'))))
+    .option('--no-train', 'stop at the pretrained space')
+    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number }) => {
       const { home, json } = globals();
       checkFirms(opts);
       const bar = progress('encode', json);
@@ -101,6 +132,8 @@ export function buildProgram(): Command {
           threads: opts.threads,
           batchSize: opts.batchSize,
           quantized: opts.quantized,
+          train: opts.train ? readTrainConfig(opts) : false,
+          trainHooks: trainProgress(json).hooks,
           onStep: (step) => note(`build: ${step}`),
           onNote: note,
           onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)),
@@ -140,6 +173,40 @@ export function buildProgram(): Command {
       }
     },
   );
+
+  trainOptions(program.command('train').description('fine-tune the head on the relations, write the fine-tuned encoder, re-embed every entity')).action(
+    async (opts: { config?: string; steps?: number }) => {
+      const { home, json } = globals();
+      const store = openHomeStore(home);
+      const { bar, hooks } = trainProgress(json);
+      try {
+        const summary = await trainStep(store, home, readTrainConfig(opts), { ...hooks, onNote: note });
+        bar.stop();
+        indexStep(store, home, { onNote: note });
+        print(json, summary, () => formatTrain(summary));
+      } finally {
+        bar.stop();
+        store.close();
+      }
+    },
+  );
+
+  program
+    .command('eval')
+    .description('held-out MRR and recall@10 per relation kind, base and fine-tuned side by side, type clustering, sector purity (of the last training run)')
+    .action(() => {
+      const { home, json } = globals();
+      const store = openHomeStore(home);
+      try {
+        const run = store.runs({ kind: 'train' }).reverse().find((r) => r.status === 'done');
+        if (!run) throw new InvalidArgumentError(`${home} has no finished training run: run \`laborspace train\``);
+        const m = run.metrics as unknown as Parameters<typeof formatTrain>[0];
+        const summary = { ...m, runId: run.id, config: run.config, modelDir: '', seconds: 0 } as unknown as Parameters<typeof formatTrain>[0];
+        print(json, { runId: run.id, base: m.base, tuned: m.tuned }, () => formatTrain(summary));
+      } finally {
+        store.close();
+      }
+    });
 
   program
     .command('index')

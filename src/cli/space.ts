@@ -3,6 +3,7 @@ import type { BuildSummary } from '../build.js';
 import type { EncodeSummary } from '../encoder/encode-entities.js';
 import type { IndexManifest } from '../index/space-index.js';
 import type { NearResult } from '../space.js';
+import type { TrainSummary } from '../train/run.js';
 import { formatIngestSummary } from './ingest.js';
 import { newTable } from './table.js';
 
@@ -28,6 +29,21 @@ export function formatNear(r: NearResult): string {
   return lines.join('\n');
 }
 
+const fixed = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : 'n/a');
+
+export function formatTrain(s: TrainSummary): string {
+  const table = newTable(['relation kind (held out)', 'anchors', 'MRR base', 'MRR tuned', 'R@10 base', 'R@10 tuned']);
+  s.base.kinds.forEach((b, i) => {
+    const t = s.tuned.kinds[i];
+    table.push([b.kind, b.anchors, fixed(b.mrr), fixed(t.mrr), fixed(b.recallAt10), fixed(t.recallAt10)]);
+  });
+  return [
+    `Training run ${s.runId}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}.`,
+    table.toString(),
+    `type clustering ${fixed(s.base.typeClustering)} -> ${fixed(s.tuned.typeClustering)}; NAICS sector purity ${fixed(s.base.sectorPurity)} -> ${fixed(s.tuned.sectorPurity)}`,
+  ].join('\n');
+}
+
 export function formatBuild(s: BuildSummary): string {
-  return [formatIngestSummary(s.ingest), formatEncode(s.encode), formatIndex(s.index), `Built in ${s.seconds.toFixed(1)} s.`].join('\n\n');
+  return [formatIngestSummary(s.ingest), formatEncode(s.encode), ...(s.train ? [formatTrain(s.train)] : []), formatIndex(s.index), `Built in ${s.seconds.toFixed(1)} s.`].join('\n\n');
 }

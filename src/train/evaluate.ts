@@ -53,6 +53,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
     const scores = similarity(queries, matrix(type), dim, 'dot');
     let mrr = 0;
     let recall = 0;
+    let ranked = 0;
     anchors.forEach((anchor, i) => {
       const row = scores.subarray(i * candidates.length, (i + 1) * candidates.length);
       const self = position.get(anchor);
@@ -68,10 +69,11 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
         order.push(j);
       }
       mrr += 1 / rank;
+      ranked++;
       const top = order.sort((x, y) => row[y] - row[x]).slice(0, 10);
       recall += top.filter((j) => truthSet.has(j)).length / Math.min(10, truth.length);
     });
-    kinds.push({ kind: set.kind, anchors: anchors.length, mrr: mrr / anchors.length, recallAt10: recall / anchors.length });
+    if (ranked) kinds.push({ kind: set.kind, anchors: ranked, mrr: mrr / ranked, recallAt10: recall / ranked });
   }
 
   // Type clustering and sector purity on seeded samples.

@@ -88,7 +88,19 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   const dataHash = createHash('sha256');
   for (const set of examples.train) dataHash.update(set.kind).update(new Uint8Array(set.anchors.buffer)).update(new Uint8Array(set.positives.buffer));
   const fullConfig = { ...config, holdOut, kinds };
-  const runId = store.startRun({ kind: 'train', config: fullConfig, dataHash: dataHash.digest('hex') });
+  const hash = dataHash.digest('hex');
+  // A finished run on the same data and config, whose model is still there, is not redone.
+  const previous = store
+    .runs({ kind: 'train' })
+    .reverse()
+    .find((r) => r.status === 'done' && r.dataHash === hash && JSON.stringify(r.config) === JSON.stringify(fullConfig));
+  const tunedModel = store.model(TUNED_MODEL_ID);
+  if (previous && tunedModel?.extra.runId === previous.id && existsSync(String(tunedModel.extra.dir))) {
+    hooks.onNote?.(`training run ${previous.id} already fitted this data and config: reusing it`);
+    const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
+    return { runId: previous.id, config: fullConfig, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, stoppedEarly: m.stoppedEarly, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
+  }
+  const runId = store.startRun({ kind: 'train', config: fullConfig, dataHash: hash });
   try {
     const initial = pretrainedHead();
     const baseMetrics = evaluateSpace(embedAll(pooled, initial), pooled.dim, pooled.refs, examples.test);
@@ -112,7 +124,10 @@ export async function trainStep(store: Store, home: string, options: TrainOption
       modelDir: tuned.dir,
       seconds: (Date.now() - started) / 1000,
     };
-    store.finishRun(runId, { status: 'done', metrics: { base: baseMetrics, tuned: tunedMetrics, bestStep: result.bestStep, stepsRun: result.stepsRun } });
+    store.finishRun(runId, {
+      status: 'done',
+      metrics: { base: baseMetrics, tuned: tunedMetrics, bestStep: result.bestStep, stepsRun: result.stepsRun, stoppedEarly: result.stoppedEarly, trainPairs: summary.trainPairs },
+    });
     return summary;
   } catch (e) {
     store.finishRun(runId, { status: 'failed', metrics: { error: (e as Error).message } });

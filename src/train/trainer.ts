@@ -34,7 +34,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
-  steps: 2000,
+  steps: 1000,
   batchSize: 128,
   lr: 1e-4,
   warmupSteps: 100,
@@ -42,7 +42,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   clipNorm: 1,
   scale: 20,
   margin: 0.25,
-  evalEvery: 250,
+  evalEvery: 200,
   patience: 3,
   seed: 42,
 };
