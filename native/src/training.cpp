@@ -186,13 +186,18 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
 
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                 float eps, float weight_decay, int step) {
-  const double c1 = 1.0 - std::pow(double(beta1), step);
-  const double c2 = 1.0 - std::pow(double(beta2), step);
+  // As PyTorch's AdamW: decay first, then the bias-corrected step. Float math in a loop the
+  // compiler vectorises; the corrections are computed once.
+  const float step_size = float(lr / (1.0 - std::pow(double(beta1), step)));
+  const float inv_c2 = float(1.0 / std::sqrt(1.0 - std::pow(double(beta2), step)));
+  const float decay = 1.f - lr * weight_decay;
   for (size_t i = 0; i < n; ++i) {
-    m[i] = beta1 * m[i] + (1.f - beta1) * grad[i];
-    v[i] = beta2 * v[i] + (1.f - beta2) * grad[i] * grad[i];
-    const double mhat = m[i] / c1, vhat = v[i] / c2;
-    param[i] = float(param[i] - lr * (mhat / (std::sqrt(vhat) + eps) + weight_decay * param[i]));
+    const float g = grad[i];
+    const float mi = beta1 * m[i] + (1.f - beta1) * g;
+    const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = param[i] * decay - step_size * mi / (std::sqrt(vi) * inv_c2 + eps);
   }
 }
 

@@ -1,0 +1,82 @@
+"""PyTorch peer of bench/losses.ts: the same head + loss forward and backward, and the AdamW step,
+on the inputs the TypeScript side wrote. Prints one JSON line: per case the median ms, the loss and
+the gradient of W (written to WORK/<case>.torch.f32 for comparison).
+Usage: /usr/bin/python3 bench/losses_torch.py WORK THREADS"""
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+work, threads = sys.argv[1], int(sys.argv[2])
+torch.set_num_threads(threads)
+meta = json.load(open(f"{work}/meta.json"))
+B, D = meta["batch"], meta["dim"]
+
+
+def load(name, shape):
+    return torch.from_numpy(np.fromfile(f"{work}/{name}.f32", dtype=np.float32).reshape(shape))
+
+
+xa, xp, xn = load("xa", (B, D)), load("xp", (B, D)), load("xn", (B, D))
+targets = load("targets", (B,))
+w0, b0 = load("w", (D, D)), load("b", (D,))
+scale, margin = meta["scale"], meta["margin"]
+
+
+def head(x, w, b):
+    return F.normalize(torch.tanh(x @ w.T + b), dim=1)
+
+
+def mnrl(a, p, n):
+    return F.cross_entropy(scale * a @ p.T, torch.arange(B))
+
+
+def triplet(a, p, n):
+    return torch.relu((1 - (a * p).sum(1)) - (1 - (a * n).sum(1)) + margin).mean()
+
+
+def cosine_mse(a, p, n):
+    return (((a * p).sum(1) - targets) ** 2).mean()
+
+
+def cosent(a, p, n):
+    cos = (a * p).sum(1) * scale
+    diff = cos[None, :] - cos[:, None]  # diff[i, j] = s (cos_j - cos_i)
+    mask = targets[:, None] > targets[None, :]
+    logits = torch.cat([torch.zeros(1), diff[mask]])
+    return torch.logsumexp(logits, 0)
+
+
+losses = {"mnrl": mnrl, "triplet": triplet, "cosine_mse": cosine_mse, "cosent": cosent}
+out = {}
+for name, fn in losses.items():
+    def step():
+        w = w0.clone().requires_grad_(True)
+        b = b0.clone().requires_grad_(True)
+        loss = fn(head(xa, w, b), head(xp, w, b), head(xn, w, b))
+        loss.backward()
+        return loss, w.grad
+
+    times = []
+    for r in range(meta["reps"] + 3):
+        t0 = time.perf_counter()
+        loss, grad = step()
+        if r >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    grad.numpy().astype(np.float32).tofile(f"{work}/{name}.torch.f32")
+    out[name] = {"ms": float(np.median(times)), "loss": float(loss)}
+
+w = w0.clone().requires_grad_(True)
+opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=0.01)
+w.grad = load("w", (D, D)) * 0.01
+times = []
+for r in range(meta["reps"] + 3):
+    t0 = time.perf_counter()
+    opt.step()
+    if r >= 3:
+        times.append((time.perf_counter() - t0) * 1e3)
+out["adamw"] = {"ms": float(np.median(times))}
+print(json.dumps(out))
