@@ -17,6 +17,11 @@ export interface KindConfig {
   weight: number;
   /** Relations below this weight are not used (e.g. O*NET's supplemental related occupations). */
   minWeight?: number;
+  /**
+   * Read the relation target -> source: anchors (the held-out unit) are then its targets, e.g. the
+   * occupations of OEWS sector -> occupation shares (there are only 20 sectors to hold out).
+   */
+  reverse?: boolean;
 }
 
 /** The relation kinds trained by default and how. */
@@ -30,7 +35,7 @@ export const DEFAULT_KINDS: Record<string, KindConfig> = {
   onet_related: { loss: 'mnrl', weight: 0.5, minWeight: 0.75 },
   firm_industry: { loss: 'mnrl', weight: 1 },
   onet_skill: { loss: 'cosent', weight: 1 },
-  oews_employment: { loss: 'cosent', weight: 1 },
+  oews_employment: { loss: 'mnrl', weight: 1, reverse: true, minWeight: 0.002 },
 };
 
 export interface PairSet {
@@ -75,7 +80,10 @@ export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: R
      FROM relations r JOIN entities s ON s.id = r.source_id JOIN entities t ON t.id = r.target_id WHERE r.kind = ? ORDER BY r.id`,
   );
   for (const [kind, cfg] of Object.entries(kinds)) {
-    const relations = relationsOf.all(kind).filter((r) => r.weight >= (cfg.minWeight ?? -Infinity) && rowOf.has(r.source) && rowOf.has(r.target));
+    const relations = relationsOf
+      .all(kind)
+      .filter((r) => r.weight >= (cfg.minWeight ?? -Infinity) && rowOf.has(r.source) && rowOf.has(r.target))
+      .map((r) => (cfg.reverse ? { source: r.target, target: r.source, weight: r.weight } : r));
     if (!relations.length) continue;
     // Hard negatives for the hierarchy: another child of the parent's own parent.
     const parentOf = new Map(relations.map((r) => [r.source, r.target]));
