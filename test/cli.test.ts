@@ -6,28 +6,9 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { buildProgram } from '../src/cli/main.js';
+import { runCli as run } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
-
-/** Runs the CLI with argv, returning what it printed; errors propagate. */
-async function run(...argv: string[]): Promise<string> {
-  const lines: string[] = [];
-  const log = console.log;
-  const stderr = process.stderr.write;
-  console.log = (...args: unknown[]) => lines.push(args.join(' '));
-  process.stderr.write = () => true; // progress lines
-  try {
-    const program = buildProgram();
-    for (const command of [program, ...program.commands])
-      command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => lines.push(s) });
-    await program.parseAsync(['node', 'laborspace', ...argv]);
-  } finally {
-    console.log = log;
-    process.stderr.write = stderr;
-  }
-  return lines.join('\n');
-}
 
 const Cli = suite('cli');
 let home: string;

@@ -18,6 +18,7 @@ import { loadOnet } from '../src/data/onet.js';
 import { IngestReport } from '../src/data/report.js';
 import { readTable, requireTable, type TableRow } from '../src/data/table.js';
 import { Store } from '../src/store/index.js';
+import { assertRejects as rejects } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
@@ -25,17 +26,6 @@ async function collect(path: string, options = {}): Promise<TableRow[]> {
   const rows: TableRow[] = [];
   for await (const row of readTable(path, options)) rows.push(row);
   return rows;
-}
-
-async function rejects(promise: Promise<unknown>, type: Function, message: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, type, `expected ${type.name}, got ${e}`);
-    assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected ${type.name} ${message}`);
 }
 
 function tmp(): string {

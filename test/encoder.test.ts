@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { ensureUseLiteModel, verifyModelDir } from '../src/encoder/model-cache.js';
 import { DataType, encodeModel } from '../src/encoder/onnx-proto.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
+import { assertRejects } from './helpers.js';
 
 const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-encoder-'));
@@ -23,18 +24,6 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
     nb += b[i] * b[i];
   }
   return dot / Math.sqrt(na * nb);
-}
-
-async function rejects(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, EncoderError, String(e));
-    assert.is((e as EncoderError).code, code);
-    assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
 }
 
 const Parity = suite('use-lite parity');
@@ -101,14 +90,14 @@ Encoder('should count truncated texts and report progress', async () => {
 });
 
 Encoder('should reject empty texts, missing models and bad options', async () => {
-  await rejects(encoder.encode(['fine', '   ']), 'EMPTY_TEXT', /text 1 is empty/);
-  await rejects(SentenceEncoder.load(join(home, 'nowhere')), 'MODEL_NOT_FOUND', /onnx\/model\.onnx not found/);
-  await rejects(SentenceEncoder.load(encoder.dir, { batchSize: 0 }), 'BAD_OPTION', /batchSize must be a positive integer, got 0/);
+  await assertRejects(encoder.encode(['fine', '   ']), EncoderError, /text 1 is empty/, 'EMPTY_TEXT');
+  await assertRejects(SentenceEncoder.load(join(home, 'nowhere')), EncoderError, /onnx\/model\.onnx not found/, 'MODEL_NOT_FOUND');
+  await assertRejects(SentenceEncoder.load(encoder.dir, { batchSize: 0 }), EncoderError, /batchSize must be a positive integer, got 0/, 'BAD_OPTION');
   const broken = join(home, 'broken');
   mkdirSync(join(broken, 'onnx'), { recursive: true });
   writeFileSync(join(broken, 'onnx', 'model.onnx'), 'not a model');
   writeFileSync(join(broken, 'tokenizer.json'), readFileSync(join(encoder.dir, 'tokenizer.json')));
-  await rejects(SentenceEncoder.load(broken), 'BAD_MODEL', /cannot be loaded/);
+  await assertRejects(SentenceEncoder.load(broken), EncoderError, /cannot be loaded/, 'BAD_MODEL');
 });
 
 Encoder('should run any Hugging Face-layout model, mean-pooling one that outputs token states', async () => {

@@ -1,5 +1,7 @@
 import * as assert from 'uvu/assert';
 
+import { buildProgram } from '../src/cli/main.js';
+
 export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
 
 /** Tolerance for a float32 dot product of length `dim` against a float64 reference. */
@@ -28,4 +30,36 @@ export function assertThrowsCode(fn: () => unknown, type: ErrorConstructor, code
     return;
   }
   assert.unreachable(`expected ${code} to be thrown`);
+}
+
+/** Awaits a promise that must reject with an error of `type` whose message matches (and `code`, when given). */
+export async function assertRejects(promise: Promise<unknown>, type: Function, message: RegExp, code?: string): Promise<void> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.instance(e, type, `expected ${type.name}, got ${e}`);
+    assert.match((e as Error).message, message);
+    if (code !== undefined) assert.is((e as { code?: string }).code, code);
+    return;
+  }
+  assert.unreachable(`expected ${type.name} ${message}`);
+}
+
+/** Runs the CLI in process with argv, returning what it printed to stdout; errors propagate, progress on stderr is dropped. */
+export async function runCli(...argv: string[]): Promise<string> {
+  const lines: string[] = [];
+  const log = console.log;
+  const stderr = process.stderr.write;
+  console.log = (...args: unknown[]) => lines.push(args.join(' '));
+  process.stderr.write = () => true;
+  try {
+    const program = buildProgram();
+    for (const command of [program, ...program.commands])
+      command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => lines.push(s) });
+    await program.parseAsync(['node', 'laborspace', ...argv]);
+  } finally {
+    console.log = log;
+    process.stderr.write = stderr;
+  }
+  return lines.join('\n');
 }

@@ -6,27 +6,16 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { build, encodeStep } from '../src/build.js';
-import { buildProgram } from '../src/cli/main.js';
 import { openHomeStore } from '../src/home.js';
 import { SpaceIndex } from '../src/index/space-index.js';
 import { topk } from '../src/native.js';
 import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.js';
 import { Store } from '../src/store/index.js';
 import { randomMatrix } from '../src/util/random.js';
+import { assertRejects as rejects, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
-
-async function rejects(promise: Promise<unknown>, type: Function, message: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, type, String(e));
-    assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected ${type.name}`);
-}
 
 const Index = suite('SpaceIndex');
 const indexDir = join(home, 'synthetic-index');
@@ -150,23 +139,7 @@ Space('should re-encode only texts that changed', async () => {
 Space.run();
 
 const Cli = suite('space commands');
-
-async function run(...argv: string[]): Promise<string> {
-  const lines: string[] = [];
-  const log = console.log;
-  const stderr = process.stderr.write;
-  console.log = (...args: unknown[]) => lines.push(args.join(' '));
-  process.stderr.write = () => true;
-  try {
-    const program = buildProgram();
-    for (const command of [program, ...program.commands]) command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => lines.push(s) });
-    await program.parseAsync(['node', 'laborspace', '--home', home, ...argv]);
-  } finally {
-    console.log = log;
-    process.stderr.write = stderr;
-  }
-  return lines.join('\n');
-}
+const run = (...argv: string[]) => runCli('--home', home, ...argv);
 
 Cli('should answer near as JSON in the documented shape', async () => {
   const out = JSON.parse(await run('--json', 'near', 'registered nurse', '--types', 'occupation,skill,industry,firm', '--k', '2'));

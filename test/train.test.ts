@@ -6,7 +6,6 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
-import { buildProgram } from '../src/cli/main.js';
 import { openHomeStore } from '../src/home.js';
 import { normalize } from '../src/native.js';
 import { LaborSpace } from '../src/space.js';
@@ -15,6 +14,7 @@ import { buildExamples, DEFAULT_KINDS, type PairSet } from '../src/train/example
 import { TUNED_MODEL_ID } from '../src/train/run.js';
 import { DEFAULT_TRAIN_CONFIG, embedAll, trainHead } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
+import { runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
@@ -92,23 +92,7 @@ const Cli = suite('train and eval commands');
 
 Cli('should fine-tune, make the tuned space the active one, report eval, and reuse a finished run', async () => {
   const home = mkdtempSync(join(tmpdir(), 'laborspace-train-'));
-  const lines: string[] = [];
-  const log = console.log;
-  const stderr = process.stderr.write;
-  const run = async (...argv: string[]) => {
-    lines.length = 0;
-    console.log = (...args: unknown[]) => lines.push(args.join(' '));
-    process.stderr.write = () => true;
-    try {
-      const program = buildProgram();
-      for (const c of [program, ...program.commands]) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: (s) => lines.push(s) });
-      await program.parseAsync(['node', 'laborspace', '--home', home, ...argv]);
-    } finally {
-      console.log = log;
-      process.stderr.write = stderr;
-    }
-    return lines.join('\n');
-  };
+  const run = (...argv: string[]) => runCli('--home', home, ...argv);
   try {
     await run('build', '--data', FIXTURES, '--no-train');
     const trained = JSON.parse(await run('--json', 'train', '--steps', '40'));

@@ -86,6 +86,16 @@ function fileHash(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+/** Seeded query vectors drawn from every type: a cross-type query is the common case. */
+function probeQueries(store: Store, modelId: string): Float32Array[] {
+  const all = store.vectors(modelId);
+  if (!all.refs.length) return [];
+  return Array.from(randomMatrix(PROBE_QUERIES, 1, 7), (u) => {
+    const row = Math.floor(((u + 1) / 2) * all.refs.length) % all.refs.length;
+    return normalize(all.matrix.slice(row * all.dim, (row + 1) * all.dim), all.dim, { inPlace: true });
+  });
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[s.length >> 1];
@@ -152,6 +162,7 @@ export class SpaceIndex {
     }
     const space = new SpaceIndex(modelId);
     let changed = false;
+    let probes: Float32Array[] | undefined; // read only if some type is (re)built
     for (const type of ENTITY_TYPES) {
       const vectors = store.vectors(modelId, { type });
       vectors.matrix = normalize(vectors.matrix, vectors.dim || 1, { inPlace: true });
@@ -170,7 +181,8 @@ export class SpaceIndex {
         continue;
       }
       if (vectors.refs.length) onNote?.(`indexing ${vectors.refs.length} ${type} vectors (${problem})`);
-      space.types.set(type, SpaceIndex.buildType(type, vectors, vectorsHash, store, modelId, dir, method));
+      probes ??= probeQueries(store, modelId);
+      space.types.set(type, SpaceIndex.buildType(type, vectors, vectorsHash, probes, dir, method));
       changed = true;
     }
     if (changed) {
@@ -201,8 +213,7 @@ export class SpaceIndex {
     type: EntityType,
     vectors: VectorSet,
     vectorsHash: string,
-    store: Store,
-    modelId: string,
+    probes: Float32Array[],
     dir: string,
     method: IndexOptions['method'],
   ): TypeIndex {
@@ -210,13 +221,6 @@ export class SpaceIndex {
     const dim = vectors.dim;
     const base: TypeIndexInfo = { count: n, vectorsHash, method: 'exact', recall: 1, exactMs: 0 };
     if (n === 0) return { vectors, info: base };
-    // Probe with vectors of every type (a cross-type query is the common case), seeded.
-    const all = store.vectors(modelId);
-    const pick = randomMatrix(PROBE_QUERIES, 1, 7);
-    const probes = Array.from(pick, (u) => {
-      const row = Math.floor(((u + 1) / 2) * all.refs.length) % all.refs.length;
-      return all.matrix.slice(row * dim, (row + 1) * dim);
-    });
     const exact = probes.map((q) => exactSearch(vectors, q, 10));
     base.exactMs = median(probes.map((q) => timeMs(() => exactSearch(vectors, q, 10))));
     if (method === 'exact') return { vectors, info: base };
