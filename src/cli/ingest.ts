@@ -14,9 +14,14 @@ export interface IngestCliOptions {
   json?: boolean;
 }
 
+/** The --firms, --firm-columns and --firm-source options as ingest's firm files. */
+export function firmFilesOf(options: Pick<IngestCliOptions, 'firms' | 'firmColumns' | 'firmSource'>): FirmFile[] {
+  return options.firms ? [{ path: options.firms, columns: options.firmColumns!, source: options.firmSource }] : [];
+}
+
 export async function runIngest(store: Store, options: IngestCliOptions): Promise<IngestSummary> {
   const bar = progress('ingest', options.json);
-  const firmFiles = options.firms ? [{ path: options.firms, columns: options.firmColumns!, source: options.firmSource }] : [];
+  const firmFiles = firmFilesOf(options);
   try {
     return await ingest(store, {
       dataDir: options.data,

@@ -12,7 +12,7 @@ import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
 import { trainStep, type TrainOptions } from '../train/run.js';
 import { VERSION } from '../version.js';
-import { formatIngestSummary, runIngest } from './ingest.js';
+import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
 import { formatShow, showEntity } from './show.js';
 import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
@@ -127,7 +127,7 @@ export function buildProgram(): Command {
         const summary = await build(home, {
           dataDir: opts.data,
           onError: opts.onError,
-          firmFiles: opts.firms ? [{ path: opts.firms, columns: opts.firmColumns!, source: opts.firmSource }] : [],
+          firmFiles: firmFilesOf(opts),
           naics2022Dir: opts.naics2022,
           threads: opts.threads,
           batchSize: opts.batchSize,
