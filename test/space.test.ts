@@ -40,7 +40,7 @@ Index('should build HNSW where asked, reopen it without rebuilding, and agree wi
   assert.ok(existsSync(join(indexDir, 'skill.hnsw')));
   assert.is(index.manifest.types.occupation!.method, 'hnsw', 'asked for everywhere');
   const auto = SpaceIndex.open(store, 'm', join(home, 'auto-index'));
-  assert.is(auto.manifest.types.occupation!.method, 'exact', 'by default small types are scanned');
+  assert.ok(auto.manifest.types.occupation!.method !== 'hnsw', 'by default small types are scanned (exact or int8, whichever measured faster)');
   assert.equal(notes, ['indexing 30 occupation vectors (no index yet)', 'indexing 1200 skill vectors (no index yet)']);
   const again = SpaceIndex.open(store, 'm', indexDir, { method: 'hnsw', onNote: (n) => notes.push(n) });
   assert.is(notes.length, 2, 'nothing rebuilt');
