@@ -1,9 +1,10 @@
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import ExcelJS from 'exceljs';
+import JSZip from 'jszip';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -87,6 +88,36 @@ Table('should read .xlsx sheets with title rows above the header', async () => {
       { line: 3, values: { Code: '11-1011.00', Value: '4.5', Note: 'plain' } },
       { line: 5, values: { Code: 'x', Value: 'rich text', Note: '' } },
     ]);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+/** Rewrites an .xlsx with its zip entries in the given order (names not listed keep theirs, after them). */
+async function reorderXlsx(path: string, first: string[], drop: string[] = []): Promise<void> {
+  const source = await JSZip.loadAsync(readFileSync(path));
+  const names = Object.keys(source.files).filter((n) => !source.files[n].dir && !drop.includes(n));
+  const ordered = [...first.filter((n) => names.includes(n)), ...names.filter((n) => !first.includes(n))];
+  const target = new JSZip();
+  for (const name of ordered) target.file(name, await source.files[name].async('uint8array'));
+  writeFileSync(path, await target.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' }));
+}
+
+Table('should read an .xlsx whose workbook entry comes after its worksheets and shared strings', async () => {
+  const dir = tmp();
+  try {
+    const wb = new ExcelJS.Workbook();
+    const sheet = wb.addWorksheet('data');
+    sheet.addRow(['Code', 'Title']);
+    sheet.addRow(['11-1011.00', 'Chief Executives']);
+    const path = join(dir, 'late-workbook.xlsx');
+    await wb.xlsx.writeFile(path);
+    // With the relations and shared strings ahead of the sheet, exceljs's streaming reader parses the
+    // sheet before it has seen xl/workbook.xml and fails every time; the reader must still cope.
+    await reorderXlsx(path, ['[Content_Types].xml', '_rels/.rels', 'xl/_rels/workbook.xml.rels', 'xl/sharedStrings.xml', 'xl/worksheets/sheet1.xml']);
+    assert.equal(await collect(path), [{ line: 2, values: { Code: '11-1011.00', Title: 'Chief Executives' } }]);
+    await reorderXlsx(path, [], ['xl/workbook.xml']);
+    await rejects(collect(path), IngestError, /late-workbook\.xlsx: has no worksheet 0/);
   } finally {
     rmSync(dir, { recursive: true });
   }

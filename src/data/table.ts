@@ -109,7 +109,7 @@ async function* readDelimited(path: string, options: TableOptions): AsyncGenerat
     if (e instanceof CsvError) throw new IngestError({ file, line: (e as CsvError & { lines?: number }).lines }, describeCsvError(e));
     if (e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('Z_'))
       throw new IngestError({ file }, `not valid gzip data (${e.message})`);
-    throw new IngestError({ file }, e instanceof Error ? e.message : String(e));
+    throw new IngestError({ file }, errorText(e));
   }
 }
 
@@ -145,33 +145,69 @@ function cellText(value: ExcelJS.CellValue): string {
 
 async function* readXlsx(path: string, options: TableOptions): AsyncGenerator<TableRow> {
   const file = basename(path);
-  const headerRow = options.headerRow ?? 1;
   const wanted = options.sheetIndex ?? 0;
-  const reader = new ExcelJS.stream.xlsx.WorkbookReader(path, { sharedStrings: 'cache', hyperlinks: 'ignore', styles: 'ignore', worksheets: 'emit', entries: 'ignore' });
-  let index = 0;
+  let yielded = false;
   try {
-    for await (const sheet of reader) {
-      if (index++ !== wanted) continue;
-      let header: string[] | undefined;
-      for await (const row of sheet as AsyncIterable<ExcelJS.Row>) {
-        const cells = (row.values as ExcelJS.CellValue[]).slice(1).map(cellText);
-        if (row.number < headerRow) continue;
-        if (row.number === headerRow) {
-          header = headerNames(cells);
-          continue;
-        }
-        if (!header) continue;
-        if (cells.every((c) => c.trim() === '')) continue;
-        const values: Record<string, string> = {};
-        header.forEach((h, i) => (values[h] = cells[i] ?? ''));
-        yield { line: row.number, values };
-      }
-      if (!header) throw new IngestError({ file, line: headerRow }, 'no header row');
-      return;
+    for await (const row of streamXlsxSheet(path, wanted, options.headerRow ?? 1)) {
+      yielded = true;
+      yield row;
     }
+    return;
   } catch (e) {
     if (e instanceof IngestError) throw e;
-    throw new IngestError({ file }, `cannot read as .xlsx: ${e instanceof Error ? e.message : String(e)}`);
+    // exceljs's streaming reader can lose xl/workbook.xml when it is the last zip entry (a race on
+    // Node >= 18, exceljs#3064) and then fails before its first row. Such files are read whole.
+    if (yielded || !(e instanceof TypeError)) throw new IngestError({ file }, `cannot read as .xlsx: ${errorText(e)}`);
+  }
+  yield* readXlsxWhole(path, wanted, options.headerRow ?? 1);
+}
+
+async function* streamXlsxSheet(path: string, wanted: number, headerRow: number): AsyncGenerator<TableRow> {
+  const file = basename(path);
+  const reader = new ExcelJS.stream.xlsx.WorkbookReader(path, { sharedStrings: 'cache', hyperlinks: 'ignore', styles: 'ignore', worksheets: 'emit', entries: 'ignore' });
+  let index = 0;
+  for await (const sheet of reader) {
+    if (index++ !== wanted) continue;
+    yield* sheetRows(file, sheet as AsyncIterable<ExcelJS.Row>, headerRow);
+    return;
   }
   throw new IngestError({ file }, `has no worksheet ${wanted}`);
+}
+
+async function* readXlsxWhole(path: string, wanted: number, headerRow: number): AsyncGenerator<TableRow> {
+  const file = basename(path);
+  const workbook = new ExcelJS.Workbook();
+  try {
+    await workbook.xlsx.readFile(path);
+  } catch (e) {
+    throw new IngestError({ file }, `cannot read as .xlsx: ${errorText(e)}`);
+  }
+  const sheet = workbook.worksheets[wanted];
+  if (!sheet) throw new IngestError({ file }, `has no worksheet ${wanted}`);
+  const rows: ExcelJS.Row[] = [];
+  sheet.eachRow((row) => rows.push(row));
+  yield* sheetRows(file, rows, headerRow);
+}
+
+/** Records of one worksheet keyed by its header row; blank rows are left out. */
+async function* sheetRows(file: string, rows: AsyncIterable<ExcelJS.Row> | Iterable<ExcelJS.Row>, headerRow: number): AsyncGenerator<TableRow> {
+  let header: string[] | undefined;
+  for await (const row of rows) {
+    const cells = (row.values as ExcelJS.CellValue[]).slice(1).map(cellText);
+    if (row.number < headerRow) continue;
+    if (row.number === headerRow) {
+      header = headerNames(cells);
+      continue;
+    }
+    if (!header) continue;
+    if (cells.every((c) => c.trim() === '')) continue;
+    const values: Record<string, string> = {};
+    header.forEach((h, i) => (values[h] = cells[i] ?? ''));
+    yield { line: row.number, values };
+  }
+  if (!header) throw new IngestError({ file, line: headerRow }, 'no header row');
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
