@@ -7,6 +7,7 @@
         "native/src/kernels_scalar.cpp",
         "native/src/kernels_avx2.cpp",
         "native/src/kernels_avx512.cpp",
+        "native/src/gemm.cpp",
         "native/src/scoring.cpp",
         "native/src/probes.cpp",
         "native/src/training.cpp",

@@ -54,6 +54,7 @@ interface Binding {
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
   quantize(x: Float32Array, dim: number): QuantizedRows;
   topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients;
   mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
@@ -206,6 +207,14 @@ export interface LossResult {
 export interface PairLossResult extends LossResult {
   gradLeft: Float32Array;
   gradRight: Float32Array;
+}
+
+/**
+ * The m x n product op(a) op(b), row-major: a holds m x k values (k x m when transposeA), b holds
+ * k x n (n x k when transposeB).
+ */
+export function matmul(a: Float32Array, b: Float32Array, shape: { m: number; n: number; k: number; transposeA?: boolean; transposeB?: boolean }): Float32Array {
+  return binding.matmul(a, b, shape.m, shape.n, shape.k, shape.transposeA === true, shape.transposeB === true);
 }
 
 /** The trainable head: embeddings = normalize(tanh(x W^T + bias)), W stored dimOut x dimIn. */

@@ -403,6 +403,19 @@ Napi::Object loss_result(Napi::Env env, double loss, std::initializer_list<std::
   return o;
 }
 
+// matmul(a, b, m, n, k, transposeA, transposeB): op(a) op(b) as an m x n Float32Array.
+Napi::Value matmul_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t m = integer(info, 2, "m", 1, kMaxDim), n = integer(info, 3, "n", 1, kMaxDim), k = integer(info, 4, "k", 1, kMaxDim);
+    const bool ta = info[5].ToBoolean(), tb = info[6].ToBoolean();
+    Napi::Float32Array a = batch_matrix(info, 0, "a", ta ? m : k, ta ? k : m);
+    Napi::Float32Array b = batch_matrix(info, 1, "b", tb ? k : n, tb ? n : k);
+    Napi::Float32Array c = zeros(info.Env(), m * n);
+    gemm(ta ? Op::transpose : Op::none, tb ? Op::transpose : Op::none, m, n, k, a.Data(), ta ? m : k, b.Data(), tb ? k : n, c.Data(), n, false);
+    return c;
+  });
+}
+
 Napi::Value head_forward_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t din = integer(info, 1, "dimIn", 1, kMaxDim), dout = integer(info, 4, "dimOut", 1, kMaxDim);
@@ -568,6 +581,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, run_sync<TopkCall>));
   exports.Set("topkAsync", Napi::Function::New(env, run_async<TopkCall>));
   exports.Set("quantize", Napi::Function::New(env, quantize));
+  exports.Set("matmul", Napi::Function::New(env, matmul_js));
   exports.Set("headForward", Napi::Function::New(env, head_forward_js));
   exports.Set("headBackward", Napi::Function::New(env, head_backward_js));
   exports.Set("mnrlLoss", Napi::Function::New(env, mnrl_js));

@@ -34,6 +34,17 @@ struct IsaKernels {
   // out[r] = sum_p q[p] * x[r*d + p] for int8 rows and a query widened to int16 (exact in int32
   // for d < 2^17).
   void (*row_dots_i8)(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out);
+  // The GEMM micro-kernel: a gemm_mr x gemm_nr block of C from op(A) packed as
+  // a[p*gemm_mr + i] and op(B) packed as b[p*gemm_nr + j] (both zero-padded), for p < k:
+  //   c[i*ldc + j] (+)= sum_p a[p*gemm_mr + i] * b[p*gemm_nr + j], for i < rows, j < cols.
+  // Both operands stream through memory in order, so the caches and prefetchers keep up.
+  size_t gemm_mr, gemm_nr;
+  void (*gemm_micro)(const float* a, const float* b, size_t k, float* c, size_t ldc, size_t rows, size_t cols,
+                     bool accumulate);
+  // x[i] = exp(x[i]) and x[i] = tanh(x[i]) in place, to within a few float ulps (absolute 2e-7 for
+  // tanh): a degree-7 Taylor polynomial on the reduced argument |r| <= ln(2)/2, times 2^n.
+  void (*exp_inplace)(float* x, size_t n);
+  void (*tanh_inplace)(float* x, size_t n);
 };
 
 const IsaKernels& kernels_scalar();
@@ -58,6 +69,13 @@ struct Error {
 
 // L2-normalise each of n rows of x into out (which may equal x). Zero rows stay zero.
 void normalize_rows(const float* x, size_t n, size_t d, float* out);
+
+// C (m x n, row stride ldc) = op(A) op(B), or C += op(A) op(B) when `accumulate`; op(A) is m x k
+// and op(B) is k x n. A is stored m x k (row stride lda), or k x m when transposed; B is stored
+// k x n (ldb), or n x k when transposed. The products of the training kernels.
+enum class Op { none, transpose };
+void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
+          float* c, size_t ldc, bool accumulate);
 
 // Index of the first NaN or infinity in x[0..len), or len when all are finite.
 size_t first_non_finite(const float* x, size_t len);

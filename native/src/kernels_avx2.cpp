@@ -141,10 +141,90 @@ void row_dots_i8_avx2(const int16_t* q, const int8_t* x, size_t rows, size_t d, 
   }
 }
 
+// 6 x 16 block of C from packed panels (12 ymm accumulators, 2 loads of B, 6 broadcasts of A).
+constexpr size_t kMr = 6;
+constexpr size_t kNr = 16;
+
+void gemm_micro_avx2(const float* a, const float* b, size_t k, float* c, size_t ldc, size_t rows, size_t cols,
+                     bool accumulate) {
+  __m256 acc[kMr][2];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (size_t p = 0; p < k; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b + p * kNr);
+    const __m256 b1 = _mm256_loadu_ps(b + p * kNr + 8);
+    const float* ap = a + p * kMr;
+#pragma GCC unroll 6
+    for (size_t i = 0; i < kMr; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(ap + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  for (size_t i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    if (cols == kNr) {
+      __m256 v0 = acc[i][0], v1 = acc[i][1];
+      if (accumulate) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + 8));
+      }
+      _mm256_storeu_ps(ci, v0);
+      _mm256_storeu_ps(ci + 8, v1);
+    } else {
+      float tile[kNr];
+      _mm256_storeu_ps(tile, acc[i][0]);
+      _mm256_storeu_ps(tile + 8, acc[i][1]);
+      for (size_t j = 0; j < cols; ++j) ci[j] = accumulate ? ci[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+// As exp_ps in kernels_avx512.cpp; without scalef, 2^n is built in the exponent field (n is in
+// [-126, 127] after the clamp, so it stays a normal float).
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), _mm256_set1_ps(-87.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+  __m256 p = _mm256_set1_ps(1.f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
+}
+
+inline __m256 tanh_ps(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.f));
+  const __m256 e = exp_ps(_mm256_add_ps(_mm256_andnot_ps(sign, x), _mm256_andnot_ps(sign, x)));
+  const __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.f), _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(e, _mm256_set1_ps(1.f))));
+  return _mm256_or_ps(t, sign);
+}
+
+template <__m256 (*F)(__m256)>
+void map_inplace(float* x, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, F(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    float tail[8] = {};
+    std::copy(x + i, x + n, tail);
+    _mm256_storeu_ps(tail, F(_mm256_loadu_ps(tail)));
+    std::copy(tail, tail + (n - i), x + i);
+  }
+}
+
 }  // namespace
 
 const IsaKernels* kernels_avx2() {
-  static const IsaKernels table{Isa::avx2, kRows, kQueries, gemm_tile_avx2, row_dots_avx2, axpy_avx2, sum_squares_avx2, row_dots_i8_avx2};
+  static const IsaKernels table{Isa::avx2,         kRows,       kQueries,         gemm_tile_avx2,
+                                row_dots_avx2,     axpy_avx2,   sum_squares_avx2, row_dots_i8_avx2,
+                                kMr,               kNr,         gemm_micro_avx2,
+                                map_inplace<exp_ps>, map_inplace<tanh_ps>};
   return isa_supported(Isa::avx2) ? &table : nullptr;
 }
 

@@ -62,11 +62,34 @@ void row_dots_i8_scalar(const int16_t* q, const int8_t* x, size_t rows, size_t d
   }
 }
 
+constexpr size_t kMr = 4;
+constexpr size_t kNr = 8;
+
+void gemm_micro_scalar(const float* a, const float* b, size_t k, float* c, size_t ldc, size_t rows, size_t cols,
+                       bool accumulate) {
+  float acc[kMr][kNr] = {};
+  for (size_t p = 0; p < k; ++p)
+    for (size_t i = 0; i < kMr; ++i)
+      for (size_t j = 0; j < kNr; ++j) acc[i][j] += a[p * kMr + i] * b[p * kNr + j];
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < cols; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+void exp_inplace_scalar(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+
+void tanh_inplace_scalar(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+}
+
 }  // namespace
 
 const IsaKernels& kernels_scalar() {
-  static const IsaKernels table{Isa::scalar, kRows, kQueries, gemm_tile_scalar, row_dots_scalar, axpy_scalar,
-                                sum_squares_scalar, row_dots_i8_scalar};
+  static const IsaKernels table{Isa::scalar,       kRows,           kQueries,          gemm_tile_scalar,
+                                row_dots_scalar,   axpy_scalar,     sum_squares_scalar, row_dots_i8_scalar,
+                                kMr,               kNr,             gemm_micro_scalar,
+                                exp_inplace_scalar, tanh_inplace_scalar};
   return table;
 }
 

@@ -4,18 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
+
+#include "parallel.h"
 
 namespace laborspace {
 namespace {
-
-// Row-major transpose of an r x c matrix.
-std::vector<float> transpose(const float* x, size_t r, size_t c) {
-  std::vector<float> t(r * c);
-  for (size_t i = 0; i < r; ++i)
-    for (size_t j = 0; j < c; ++j) t[j * r + i] = x[i * c + j];
-  return t;
-}
 
 double dot(const float* a, const float* b, size_t d) {
   double s = 0;
@@ -23,78 +18,96 @@ double dot(const float* a, const float* b, size_t d) {
   return s;
 }
 
+// Rows [0, n) split over the threads the work is worth.
+template <class Fn>
+void for_rows(size_t n, double work_per_row, Fn&& fn) {
+  const size_t threads = std::min(n, threads_for(double(n) * work_per_row));
+  fork_join(std::max<size_t>(threads, 1), [&](size_t t) {
+    const size_t count = std::max<size_t>(threads, 1);
+    for (size_t i = n * t / count; i < n * (t + 1) / count; ++i) fn(i);
+  });
+}
+
 }  // namespace
 
 Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout, float* h,
                    float* e) {
-  if (Error err = similarity(x, batch, wt, dout, din, Metric::dot, h)) return err;
-  for (size_t i = 0; i < batch; ++i) {
-    double sq = 0;
-    for (size_t j = 0; j < dout; ++j) {
-      const float t = std::tanh(h[i * dout + j] + bias[j]);
-      h[i * dout + j] = t;
-      sq += double(t) * t;
-    }
+  gemm(Op::none, Op::transpose, batch, dout, din, x, din, wt, din, h, dout, false);
+  const IsaKernels& k = active_kernels();
+  for_rows(batch, 40.0 * dout, [&](size_t i) {
+    float* hi = h + i * dout;
+    for (size_t j = 0; j < dout; ++j) hi[j] += bias[j];
+    k.tanh_inplace(hi, dout);
+    const double sq = k.sum_squares(hi, dout);
     const float inv = sq > 0 ? float(1.0 / std::sqrt(sq)) : 0.f;
-    for (size_t j = 0; j < dout; ++j) e[i * dout + j] = h[i * dout + j] * inv;
-  }
+    for (size_t j = 0; j < dout; ++j) e[i * dout + j] = hi[j] * inv;
+  });
+  const size_t bad = first_non_finite(h, batch * dout);
+  if (bad < batch * dout)
+    return {Error::non_finite, "the head's pre-activation of row " + std::to_string(bad / dout) + " is not finite (NaN from overflowing inputs)"};
   return {};
 }
 
 Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
                     size_t dout, float* grad_wt, float* grad_bias) {
   // dL/dz for z = x W^T + bias: through the normalisation (project out e, divide by |h|), then tanh.
+  const IsaKernels& k = active_kernels();
   std::vector<float> gz(batch * dout);
-  for (size_t i = 0; i < batch; ++i) {
+  for_rows(batch, 10.0 * dout, [&](size_t i) {
     const float* hi = h + i * dout;
     const float* ei = e + i * dout;
     const float* gi = grad_e + i * dout;
-    double norm = 0;
-    for (size_t j = 0; j < dout; ++j) norm += double(hi[j]) * hi[j];
-    norm = std::sqrt(norm);
-    const double eg = dot(ei, gi, dout);
-    for (size_t j = 0; j < dout; ++j) {
-      const double gh = norm > 0 ? (gi[j] - ei[j] * eg) / norm : 0.0;
-      gz[i * dout + j] = float(gh * (1.0 - double(hi[j]) * hi[j]));
-    }
-  }
+    const double norm = std::sqrt(k.sum_squares(hi, dout));
+    const float inv = norm > 0 ? float(1.0 / norm) : 0.f;
+    const float eg = float(dot(ei, gi, dout));
+    for (size_t j = 0; j < dout; ++j) gz[i * dout + j] = (gi[j] - ei[j] * eg) * inv * (1.f - hi[j] * hi[j]);
+  });
   std::fill(grad_bias, grad_bias + dout, 0.f);
   for (size_t i = 0; i < batch; ++i)
     for (size_t j = 0; j < dout; ++j) grad_bias[j] += gz[i * dout + j];
-  // grad_wt (dout x din) = gz^T x: rows of gz^T against rows of x^T.
-  const std::vector<float> gzt = transpose(gz.data(), batch, dout);
-  const std::vector<float> xt = transpose(x, batch, din);
-  return similarity(gzt.data(), dout, xt.data(), din, batch, Metric::dot, grad_wt);
+  gemm(Op::transpose, Op::none, dout, din, batch, gz.data(), dout, x, din, grad_wt, din, false);
+  return {};
 }
 
 double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float scale, bool symmetric, float* grad_a,
                  float* grad_p) {
   const size_t B = batch;
+  const IsaKernels& k = active_kernels();
   std::vector<float> s(B * B);
-  similarity(a, B, p, B, d, Metric::dot, s.data());
+  gemm(Op::none, Op::transpose, B, B, d, a, d, p, d, s.data(), B, false);
   for (float& v : s) v *= scale;
-  // dS accumulates dL/dS; rows: a_i against every p_j, columns (symmetric): p_j against every a_i.
-  std::vector<float> ds(B * B, 0.f);
-  const double weight = symmetric ? 0.5 / double(B) : 1.0 / double(B);
+  // dS accumulates dL/dS: the softmax over each row (a_i against every p_j) and, when symmetric,
+  // over each column (p_j against every a_i), done as rows of S^T.
+  std::vector<float> ds(B * B, 0.f), t(B);
+  const float weight = symmetric ? 0.5f / float(B) : 1.f / float(B);
   double loss = 0;
-  auto cross_entropy = [&](bool by_column) {
+  auto row_softmax = [&](const std::vector<float>& scores, std::vector<float>& grad) {
     for (size_t i = 0; i < B; ++i) {
-      auto at = [&](size_t j) -> size_t { return by_column ? j * B + i : i * B + j; };
-      double top = -INFINITY;
-      for (size_t j = 0; j < B; ++j) top = std::max(top, double(s[at(j)]));
+      const float* si = scores.data() + i * B;
+      const float top = *std::max_element(si, si + B);
+      for (size_t j = 0; j < B; ++j) t[j] = si[j] - top;
+      k.exp_inplace(t.data(), B);
       double sum = 0;
-      for (size_t j = 0; j < B; ++j) sum += std::exp(double(s[at(j)]) - top);
-      loss += weight * (top + std::log(sum) - s[at(i)]);
-      for (size_t j = 0; j < B; ++j) ds[at(j)] += float(weight * (std::exp(double(s[at(j)]) - top) / sum - (i == j ? 1.0 : 0.0)));
+      for (size_t j = 0; j < B; ++j) sum += t[j];
+      loss += weight * (double(top) + std::log(sum) - si[i]);
+      const float w = float(weight / sum);
+      float* gi = grad.data() + i * B;
+      for (size_t j = 0; j < B; ++j) gi[j] += w * t[j];
+      gi[i] -= weight;
     }
   };
-  cross_entropy(false);
-  if (symmetric) cross_entropy(true);
+  row_softmax(s, ds);
+  if (symmetric) {
+    std::vector<float> st(B * B), dst(B * B, 0.f);
+    for (size_t i = 0; i < B; ++i)
+      for (size_t j = 0; j < B; ++j) st[j * B + i] = s[i * B + j];
+    row_softmax(st, dst);
+    for (size_t i = 0; i < B; ++i)
+      for (size_t j = 0; j < B; ++j) ds[i * B + j] += dst[j * B + i];
+  }
   for (float& v : ds) v *= scale;
-  // grad_a = dS P, grad_p = dS^T A, as Q X^T products with the second operand transposed.
-  const std::vector<float> pt = transpose(p, B, d), at = transpose(a, B, d), dst = transpose(ds.data(), B, B);
-  similarity(ds.data(), B, pt.data(), d, B, Metric::dot, grad_a);
-  similarity(dst.data(), B, at.data(), d, B, Metric::dot, grad_p);
+  gemm(Op::none, Op::none, B, d, B, ds.data(), B, p, d, grad_a, d, false);       // dL/dA = dS P
+  gemm(Op::transpose, Op::none, B, d, B, ds.data(), B, a, d, grad_p, d, false);  // dL/dP = dS^T A
   return loss;
 }
 
@@ -158,47 +171,62 @@ double cosine_mse_loss(const float* a, const float* b, const float* target, size
 
 double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
                    float* grad_a, float* grad_b) {
-  std::vector<double> cos(batch), dcos(batch, 0.0);
-  for (size_t i = 0; i < batch; ++i) cos[i] = dot(a + i * d, b + i * d, d);
-  // log(1 + sum exp(x_ij)) with x_ij = scale * (cos_j - cos_i), computed with the largest term out.
-  double top = 0;  // the "1" is exp(0)
+  const IsaKernels& k = active_kernels();
+  std::vector<float> cos(batch);
+  for (size_t i = 0; i < batch; ++i) cos[i] = float(dot(a + i * d, b + i * d, d));
+  // log(1 + sum exp(x_ij)) over ordered pairs (target_i > target_j), x_ij = scale * (cos_j - cos_i),
+  // with the largest term taken out; the terms of each row are exponentiated as one vector and
+  // pairs that do not count are zeroed after.
+  float top = 0;  // the "1" is exp(0)
   for (size_t i = 0; i < batch; ++i)
     for (size_t j = 0; j < batch; ++j)
       if (target[i] > target[j]) top = std::max(top, scale * (cos[j] - cos[i]));
-  double sum = std::exp(-top);
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t j = 0; j < batch; ++j)
-      if (target[i] > target[j]) sum += std::exp(scale * (cos[j] - cos[i]) - top);
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t j = 0; j < batch; ++j)
-      if (target[i] > target[j]) {
-        const double w = std::exp(scale * (cos[j] - cos[i]) - top) / sum * scale;
-        dcos[j] += w;
-        dcos[i] -= w;
-      }
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t k = 0; k < d; ++k) {
-      grad_a[i * d + k] = float(dcos[i] * b[i * d + k]);
-      grad_b[i * d + k] = float(dcos[i] * a[i * d + k]);
+  std::vector<float> terms(batch * batch);
+  double sum = std::exp(-double(top));
+  for (size_t i = 0; i < batch; ++i) {
+    float* ti = terms.data() + i * batch;
+    for (size_t j = 0; j < batch; ++j) ti[j] = scale * (cos[j] - cos[i]) - top;
+    k.exp_inplace(ti, batch);
+    for (size_t j = 0; j < batch; ++j) {
+      if (!(target[i] > target[j])) ti[j] = 0.f;
+      sum += ti[j];
     }
-  return top + std::log(sum);
+  }
+  std::vector<double> dcos(batch, 0.0);
+  const double w = scale / sum;
+  for (size_t i = 0; i < batch; ++i)
+    for (size_t j = 0; j < batch; ++j) {
+      const double g = terms[i * batch + j] * w;
+      dcos[j] += g;
+      dcos[i] -= g;
+    }
+  for (size_t i = 0; i < batch; ++i)
+    for (size_t p = 0; p < d; ++p) {
+      grad_a[i * d + p] = float(dcos[i] * b[i * d + p]);
+      grad_b[i * d + p] = float(dcos[i] * a[i * d + p]);
+    }
+  return double(top) + std::log(sum);
 }
 
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                 float eps, float weight_decay, int step) {
   // As PyTorch's AdamW: decay first, then the bias-corrected step. Float math in a loop the
-  // compiler vectorises; the corrections are computed once.
+  // compiler vectorises, split over threads (it is bound by memory: four arrays in, three out); the
+  // corrections are computed once.
   const float step_size = float(lr / (1.0 - std::pow(double(beta1), step)));
   const float inv_c2 = float(1.0 / std::sqrt(1.0 - std::pow(double(beta2), step)));
   const float decay = 1.f - lr * weight_decay;
-  for (size_t i = 0; i < n; ++i) {
+  const size_t threads = threads_for(double(n) * 8);
+  fork_join(threads, [&](size_t t) {
+    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) {
     const float g = grad[i];
     const float mi = beta1 * m[i] + (1.f - beta1) * g;
     const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     param[i] = param[i] * decay - step_size * mi / (std::sqrt(vi) * inv_c2 + eps);
-  }
+    }
+  });
 }
 
 }  // namespace laborspace

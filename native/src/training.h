@@ -1,6 +1,6 @@
 // Training kernels: the trainable head (dense + tanh + L2 normalisation) with its backward pass,
 // the relation losses on unit embeddings with their gradients, and AdamW. Plain C++ on row-major
-// float32 matrices; the large products go through the tiled scoring driver (similarity).
+// float32 matrices; the products go through gemm (kernels.h), tanh and exp through the ISA table.
 #pragma once
 #include <cstddef>
 
