@@ -113,3 +113,15 @@ export function quantizedScoresRef(q: Float32Array, codes: Int8Array, scales: Fl
     return dot * qScale * scale;
   });
 }
+
+/** op(a) op(b), m x n, with a stored m x k (k x m when transposeA) and b k x n (n x k when transposeB). */
+export function matmulRef(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (transposeA ? a[p * m + i] : a[i * k + p]) * (transposeB ? b[j * k + p] : b[p * n + j]);
+      out[i * n + j] = s;
+    }
+  return out;
+}

@@ -1,8 +1,22 @@
 import * as assert from 'uvu/assert';
 
 import { buildProgram } from '../src/cli/main.js';
+import { nativeInfo, setIsa, type Isa } from '../src/native.js';
 
 export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
+
+/** Runs body once per instruction set this CPU supports, then restores the best one. */
+export function forEachIsa(body: (isa: Isa) => void): void {
+  const { isas, isa: best } = nativeInfo();
+  try {
+    for (const isa of isas) {
+      setIsa(isa);
+      body(isa);
+    }
+  } finally {
+    setIsa(best);
+  }
+}
 
 /** Tolerance for a float32 dot product of length `dim` against a float64 reference. */
 export function dotTolerance(dim: number): number {

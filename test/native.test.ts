@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 
 import {
   combine,
+  matmul,
   meanRows,
   nativeInfo,
   normalize,
@@ -18,25 +19,12 @@ import {
   type Isa,
   type Metric,
 } from '../src/native.js';
-import { combineRef, normalizeRef, quantizedScoresRef, quantizeRef, similarityRef, topkRef } from '../src/reference.js';
-import { assertClose, assertThrowsCode, dotTolerance, randomMatrix, rng } from './helpers.js';
+import { combineRef, matmulRef, normalizeRef, quantizedScoresRef, quantizeRef, similarityRef, topkRef } from '../src/reference.js';
+import { assertClose, assertThrowsCode, dotTolerance, forEachIsa, randomMatrix, rng } from './helpers.js';
 
 const DIMS = [1, 3, 17, 511, 512, 513];
 const METRICS: Metric[] = ['dot', 'cosine'];
-const ISAS: Isa[] = nativeInfo().isas;
-const BEST: Isa = nativeInfo().isa;
 
-/** Runs body once per instruction set this CPU supports, then restores the best one. */
-function forEachIsa(body: (isa: Isa) => void): void {
-  try {
-    for (const isa of ISAS) {
-      setIsa(isa);
-      body(isa);
-    }
-  } finally {
-    setIsa(BEST);
-  }
-}
 
 /** Native top-k equals the reference: scores rank by rank, and indices wherever no near-tie makes the order arbitrary. */
 function assertTopkMatches(q: Float32Array, x: Float32Array, dim: number, k: number, metric: Metric, what: string, mask?: Uint8Array) {
@@ -263,6 +251,29 @@ Project('should give the cosine of each vector with each axis', () => {
 });
 
 Project.run();
+
+const Matmul = suite('matmul');
+
+Matmul('should multiply in all four transpose forms at ragged shapes, on every ISA and on threads', () => {
+  forEachIsa((isa) => {
+    for (const [m, n, k] of [[1, 1, 1], [7, 17, 5], [13, 65, 33], [70, 129, 300], [200, 300, 100]])
+      for (const transposeA of [false, true])
+        for (const transposeB of [false, true]) {
+          const a = randomMatrix(m * k, 1, m + k), b = randomMatrix(k * n, 1, n + k);
+          const got = matmul(a, b, { m, n, k, transposeA, transposeB });
+          assertClose(got, matmulRef(a, b, m, n, k, transposeA, transposeB), dotTolerance(k), `${isa} ${m}x${n}x${k} ${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`);
+        }
+  });
+});
+
+Matmul('should reject operands of the wrong size and non-finite values', () => {
+  assertThrowsCode(() => matmul(new Float32Array(6), new Float32Array(6), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /a has 3 rows, expected 2/);
+  assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(5), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /b has 5 values, not a multiple of dim 3/);
+  assertThrowsCode(() => matmul(Float32Array.of(1, NaN, 0, 0), new Float32Array(6), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /a row 0, column 1 is not finite/);
+  assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(6), { m: 0, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_RANGE', /m must be an integer from 1/);
+});
+
+Matmul.run();
 
 const Normalize = suite('normalize');
 
