@@ -1,8 +1,9 @@
 /**
- * The training kernels against PyTorch (Debian's python3-torch on OpenBLAS) on the same inputs:
- * head (512 x 512 + tanh + L2) forward and backward on anchors, positives and negatives plus each
- * loss, batch 256, 2 threads; and one AdamW step over the head's matrix. Reports the median of 20
- * repetitions, the ratio, and the largest difference of the losses and of dL/dW.
+ * The training kernels against PyTorch (Debian's python3-torch on OpenBLAS) on the same inputs,
+ * batch 256, dim 512, 2 threads: each loss forward and backward on unit rows; each loss with the
+ * head (512 x 512 + tanh + L2) in front, over the sides the loss reads (anchors and positives;
+ * negatives too for the triplet loss); one AdamW step over the head's matrix. Reports the median of
+ * 20 repetitions, the ratio, and the largest difference of the losses and of the gradients.
  * Needs: apt-get install python3-torch libopenblas0-openmp (not needed by CI).
  * Usage: npm run bench:losses
  */
@@ -14,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 
 import Table from 'cli-table3';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, mnrlLoss, tripletLoss } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headForward, mnrlLoss, tripletLoss } from '../src/native.js';
+import type { LossKind } from '../src/train/examples.js';
+import { headLossStep, lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
@@ -44,62 +47,63 @@ try {
     execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
   ) as Record<string, { ms: number; loss?: number }>;
 
-  type Case = (ea: Float32Array, ep: Float32Array, en: Float32Array) => { loss: number; grads: Float32Array[] };
-  const cases: Record<string, Case> = {
-    mnrl: (a, p) => {
-      const r = mnrlLoss(a, p, D, { scale });
-      return { loss: r.loss, grads: [r.gradAnchors, r.gradPositives] };
-    },
-    triplet: (a, p, n) => {
-      const r = tripletLoss(a, p, n, D, { margin });
-      return { loss: r.loss, grads: [r.gradAnchors, r.gradPositives, r.gradNegatives] };
-    },
-    cosine_mse: (a, p) => {
-      const r = cosineMseLoss(a, p, targets, D);
-      return { loss: r.loss, grads: [r.gradLeft, r.gradRight] };
-    },
-    cosent: (a, p) => {
-      const r = cosentLoss(a, p, targets, D, { scale });
-      return { loss: r.loss, grads: [r.gradLeft, r.gradRight] };
-    },
-  };
-  const table = new Table({ head: ['head + loss, forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', '|loss diff|', 'max |dW diff|'] });
-  const rows: Record<string, unknown>[] = [];
-  for (const [name, run] of Object.entries(cases)) {
-    const step = () => {
-      const xs = [xa, xp, xn];
-      const outs = xs.map((x) => headForward(x, D, w, bias, D));
-      const r = run(outs[0].embeddings, outs[1].embeddings, outs[2].embeddings);
-      const gw = new Float32Array(D * D);
-      r.grads.forEach((g, i) => {
-        const h = headBackward(xs[i], outs[i], g, D, D);
-        for (let j = 0; j < gw.length; j++) gw[j] += h.gradWeight[j];
-      });
-      return { loss: r.loss, gw };
-    };
-    let result = step();
+
+  const head = { weight: w, bias, dimIn: D, dimOut: D };
+  const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
+  const median = (run: () => void): number => {
     const times: number[] = [];
     for (let r = 0; r < REPS + 3; r++) {
       const t0 = process.hrtime.bigint();
-      result = step();
+      run();
       if (r >= 3) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    const ms = [...times].sort((a, b) => a - b)[times.length >> 1];
-    const peer = new Float32Array(readFileSync(join(work, `${name}.torch.f32`)).buffer.slice(0));
+    return [...times].sort((a, b) => a - b)[times.length >> 1];
+  };
+  // The loss alone on unit rows (the head's outputs), forward and backward.
+  const raw: Record<LossKind, () => { loss: number; grad: Float32Array }> = {
+    mnrl: () => {
+      const r = mnrlLoss(units[0], units[1], D, { scale });
+      return { loss: r.loss, grad: r.gradAnchors };
+    },
+    triplet: () => {
+      const r = tripletLoss(units[0], units[1], units[2], D, { margin });
+      return { loss: r.loss, grad: r.gradAnchors };
+    },
+    cosine_mse: () => {
+      const r = cosineMseLoss(units[0], units[1], targets, D);
+      return { loss: r.loss, grad: r.gradLeft };
+    },
+    cosent: () => {
+      const r = cosentLoss(units[0], units[1], targets, D, { scale });
+      return { loss: r.loss, grad: r.gradLeft };
+    },
+  };
+  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', '|loss diff|', 'max |grad diff|'] });
+  const rows: Record<string, unknown>[] = [];
+  const compare = (label: string, name: string, ms: number, loss: number, grad: Float32Array, peer: { ms: number; loss?: number }) => {
+    const theirs = new Float32Array(readFileSync(join(work, `${name}.torch.f32`)).buffer.slice(0));
     let maxDiff = 0;
-    for (let j = 0; j < peer.length; j++) maxDiff = Math.max(maxDiff, Math.abs(peer[j] - result.gw[j]));
-    const lossDiff = Math.abs(result.loss - torch[name].loss!);
-    table.push([name, ms.toFixed(2), torch[name].ms.toFixed(2), `${(torch[name].ms / ms).toFixed(2)}x`, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
-    rows.push({ name, ms, torchMs: torch[name].ms, lossDiff, maxGradDiff: maxDiff });
+    for (let j = 0; j < theirs.length; j++) maxDiff = Math.max(maxDiff, Math.abs(theirs[j] - grad[j]));
+    const lossDiff = Math.abs(loss - peer.loss!);
+    table.push([label, ms.toFixed(2), peer.ms.toFixed(2), `${(peer.ms / ms).toFixed(2)}x`, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
+    rows.push({ name, ms, torchMs: peer.ms, lossDiff, maxGradDiff: maxDiff });
+  };
+  for (const name of Object.keys(raw) as LossKind[]) {
+    let result = raw[name]();
+    const ms = median(() => (result = raw[name]()));
+    compare(`${name} (loss only, dL/da)`, `${name}_raw`, ms, result.loss, result.grad, torch[`${name}_raw`]);
+  }
+  // The head (512 x 512 + tanh + L2) in front: the sides a loss reads are stacked and go through it once.
+  for (const name of Object.keys(raw) as LossKind[]) {
+    const x = new Float32Array(lossSides(name) * B * D);
+    [xa, xp, xn].slice(0, lossSides(name)).forEach((side, i) => x.set(side, i * B * D));
+    let result = headLossStep(name, x, head, { scale, margin, targets });
+    const ms = median(() => (result = headLossStep(name, x, head, { scale, margin, targets })));
+    compare(`${name} + head (dL/dW)`, name, ms, result.loss, result.gradWeight, torch[name]);
   }
   const m = new Float32Array(D * D), v = new Float32Array(D * D), params = w.slice(), grad = w.map((x) => x * 0.01);
-  const adamTimes: number[] = [];
-  for (let r = 0; r < REPS + 3; r++) {
-    const t0 = process.hrtime.bigint();
-    adamwStep(params, grad, m, v, { lr: 1e-3, weightDecay: 0.01, step: r + 1 });
-    if (r >= 3) adamTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  const adamMs = [...adamTimes].sort((a, b) => a - b)[adamTimes.length >> 1];
+  let adamStep = 0;
+  const adamMs = median(() => adamwStep(params, grad, m, v, { lr: 1e-3, weightDecay: 0.01, step: ++adamStep }));
   table.push(['AdamW step (512 x 512)', adamMs.toFixed(3), torch.adamw.ms.toFixed(3), `${(torch.adamw.ms / adamMs).toFixed(2)}x`, '', '']);
   console.log(`\nTraining kernels, batch ${B}, dim ${D}, ${THREADS} threads, median of ${REPS}`);
   console.log(machineLine(describeMachine()));

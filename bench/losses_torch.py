@@ -1,6 +1,7 @@
-"""PyTorch peer of bench/losses.ts: the same head + loss forward and backward, and the AdamW step,
-on the inputs the TypeScript side wrote. Prints one JSON line: per case the median ms, the loss and
-the gradient of W (written to WORK/<case>.torch.f32 for comparison).
+"""PyTorch peer of bench/losses.ts: the same losses forward and backward on unit rows (gradient of
+the anchors), the same losses with the head in front (gradient of W), and the AdamW step, on the
+inputs the TypeScript side wrote. Prints one JSON line: per case the median ms and the loss; the
+gradients go to WORK/<case>.torch.f32 for comparison.
 Usage: /usr/bin/python3 bench/losses_torch.py WORK THREADS"""
 import json
 import sys
@@ -30,6 +31,16 @@ def head(x, w, b):
     return F.normalize(torch.tanh(x @ w.T + b), dim=1)
 
 
+def timed(step):
+    times = []
+    for r in range(meta["reps"] + 3):
+        t0 = time.perf_counter()
+        loss, grad = step()
+        if r >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return loss, grad, float(np.median(times))
+
+
 def mnrl(a, p, n):
     return F.cross_entropy(scale * a @ p.T, torch.arange(B))
 
@@ -52,31 +63,38 @@ def cosent(a, p, n):
 
 losses = {"mnrl": mnrl, "triplet": triplet, "cosine_mse": cosine_mse, "cosent": cosent}
 out = {}
+with torch.no_grad():
+    units = [head(x, w0, b0) for x in (xa, xp, xn)]
 for name, fn in losses.items():
+    def raw_step():
+        a = units[0].clone().requires_grad_(True)
+        loss = fn(a, units[1], units[2])
+        loss.backward()
+        return loss, a.grad
+
+    loss, grad, ms = timed(raw_step)
+    grad.numpy().astype(np.float32).tofile(f"{work}/{name}_raw.torch.f32")
+    out[f"{name}_raw"] = {"ms": ms, "loss": float(loss)}
+
+for name, fn in losses.items():
+    # Only the sides the loss reads go through the head (negatives: the triplet loss alone).
+    sides = (xa, xp, xn) if name == "triplet" else (xa, xp)
+
     def step():
         w = w0.clone().requires_grad_(True)
         b = b0.clone().requires_grad_(True)
-        loss = fn(head(xa, w, b), head(xp, w, b), head(xn, w, b))
+        embedded = [head(x, w, b) for x in sides]
+        loss = fn(*embedded, *([None] * (3 - len(embedded))))
         loss.backward()
         return loss, w.grad
 
-    times = []
-    for r in range(meta["reps"] + 3):
-        t0 = time.perf_counter()
-        loss, grad = step()
-        if r >= 3:
-            times.append((time.perf_counter() - t0) * 1e3)
+    loss, grad, ms = timed(step)
     grad.numpy().astype(np.float32).tofile(f"{work}/{name}.torch.f32")
-    out[name] = {"ms": float(np.median(times)), "loss": float(loss)}
+    out[name] = {"ms": ms, "loss": float(loss)}
 
 w = w0.clone().requires_grad_(True)
 opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=0.01)
 w.grad = load("w", (D, D)) * 0.01
-times = []
-for r in range(meta["reps"] + 3):
-    t0 = time.perf_counter()
-    opt.step()
-    if r >= 3:
-        times.append((time.perf_counter() - t0) * 1e3)
-out["adamw"] = {"ms": float(np.median(times))}
+_, _, ms = timed(lambda: (opt.step(), None))
+out["adamw"] = {"ms": ms}
 print(json.dumps(out))

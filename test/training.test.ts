@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 
 import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, mnrlLoss, normalize, tripletLoss } from '../src/native.js';
 import { cosentLossRef, cosineMseLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
+import { headLossStep, lossSides } from '../src/train/trainer.js';
 import { randomMatrix, seededRandom as rng } from '../src/util/random.js';
 import { assertThrowsCode, forEachIsa } from './helpers.js';
 
@@ -138,3 +139,30 @@ Head('should give unit embeddings and the gradients of W and bias on every ISA',
   });
 
   AdamW.run();
+
+const Step = suite('headLossStep');
+
+Step('should equal the head run side by side, for every loss', () => {
+  const B = 6, d = 10, dOut = 12;
+  const head = { weight: randomMatrix(dOut, d, 20).map((v) => v * 0.3), bias: randomMatrix(1, dOut, 21), dimIn: d, dimOut: dOut };
+  const targets = Float32Array.from(randomMatrix(B, 1, 22), (v) => Math.abs(v));
+  for (const loss of ['mnrl', 'triplet', 'cosent', 'cosine_mse'] as const) {
+    const sides = Array.from({ length: lossSides(loss) }, (_, s) => randomMatrix(B, d, 30 + s));
+    const x = new Float32Array(sides.length * B * d);
+    sides.forEach((side, s) => x.set(side, s * B * d));
+    const step = headLossStep(loss, x, head, { scale: 20, margin: 0.25, targets, weight: 0.5 });
+    // The same step, one side at a time.
+    const outs = sides.map((side) => headForward(side, d, head.weight, head.bias, dOut));
+    const [a, p, n] = outs.map((o) => o.embeddings);
+    const r =
+      loss === 'mnrl' ? mnrlLoss(a, p, dOut, { scale: 20 }) : loss === 'triplet' ? tripletLoss(a, p, n, dOut, { margin: 0.25 }) : loss === 'cosent' ? cosentLoss(a, p, targets, dOut, { scale: 20 }) : cosineMseLoss(a, p, targets, dOut);
+    const grads = 'gradAnchors' in r ? [r.gradAnchors, r.gradPositives, (r as { gradNegatives?: Float32Array }).gradNegatives] : [r.gradLeft, r.gradRight];
+    const gw = new Float64Array(dOut * d);
+    outs.forEach((o, s) => headBackward(sides[s], o, grads[s]!.map((v) => v * 0.5), d, dOut).gradWeight.forEach((v, i) => (gw[i] += v)));
+    assert.ok(Math.abs(step.loss - r.loss) < 1e-6, `${loss} loss`);
+    for (let i = 0; i < gw.length; i++) assert.ok(Math.abs(step.gradWeight[i] - gw[i]) < 1e-6, `${loss} dW[${i}]`);
+  }
+  assert.throws(() => headLossStep('cosent', new Float32Array(2 * B * d), head, { scale: 20, margin: 0.25 }), /the cosent loss needs targets/);
+});
+
+Step.run();

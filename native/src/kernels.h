@@ -45,6 +45,9 @@ struct IsaKernels {
   // tanh): a degree-7 Taylor polynomial on the reduced argument |r| <= ln(2)/2, times 2^n.
   void (*exp_inplace)(float* x, size_t n);
   void (*tanh_inplace)(float* x, size_t n);
+  // One AdamW update of n parameters with the bias corrections folded into step_size and inv_c2.
+  void (*adamw)(float* param, const float* grad, float* m, float* v, size_t n, float beta1, float beta2, float eps,
+                float decay, float step_size, float inv_c2);
 };
 
 const IsaKernels& kernels_scalar();

@@ -2,6 +2,7 @@
 // CPUs without AVX2. Written as plain loops; the compiler may use the x86-64 baseline (SSE2).
 #include <cmath>
 
+#include "adamw_body.h"
 #include "kernels.h"
 
 namespace laborspace {
@@ -89,7 +90,7 @@ const IsaKernels& kernels_scalar() {
   static const IsaKernels table{Isa::scalar,       kRows,           kQueries,          gemm_tile_scalar,
                                 row_dots_scalar,   axpy_scalar,     sum_squares_scalar, row_dots_i8_scalar,
                                 kMr,               kNr,             gemm_micro_scalar,
-                                exp_inplace_scalar, tanh_inplace_scalar};
+                                exp_inplace_scalar, tanh_inplace_scalar, adamw_body};
   return table;
 }
 

@@ -210,22 +210,16 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
 
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                 float eps, float weight_decay, int step) {
-  // As PyTorch's AdamW: decay first, then the bias-corrected step. Float math in a loop the
-  // compiler vectorises, split over threads (it is bound by memory: four arrays in, three out); the
-  // corrections are computed once.
+  // As PyTorch's AdamW: decay first, then the bias-corrected step (the corrections computed once).
+  // The ISA's loop (adamw_body.h), split over threads.
   const float step_size = float(lr / (1.0 - std::pow(double(beta1), step)));
   const float inv_c2 = float(1.0 / std::sqrt(1.0 - std::pow(double(beta2), step)));
   const float decay = 1.f - lr * weight_decay;
-  const size_t threads = threads_for(double(n) * 8);
+  const IsaKernels& k = active_kernels();
+  const size_t threads = std::max<size_t>(1, threads_for(double(n) * 16));
   fork_join(threads, [&](size_t t) {
-    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) {
-    const float g = grad[i];
-    const float mi = beta1 * m[i] + (1.f - beta1) * g;
-    const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = param[i] * decay - step_size * mi / (std::sqrt(vi) * inv_c2 + eps);
-    }
+    const size_t b = n * t / threads, e = n * (t + 1) / threads;
+    k.adamw(param + b, grad + b, m + b, v + b, e - b, beta1, beta2, eps, decay, step_size, inv_c2);
   });
 }
 

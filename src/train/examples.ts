@@ -9,7 +9,7 @@
 import type { Store } from '../store/index.js';
 import { seededRandom } from '../util/random.js';
 
-export type LossKind = 'mnrl' | 'cosent' | 'triplet';
+export type LossKind = 'mnrl' | 'cosent' | 'cosine_mse' | 'triplet';
 
 export interface KindConfig {
   loss: LossKind;
@@ -101,7 +101,7 @@ export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: R
       anchor: r.source,
       a: rowOf.get(r.source)!,
       p: rowOf.get(r.target)!,
-      t: cfg.loss === 'cosent' ? r.weight / maxWeight : r.weight,
+      t: cfg.loss === 'cosent' || cfg.loss === 'cosine_mse' ? r.weight / maxWeight : r.weight,
       n: cfg.loss === 'triplet' ? negativeFor(r.target) : -1,
     }));
     // Anchors, shuffled with the seed, split train / validation / test.

@@ -4,10 +4,10 @@
  * weighted, AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
  * on validation MRR. Deterministic for a seed and thread count.
  */
-import { adamwStep, cosentLoss, headBackward, headForward, mnrlLoss, tripletLoss } from '../native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, mnrlLoss, tripletLoss } from '../native.js';
 import { seededRandom } from '../util/random.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
-import type { PairSet } from './examples.js';
+import type { LossKind, PairSet } from './examples.js';
 
 export interface HeadParams {
   /** dimOut x dimIn. */
@@ -76,10 +76,61 @@ export function meanMrr(metrics: SpaceMetrics): number {
   return metrics.kinds.reduce((s, k) => s + k.mrr, 0) / Math.max(1, metrics.kinds.length);
 }
 
-function gather(pooled: Pooled, rows: ArrayLike<number>): Float32Array {
+/** Rows of the pooled matrix, one list after another, as one matrix. */
+function gather(pooled: Pooled, ...lists: ArrayLike<number>[]): Float32Array {
+  const rows = lists.flatMap((l) => Array.from(l));
   const out = new Float32Array(rows.length * pooled.dim);
   for (let i = 0; i < rows.length; i++) out.set(pooled.matrix.subarray(rows[i] * pooled.dim, (rows[i] + 1) * pooled.dim), i * pooled.dim);
   return out;
+}
+
+export interface LossStepOptions {
+  scale: number;
+  margin: number;
+  /** Per-pair targets of the CoSENT and cosine losses. */
+  targets?: Float32Array;
+  /** Multiplies the gradients: the kind's share of the step (the loss is reported unweighted). */
+  weight?: number;
+}
+
+export interface LossStep {
+  loss: number;
+  gradWeight: Float32Array;
+  gradBias: Float32Array;
+}
+
+/** Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss. */
+export function lossSides(loss: LossKind): number {
+  return loss === 'triplet' ? 3 : 2;
+}
+
+/**
+ * The head and a loss, forward and backward, over a batch whose sides are stacked in x (anchors,
+ * then positives, then negatives for the triplet loss): the head runs once over all sides and its
+ * backward pass once over their stacked gradients, so each product is as large as the batch allows.
+ */
+export function headLossStep(loss: LossKind, x: Float32Array, head: HeadParams, options: LossStepOptions): LossStep {
+  const d = head.dimOut;
+  const rows = x.length / head.dimIn / lossSides(loss);
+  const out = headForward(x, head.dimIn, head.weight, head.bias, d);
+  const side = (s: number) => out.embeddings.subarray(s * rows * d, (s + 1) * rows * d);
+  let value: number;
+  let grads: Float32Array[];
+  if (loss === 'mnrl') {
+    const r = mnrlLoss(side(0), side(1), d, { scale: options.scale });
+    [value, grads] = [r.loss, [r.gradAnchors, r.gradPositives]];
+  } else if (loss === 'triplet') {
+    const r = tripletLoss(side(0), side(1), side(2), d, { margin: options.margin });
+    [value, grads] = [r.loss, [r.gradAnchors, r.gradPositives, r.gradNegatives]];
+  } else {
+    if (!options.targets) throw new TypeError(`the ${loss} loss needs targets`);
+    const r = loss === 'cosent' ? cosentLoss(side(0), side(1), options.targets, d, { scale: options.scale }) : cosineMseLoss(side(0), side(1), options.targets, d);
+    [value, grads] = [r.loss, [r.gradLeft, r.gradRight]];
+  }
+  const grad = new Float32Array(out.embeddings.length);
+  grads.forEach((g, s) => grad.set(g, s * rows * d));
+  const g = headBackward(x, out, scaleInPlace(grad, options.weight ?? 1), head.dimIn, d);
+  return { loss: value, gradWeight: g.gradWeight, gradBias: g.gradBias };
 }
 
 function scaleInPlace(x: Float32Array, factor: number): Float32Array {
@@ -109,36 +160,11 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
       rows.push(i);
     }
     if (rows.length < 2) continue;
-    const xa = gather(pooled, rows.map((i) => set.anchors[i]));
-    const xp = gather(pooled, rows.map((i) => set.positives[i]));
-    const a = headForward(xa, pooled.dim, head.weight, head.bias, head.dimOut);
-    const p = headForward(xp, pooled.dim, head.weight, head.bias, head.dimOut);
-    const sides: { x: Float32Array; out: typeof a; grad: Float32Array }[] = [];
-    let loss: number;
-    if (set.loss === 'mnrl') {
-      const r = mnrlLoss(a.embeddings, p.embeddings, head.dimOut, { scale: config.scale });
-      loss = r.loss;
-      sides.push({ x: xa, out: a, grad: r.gradAnchors }, { x: xp, out: p, grad: r.gradPositives });
-    } else if (set.loss === 'cosent') {
-      const targets = Float32Array.from(rows, (i) => set.targets[i]);
-      const r = cosentLoss(a.embeddings, p.embeddings, targets, head.dimOut, { scale: config.scale });
-      loss = r.loss;
-      sides.push({ x: xa, out: a, grad: r.gradLeft }, { x: xp, out: p, grad: r.gradRight });
-    } else {
-      const xn = gather(pooled, rows.map((i) => set.negatives[i]));
-      const n = headForward(xn, pooled.dim, head.weight, head.bias, head.dimOut);
-      const r = tripletLoss(a.embeddings, p.embeddings, n.embeddings, head.dimOut, { margin: config.margin });
-      loss = r.loss;
-      sides.push({ x: xa, out: a, grad: r.gradAnchors }, { x: xp, out: p, grad: r.gradPositives }, { x: xn, out: n, grad: r.gradNegatives });
-    }
+    const lists = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])];
+    const x = gather(pooled, ...lists.slice(0, lossSides(set.loss)));
+    const targets = Float32Array.from(rows, (i) => set.targets[i]);
+    const { loss, gradWeight: gw, gradBias: gb } = headLossStep(set.loss, x, head, { scale: config.scale, margin: config.margin, targets, weight: set.weight });
     losses[set.kind] = loss;
-    const gw = new Float32Array(head.weight.length);
-    const gb = new Float32Array(head.bias.length);
-    for (const side of sides) {
-      const g = headBackward(side.x, side.out, scaleInPlace(side.grad, set.weight), pooled.dim, head.dimOut);
-      for (let i = 0; i < gw.length; i++) gw[i] += g.gradWeight[i];
-      for (let i = 0; i < gb.length; i++) gb[i] += g.gradBias[i];
-    }
     let norm = 0;
     for (const v of gw) norm += v * v;
     for (const v of gb) norm += v * v;
