@@ -15,9 +15,9 @@ import { fileURLToPath } from 'node:url';
 
 import Table from 'cli-table3';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headForward, mnrlLoss, tripletLoss } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, tripletLoss } from '../src/native.js';
 import type { LossKind } from '../src/train/examples.js';
-import { headLossStep, lossSides } from '../src/train/trainer.js';
+import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
@@ -48,7 +48,6 @@ try {
   ) as Record<string, { ms: number; loss?: number }>;
 
 
-  const head = { weight: w, bias, dimIn: D, dimOut: D };
   const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
   const median = (run: () => void): number => {
     const times: number[] = [];
@@ -97,8 +96,9 @@ try {
   for (const name of Object.keys(raw) as LossKind[]) {
     const x = new Float32Array(lossSides(name) * B * D);
     [xa, xp, xn].slice(0, lossSides(name)).forEach((side, i) => x.set(side, i * B * D));
-    let result = headLossStep(name, x, head, { scale, margin, targets });
-    const ms = median(() => (result = headLossStep(name, x, head, { scale, margin, targets })));
+    const options = { scale, margin, targets, device: 'cpu' } as const;
+    let result = headLossStep(name, x, D, w, bias, D, options);
+    const ms = median(() => (result = headLossStep(name, x, D, w, bias, D, options)));
     compare(`${name} + head (dL/dW)`, name, ms, result.loss, result.gradWeight, torch[name]);
   }
   const m = new Float32Array(D * D), v = new Float32Array(D * D), params = w.slice(), grad = w.map((x) => x * 0.01);

@@ -65,6 +65,19 @@ interface Binding {
   };
   cosineMseLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number): PairLossResult;
   cosentLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number, scale: number): PairLossResult;
+  headLossStep(
+    loss: string,
+    x: Float32Array,
+    dimIn: number,
+    weight: Float32Array,
+    bias: Float32Array,
+    dimOut: number,
+    scale: number,
+    margin: number,
+    targets: Float32Array | undefined,
+    lossWeight: number,
+    device: string,
+  ): LossResult & HeadGradients & { device: 'cpu' | 'cuda' };
   adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
@@ -220,6 +233,28 @@ export function matmul(a: Float32Array, b: Float32Array, shape: { m: number; n: 
 /** The trainable head: embeddings = normalize(tanh(x W^T + bias)), W stored dimOut x dimIn. */
 export function headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput {
   return binding.headForward(x, dimIn, weight, bias, dimOut);
+}
+
+export interface HeadLossStepOptions {
+  /** MNRL and CoSENT scale (1 / temperature). */
+  scale?: number;
+  /** Triplet margin (cosine distance). */
+  margin?: number;
+  /** One target per pair: the cosine MSE and CoSENT losses. */
+  targets?: Float32Array;
+  /** Multiplies the gradients (the loss is reported unweighted). */
+  weight?: number;
+  /** 'auto' (CUDA when this build has it and a GPU answers), 'cpu' or 'cuda'. */
+  device?: 'auto' | 'cpu' | 'cuda';
+}
+
+/**
+ * The head and a loss, forward and backward, over a batch whose sides are stacked in x: anchors,
+ * positives, and for the triplet loss negatives, each the same number of rows of dimIn. The head
+ * runs once over all sides and its backward pass once over their stacked gradients.
+ */
+export function headLossStep(loss: 'mnrl' | 'triplet' | 'cosine_mse' | 'cosent', x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, options: HeadLossStepOptions = {}) {
+  return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto');
 }
 
 /** dL/dW and dL/dbias from dL/dembeddings. */

@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, mnrlLoss, normalize, tripletLoss } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, headLossStep, mnrlLoss, normalize, tripletLoss } from '../src/native.js';
 import { cosentLossRef, cosineMseLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
-import { headLossStep, lossSides } from '../src/train/trainer.js';
+import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix, seededRandom as rng } from '../src/util/random.js';
 import { assertThrowsCode, forEachIsa } from './helpers.js';
 
@@ -150,7 +150,8 @@ Step('should equal the head run side by side, for every loss', () => {
     const sides = Array.from({ length: lossSides(loss) }, (_, s) => randomMatrix(B, d, 30 + s));
     const x = new Float32Array(sides.length * B * d);
     sides.forEach((side, s) => x.set(side, s * B * d));
-    const step = headLossStep(loss, x, head, { scale: 20, margin: 0.25, targets, weight: 0.5 });
+    const step = headLossStep(loss, x, d, head.weight, head.bias, dOut, { scale: 20, margin: 0.25, targets, weight: 0.5, device: 'cpu' });
+    assert.is(step.device, 'cpu');
     // The same step, one side at a time.
     const outs = sides.map((side) => headForward(side, d, head.weight, head.bias, dOut));
     const [a, p, n] = outs.map((o) => o.embeddings);
@@ -162,7 +163,12 @@ Step('should equal the head run side by side, for every loss', () => {
     assert.ok(Math.abs(step.loss - r.loss) < 1e-6, `${loss} loss`);
     for (let i = 0; i < gw.length; i++) assert.ok(Math.abs(step.gradWeight[i] - gw[i]) < 1e-6, `${loss} dW[${i}]`);
   }
-  assert.throws(() => headLossStep('cosent', new Float32Array(2 * B * d), head, { scale: 20, margin: 0.25 }), /the cosent loss needs targets/);
+  const { weight, bias } = head;
+  assertThrowsCode(() => headLossStep('cosent', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /the cosent loss needs targets/);
+  assertThrowsCode(() => headLossStep('triplet', new Float32Array((2 * B + 1) * d), d, weight, bias, dOut), RangeError, 'ERR_LABORSPACE_DIMENSION', /x has 13 rows: the triplet loss needs 3 equal sides/);
+  assertThrowsCode(() => headLossStep('hinge' as 'mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'/);
+  assertThrowsCode(() => headLossStep('cosent', new Float32Array(2 * B * d), d, weight, bias, dOut, { targets: new Float32Array(B - 1) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /targets has 5 rows, expected 6/);
+  assertThrowsCode(() => headLossStep('mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut, { device: 'tpu' as 'cpu' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /device must be 'auto', 'cpu' or 'cuda'/);
 });
 
 Step.run();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda_topk.h"
+#include "cuda_util.cuh"
 
 namespace laborspace::cuda {
 namespace {
@@ -18,28 +19,6 @@ namespace {
 constexpr int kTile = 64;        // output tile edge
 constexpr int kStep = 16;        // depth of each shared-memory step
 constexpr int kSelectThreads = 128;
-
-struct CudaFailure {
-  std::string what;
-};
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw CudaFailure{std::string(what) + ": " + cudaGetErrorString(status)};
-}
-
-// Device buffer freed on scope exit, so an error mid-way leaks nothing.
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(size_t count) {
-    if (count) check(cudaMalloc(&ptr, count * sizeof(T)), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 __global__ void inverse_norms(const float* x, size_t rows, size_t d, float* out) {
   const size_t r = blockIdx.x * size_t(blockDim.x) + threadIdx.x;

@@ -12,6 +12,7 @@
 #include "training.h"
 #ifdef LABORSPACE_WITH_CUDA
 #include "../cuda/cuda_topk.h"
+#include "../cuda/cuda_training.h"
 #endif
 
 namespace laborspace {
@@ -113,6 +114,27 @@ Metric metric_arg(const Napi::CallbackInfo& info, size_t i) {
   fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "metric must be 'dot' or 'cosine'");
 }
 
+// 'auto' (the default), 'cpu' or 'cuda'.
+std::string device_arg(const Napi::CallbackInfo& info, size_t i) {
+  const Napi::Value device = info[i];
+  const std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "auto";
+  if (dev != "auto" && dev != "cpu" && dev != "cuda")
+    fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "device must be 'auto', 'cpu' or 'cuda'");
+  return dev;
+}
+
+// Whether a CUDA device runs the call: 'cuda' demands one, 'auto' takes one when present.
+bool cuda_wanted(const std::string& dev) {
+  if (dev == "cpu") return false;
+#ifdef LABORSPACE_WITH_CUDA
+  if (dev == "cuda" && cuda::device_count() == 0) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "no CUDA device is available");
+  return cuda::device_count() > 0;
+#else
+  if (dev == "cuda") fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");
+  return false;
+#endif
+}
+
 // ---- Scoring calls, shared by the sync and async entry points ----
 
 struct TopkCall {
@@ -141,10 +163,7 @@ struct TopkCall {
              "mask has " + std::to_string(c.mask->ElementLength()) + " entries for " + std::to_string(c.n) +
                  " database rows");
     }
-    const Napi::Value device = info[6];
-    const std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "auto";
-    if (dev != "auto" && dev != "cpu" && dev != "cuda")
-      fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "device must be 'auto', 'cpu' or 'cuda'");
+    const std::string dev = device_arg(info, 6);
     c.k = std::min(c.k_req, count_eligible(c.mask_data(), c.n));
     c.use_cuda = choose_cuda(dev, c.m, c.n, c.dim, c.k);
     c.indices = Napi::Int32Array::New(info.Env(), c.m * c.k);
@@ -499,6 +518,51 @@ Napi::Value cosent_js(const Napi::CallbackInfo& info) {
   });
 }
 
+// headLossStep(loss, x, dimIn, weight, bias, dimOut, scale, margin, targets?, lossWeight, device?)
+Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    Loss loss;
+    if (name == "mnrl") loss = Loss::mnrl;
+    else if (name == "triplet") loss = Loss::triplet;
+    else if (name == "cosine_mse") loss = Loss::cosine_mse;
+    else if (name == "cosent") loss = Loss::cosent;
+    else fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'");
+    const size_t din = integer(info, 2, "dimIn", 1, kMaxDim), dout = integer(info, 5, "dimOut", 1, kMaxDim);
+    size_t rows = 0;
+    Napi::Float32Array x = finite_matrix(info, 1, "x", din, &rows);
+    const size_t sides = loss_sides(loss);
+    if (rows == 0 || rows % sides != 0)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "x has " + std::to_string(rows) + " rows: the " + name + " loss needs " + std::to_string(sides) + " equal sides of at least one row");
+    const size_t batch = rows / sides;
+    Napi::Float32Array wt = batch_matrix(info, 3, "weight", din, dout);
+    Napi::Float32Array bias = batch_matrix(info, 4, "bias", dout, 1);
+    LossParams params;
+    params.scale = float(number_arg(info, 6, "scale"));
+    params.margin = float(number_arg(info, 7, "margin"));
+    std::optional<Napi::Float32Array> targets;
+    if (loss == Loss::cosine_mse || loss == Loss::cosent) {
+      if (!info[8].IsTypedArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "the " + name + " loss needs targets");
+      targets = batch_matrix(info, 8, "targets", 1, batch);
+      params.targets = targets->Data();
+    }
+    params.weight = float(number_arg(info, 9, "lossWeight"));
+    const bool use_cuda = cuda_wanted(device_arg(info, 10));
+    Napi::Float32Array gw = zeros(info.Env(), dout * din), gb = zeros(info.Env(), dout);
+    double value = 0;
+    Error err;
+#ifdef LABORSPACE_WITH_CUDA
+    if (use_cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, params, &value, gw.Data(), gb.Data());
+#endif
+    if (!use_cuda) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, params, &value, gw.Data(), gb.Data());
+    if (err) throw from_kernel(err);
+    Napi::Object o = loss_result(info.Env(), value, {{"gradWeight", gw}, {"gradBias", gb}});
+    o.Set("device", Napi::String::New(info.Env(), use_cuda ? "cuda" : "cpu"));
+    return o;
+  });
+}
+
 Napi::Value adamw_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Float32Array param = f32(info, 0, "params");
@@ -588,6 +652,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("tripletLoss", Napi::Function::New(env, triplet_js));
   exports.Set("cosineMseLoss", Napi::Function::New(env, cosine_mse_js));
   exports.Set("cosentLoss", Napi::Function::New(env, cosent_js));
+  exports.Set("headLossStep", Napi::Function::New(env, head_loss_step_js));
   exports.Set("adamwStep", Napi::Function::New(env, adamw_js));
   exports.Set("topkQuantized", Napi::Function::New(env, topk_quantized_js));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));

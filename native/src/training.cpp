@@ -208,6 +208,26 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
   return double(top) + std::log(sum);
 }
 
+Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
+                     const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias) {
+  const size_t rows = loss_sides(loss) * batch, side = batch * dout;
+  std::vector<float> h(rows * dout), e(rows * dout), grad(rows * dout);
+  if (Error err = head_forward(x, rows, din, wt, bias, dout, h.data(), e.data())) return err;
+  const float* ea = e.data();
+  float* ga = grad.data();
+  switch (loss) {
+    case Loss::mnrl: *loss_out = mnrl_loss(ea, ea + side, batch, dout, params.scale, false, ga, ga + side); break;
+    case Loss::triplet:
+      *loss_out = triplet_loss(ea, ea + side, ea + 2 * side, batch, dout, params.margin, false, ga, ga + side, ga + 2 * side);
+      break;
+    case Loss::cosine_mse: *loss_out = cosine_mse_loss(ea, ea + side, params.targets, batch, dout, ga, ga + side); break;
+    case Loss::cosent: *loss_out = cosent_loss(ea, ea + side, params.targets, batch, dout, params.scale, ga, ga + side); break;
+  }
+  if (params.weight != 1.f)
+    for (float& g : grad) g *= params.weight;
+  return head_backward(x, h.data(), e.data(), grad.data(), rows, din, dout, grad_wt, grad_bias);
+}
+
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                 float eps, float weight_decay, int step) {
   // As PyTorch's AdamW: decay first, then the bias-corrected step (the corrections computed once).

@@ -39,6 +39,25 @@ double cosine_mse_loss(const float* a, const float* b, const float* target, size
 double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
                    float* grad_a, float* grad_b);
 
+enum class Loss { mnrl, triplet, cosine_mse, cosent };
+
+struct LossParams {
+  float scale = 20.f;              // MNRL and CoSENT
+  float margin = 0.25f;            // triplet (cosine distance)
+  const float* targets = nullptr;  // cosine MSE and CoSENT: one per pair
+  float weight = 1.f;              // multiplies the gradients
+};
+
+// Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss.
+inline size_t loss_sides(Loss loss) { return loss == Loss::triplet ? 3 : 2; }
+
+// The head and a loss, forward and backward, over a batch whose sides are stacked in x
+// (loss_sides(loss) * batch rows of din: anchors, positives, negatives): the head runs once over
+// every side and its backward pass once over their stacked gradients. Writes the unweighted loss,
+// and dL/dW (dout x din) and dL/dbias scaled by params.weight.
+Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
+                     const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias);
+
 // One AdamW step (decoupled weight decay) on n parameters; `step` counts from 1.
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                 float eps, float weight_decay, int step);

@@ -4,7 +4,7 @@
  * weighted, AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
  * on validation MRR. Deterministic for a seed and thread count.
  */
-import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, mnrlLoss, tripletLoss } from '../native.js';
+import { adamwStep, headForward, headLossStep } from '../native.js';
 import { seededRandom } from '../util/random.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import type { LossKind, PairSet } from './examples.js';
@@ -84,58 +84,14 @@ function gather(pooled: Pooled, ...lists: ArrayLike<number>[]): Float32Array {
   return out;
 }
 
-export interface LossStepOptions {
-  scale: number;
-  margin: number;
-  /** Per-pair targets of the CoSENT and cosine losses. */
-  targets?: Float32Array;
-  /** Multiplies the gradients: the kind's share of the step (the loss is reported unweighted). */
-  weight?: number;
-}
-
-export interface LossStep {
-  loss: number;
-  gradWeight: Float32Array;
-  gradBias: Float32Array;
+function scaleInPlace(x: Float32Array, factor: number): Float32Array {
+  if (factor !== 1) for (let i = 0; i < x.length; i++) x[i] *= factor;
+  return x;
 }
 
 /** Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss. */
 export function lossSides(loss: LossKind): number {
   return loss === 'triplet' ? 3 : 2;
-}
-
-/**
- * The head and a loss, forward and backward, over a batch whose sides are stacked in x (anchors,
- * then positives, then negatives for the triplet loss): the head runs once over all sides and its
- * backward pass once over their stacked gradients, so each product is as large as the batch allows.
- */
-export function headLossStep(loss: LossKind, x: Float32Array, head: HeadParams, options: LossStepOptions): LossStep {
-  const d = head.dimOut;
-  const rows = x.length / head.dimIn / lossSides(loss);
-  const out = headForward(x, head.dimIn, head.weight, head.bias, d);
-  const side = (s: number) => out.embeddings.subarray(s * rows * d, (s + 1) * rows * d);
-  let value: number;
-  let grads: Float32Array[];
-  if (loss === 'mnrl') {
-    const r = mnrlLoss(side(0), side(1), d, { scale: options.scale });
-    [value, grads] = [r.loss, [r.gradAnchors, r.gradPositives]];
-  } else if (loss === 'triplet') {
-    const r = tripletLoss(side(0), side(1), side(2), d, { margin: options.margin });
-    [value, grads] = [r.loss, [r.gradAnchors, r.gradPositives, r.gradNegatives]];
-  } else {
-    if (!options.targets) throw new TypeError(`the ${loss} loss needs targets`);
-    const r = loss === 'cosent' ? cosentLoss(side(0), side(1), options.targets, d, { scale: options.scale }) : cosineMseLoss(side(0), side(1), options.targets, d);
-    [value, grads] = [r.loss, [r.gradLeft, r.gradRight]];
-  }
-  const grad = new Float32Array(out.embeddings.length);
-  grads.forEach((g, s) => grad.set(g, s * rows * d));
-  const g = headBackward(x, out, scaleInPlace(grad, options.weight ?? 1), head.dimIn, d);
-  return { loss: value, gradWeight: g.gradWeight, gradBias: g.gradBias };
-}
-
-function scaleInPlace(x: Float32Array, factor: number): Float32Array {
-  if (factor !== 1) for (let i = 0; i < x.length; i++) x[i] *= factor;
-  return x;
 }
 
 export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[], initial: HeadParams, config: TrainConfig, hooks: TrainHooks = {}): TrainResult {
@@ -163,7 +119,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     const lists = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])];
     const x = gather(pooled, ...lists.slice(0, lossSides(set.loss)));
     const targets = Float32Array.from(rows, (i) => set.targets[i]);
-    const { loss, gradWeight: gw, gradBias: gb } = headLossStep(set.loss, x, head, { scale: config.scale, margin: config.margin, targets, weight: set.weight });
+    const { loss, gradWeight: gw, gradBias: gb } = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, { scale: config.scale, margin: config.margin, targets, weight: set.weight });
     losses[set.kind] = loss;
     let norm = 0;
     for (const v of gw) norm += v * v;

@@ -1,0 +1,309 @@
+// CUDA training step (see cuda_training.h). The products run through one tiled kernel (64 x 64
+// tiles, 16 deep, 4 x 4 outputs per thread) for every transpose form; the row-wise parts (the head's
+// tanh and normalisation and its backward, the softmax of MNRL, the per-pair dots) run one block per
+// row with shared-memory reductions. Per-row losses come back to the host and are summed in double
+// there, so the loss matches the CPU path's order of magnitude of rounding.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cuda_training.h"
+#include "cuda_util.cuh"
+
+namespace laborspace::cuda {
+namespace {
+
+constexpr int kTile = 64;
+constexpr int kStep = 16;
+constexpr int kRowThreads = 256;
+
+// C (m x n, ldc) = op(A) op(B) (+= when accumulate); op(A) m x k, op(B) k x n, as gemm in kernels.h.
+template <bool TA, bool TB>
+__global__ void gemm_kernel(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                            bool accumulate) {
+  __shared__ float as[kStep][kTile + 1];
+  __shared__ float bs[kStep][kTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
+  float acc[4][4] = {};
+  for (int p0 = 0; p0 < k; p0 += kStep) {
+    for (int e = tid; e < kTile * kStep; e += 256) {
+      // Consecutive threads read consecutive addresses of whichever layout the operand has.
+      const int r = TA ? e % kTile : e / kStep, q = TA ? e / kTile : e % kStep;
+      const int i = i0 + r, p = p0 + q;
+      as[q][r] = (i < m && p < k) ? (TA ? a[size_t(p) * lda + i] : a[size_t(i) * lda + p]) : 0.f;
+      const int cb = TB ? e / kStep : e % kTile, qb = TB ? e % kStep : e / kTile;
+      const int j = j0 + cb, pb = p0 + qb;
+      bs[qb][cb] = (j < n && pb < k) ? (TB ? b[size_t(j) * ldb + pb] : b[size_t(pb) * ldb + j]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kStep; ++kk) {
+      float ra[4], rb[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) ra[r] = as[kk][ty + 16 * r];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) rb[q] = bs[kk][tx + 16 * q];
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[r][q] = fmaf(ra[r], rb[q], acc[r][q]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 4; ++r)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int i = i0 + ty + 16 * r, j = j0 + tx + 16 * q;
+      if (i < m && j < n) c[size_t(i) * ldc + j] = accumulate ? c[size_t(i) * ldc + j] + acc[r][q] : acc[r][q];
+    }
+}
+
+template <bool TA, bool TB>
+void gemm(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc, bool accumulate = false) {
+  const dim3 grid(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile));
+  gemm_kernel<TA, TB><<<grid, dim3(16, 16)>>>(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+  check(cudaGetLastError(), "gemm kernel");
+}
+
+// Block-wide sum of one value per thread (kRowThreads threads); every thread gets the total.
+__device__ float block_sum(float v, float* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kRowThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) scratch[threadIdx.x] += scratch[threadIdx.x + stride];
+    __syncthreads();
+  }
+  const float total = scratch[0];
+  __syncthreads();
+  return total;
+}
+
+__device__ float block_max(float v, float* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kRowThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + stride]);
+    __syncthreads();
+  }
+  const float top = scratch[0];
+  __syncthreads();
+  return top;
+}
+
+// h = tanh(h + bias) in place, e = h / |h|: one block per row.
+__global__ void head_epilogue(float* h, const float* bias, float* e, int dout) {
+  __shared__ float scratch[kRowThreads];
+  float* hi = h + size_t(blockIdx.x) * dout;
+  float sq = 0;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) {
+    const float t = tanhf(hi[j] + bias[j]);
+    hi[j] = t;
+    sq += t * t;
+  }
+  const float total = block_sum(sq, scratch);
+  const float inv = total > 0 ? rsqrtf(total) : 0.f;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) e[size_t(blockIdx.x) * dout + j] = hi[j] * inv;
+}
+
+// dL/dz from dL/de through the normalisation and tanh, times the loss weight: one block per row.
+__global__ void head_grad_z(const float* h, const float* e, const float* ge, int dout, float weight, float* gz) {
+  __shared__ float scratch[kRowThreads];
+  const size_t o = size_t(blockIdx.x) * dout;
+  float sq = 0, eg = 0;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) {
+    sq += h[o + j] * h[o + j];
+    eg += e[o + j] * ge[o + j];
+  }
+  const float norm = sqrtf(block_sum(sq, scratch));
+  const float dot = block_sum(eg, scratch);
+  const float inv = norm > 0 ? weight / norm : 0.f;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads)
+    gz[o + j] = (ge[o + j] - e[o + j] * dot) * inv * (1.f - h[o + j] * h[o + j]);
+}
+
+// Column sums of an r x c matrix: the bias gradient.
+__global__ void column_sums(const float* x, int r, int c, float* out) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= c) return;
+  float s = 0;
+  for (int i = 0; i < r; ++i) s += x[size_t(i) * c + j];
+  out[j] = s;
+}
+
+// MNRL, one block per row of S (or of S^T when by_column): the softmax over scale * S, its
+// cross-entropy against the diagonal into row_loss, and its gradient added into ds.
+__global__ void mnrl_rows(const float* s, int batch, float scale, float weight, bool by_column, float* ds, float* row_loss) {
+  __shared__ float scratch[kRowThreads];
+  const int i = blockIdx.x;
+  auto at = [&](int j) { return by_column ? size_t(j) * batch + i : size_t(i) * batch + j; };
+  float top = -INFINITY;
+  for (int j = threadIdx.x; j < batch; j += kRowThreads) top = fmaxf(top, scale * s[at(j)]);
+  top = block_max(top, scratch);
+  float sum = 0;
+  for (int j = threadIdx.x; j < batch; j += kRowThreads) sum += expf(scale * s[at(j)] - top);
+  sum = block_sum(sum, scratch);
+  for (int j = threadIdx.x; j < batch; j += kRowThreads)
+    ds[at(j)] += weight * scale * (expf(scale * s[at(j)] - top) / sum - (i == j ? 1.f : 0.f));
+  if (threadIdx.x == 0) row_loss[i] = weight * (top + logf(sum) - scale * s[at(i)]);
+}
+
+// out[i] = a_i . b_i: one block per row.
+__global__ void row_dots(const float* a, const float* b, int d, float* out) {
+  __shared__ float scratch[kRowThreads];
+  const size_t o = size_t(blockIdx.x) * d;
+  float s = 0;
+  for (int p = threadIdx.x; p < d; p += kRowThreads) s += a[o + p] * b[o + p];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
+// out_i (+)= coef_i * src_i: the gradients that are per-row multiples of another side.
+__global__ void scaled_rows(const float* coef, const float* src, int d, bool accumulate, float* out) {
+  const size_t o = size_t(blockIdx.x) * d;
+  for (int p = threadIdx.x; p < d; p += kRowThreads) out[o + p] = coef[blockIdx.x] * src[o + p] + (accumulate ? out[o + p] : 0.f);
+}
+
+// CoSENT pair terms: t_ij = exp(scale (cos_j - cos_i) - top) where target_i > target_j, else 0,
+// and their row sums: one block per i.
+__global__ void cosent_terms(const float* cos, const float* target, int batch, float scale, float top, float* terms,
+                             float* row_sums) {
+  __shared__ float scratch[kRowThreads];
+  const int i = blockIdx.x;
+  float s = 0;
+  for (int j = threadIdx.x; j < batch; j += kRowThreads) {
+    const float t = target[i] > target[j] ? expf(scale * (cos[j] - cos[i]) - top) : 0.f;
+    terms[size_t(i) * batch + j] = t;
+    s += t;
+  }
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) row_sums[i] = s;
+}
+
+// dcos_k = (sum_i t_ik - sum_j t_kj) * factor: one block per k.
+__global__ void cosent_dcos(const float* terms, int batch, float factor, float* dcos) {
+  __shared__ float scratch[kRowThreads];
+  const int k = blockIdx.x;
+  float s = 0;
+  for (int i = threadIdx.x; i < batch; i += kRowThreads) s += terms[size_t(i) * batch + k] - terms[size_t(k) * batch + i];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) dcos[k] = s * factor;
+}
+
+std::vector<float> to_host(const float* d, size_t n) {
+  std::vector<float> h(n);
+  check(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
+  return h;
+}
+
+}  // namespace
+
+Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias,
+                     size_t dout, const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias) {
+  const size_t sides = loss_sides(loss), rows = sides * batch, side = batch * dout;
+  if (rows > size_t(INT32_MAX) / 2 || din > size_t(INT32_MAX) / 2 || dout > size_t(INT32_MAX) / 2)
+    return {Error::bad_argument, "batch too large for the CUDA path"};
+  const int B = int(batch), R = int(rows), Din = int(din), Dout = int(dout);
+  try {
+    DeviceBuffer<float> dx(rows * din), dw(dout * din), db(dout), dh(rows * dout), de(rows * dout), dge(rows * dout);
+    DeviceBuffer<float> dgz(rows * dout), dgw(dout * din), dgb(dout), dwork(batch * batch), dvec(4 * batch), dt(batch);
+    check(cudaMemcpy(dx.ptr, x, rows * din * sizeof(float), cudaMemcpyHostToDevice), "copy x");
+    check(cudaMemcpy(dw.ptr, wt, dout * din * sizeof(float), cudaMemcpyHostToDevice), "copy weight");
+    check(cudaMemcpy(db.ptr, bias, dout * sizeof(float), cudaMemcpyHostToDevice), "copy bias");
+    if (params.targets) check(cudaMemcpy(dt.ptr, params.targets, batch * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
+    // Forward: h = x W^T, then tanh and normalisation.
+    gemm<false, true>(R, Dout, Din, dx.ptr, Din, dw.ptr, Din, dh.ptr, Dout);
+    head_epilogue<<<R, kRowThreads>>>(dh.ptr, db.ptr, de.ptr, Dout);
+    check(cudaGetLastError(), "head epilogue");
+    const float *ea = de.ptr, *ep = de.ptr + side, *en = de.ptr + 2 * side;
+    float *ga = dge.ptr, *gp = dge.ptr + side, *gn = dge.ptr + 2 * side;
+    float* v0 = dvec.ptr;  // per-row scratch vectors, batch floats each
+    float* v1 = dvec.ptr + batch;
+    float* v2 = dvec.ptr + 2 * batch;
+    double value = 0;
+    switch (loss) {
+      case Loss::mnrl: {
+        gemm<false, true>(B, B, Dout, ea, Dout, ep, Dout, dwork.ptr, B);  // S = A P^T
+        DeviceBuffer<float> ds(batch * batch);
+        check(cudaMemset(ds.ptr, 0, batch * batch * sizeof(float)), "clear dS");
+        mnrl_rows<<<B, kRowThreads>>>(dwork.ptr, B, params.scale, 1.f / float(B), false, ds.ptr, v0);
+        check(cudaGetLastError(), "mnrl kernel");
+        for (float l : to_host(v0, batch)) value += l;
+        gemm<false, false>(B, Dout, B, ds.ptr, B, ep, Dout, ga, Dout);  // dA = dS P
+        gemm<true, false>(B, Dout, B, ds.ptr, B, ea, Dout, gp, Dout);   // dP = dS^T A
+        break;
+      }
+      case Loss::triplet: {
+        row_dots<<<B, kRowThreads>>>(ea, ep, Dout, v0);
+        row_dots<<<B, kRowThreads>>>(ea, en, Dout, v1);
+        check(cudaGetLastError(), "row dots");
+        const std::vector<float> ap = to_host(v0, batch), an = to_host(v1, batch);
+        // Cosine distance: loss_i = max(0, a.n - a.p + margin); ga = (n - p) / B, gp = -a / B, gn = a / B.
+        std::vector<float> cp(batch), cn(batch);
+        for (size_t i = 0; i < batch; ++i) {
+          const double v = double(an[i]) - ap[i] + params.margin;
+          if (v > 0) value += v / double(batch);
+          cp[i] = v > 0 ? -1.f / float(batch) : 0.f;
+          cn[i] = v > 0 ? 1.f / float(batch) : 0.f;
+        }
+        check(cudaMemcpy(v0, cp.data(), batch * sizeof(float), cudaMemcpyHostToDevice), "copy coefficients");
+        check(cudaMemcpy(v1, cn.data(), batch * sizeof(float), cudaMemcpyHostToDevice), "copy coefficients");
+        scaled_rows<<<B, kRowThreads>>>(v0, ep, Dout, false, ga);
+        scaled_rows<<<B, kRowThreads>>>(v1, en, Dout, true, ga);
+        scaled_rows<<<B, kRowThreads>>>(v0, ea, Dout, false, gp);
+        scaled_rows<<<B, kRowThreads>>>(v1, ea, Dout, false, gn);
+        break;
+      }
+      case Loss::cosine_mse:
+      case Loss::cosent: {
+        row_dots<<<B, kRowThreads>>>(ea, ep, Dout, v0);
+        check(cudaGetLastError(), "row dots");
+        const std::vector<float> cos = to_host(v0, batch);
+        std::vector<float> coef(batch);
+        if (loss == Loss::cosine_mse) {
+          // loss = mean (cos_i - t_i)^2; dL/dcos_i = 2 (cos_i - t_i) / B.
+          for (size_t i = 0; i < batch; ++i) {
+            const double diff = double(cos[i]) - params.targets[i];
+            value += diff * diff / double(batch);
+            coef[i] = float(2.0 * diff / double(batch));
+          }
+        } else {
+          // log(1 + sum of pair terms) with the largest exponent taken out (found here, B^2 compares).
+          float top = 0;
+          for (size_t i = 0; i < batch; ++i)
+            for (size_t j = 0; j < batch; ++j)
+              if (params.targets[i] > params.targets[j]) top = std::max(top, params.scale * (cos[j] - cos[i]));
+          cosent_terms<<<B, kRowThreads>>>(v0, dt.ptr, B, params.scale, top, dwork.ptr, v1);
+          check(cudaGetLastError(), "cosent terms");
+          double sum = std::exp(-double(top));
+          for (float r : to_host(v1, batch)) sum += r;
+          value = double(top) + std::log(sum);
+          cosent_dcos<<<B, kRowThreads>>>(dwork.ptr, B, float(params.scale / sum), v2);
+          check(cudaGetLastError(), "cosent gradient");
+          coef = to_host(v2, batch);
+        }
+        check(cudaMemcpy(v2, coef.data(), batch * sizeof(float), cudaMemcpyHostToDevice), "copy coefficients");
+        scaled_rows<<<B, kRowThreads>>>(v2, ep, Dout, false, ga);
+        scaled_rows<<<B, kRowThreads>>>(v2, ea, Dout, false, gp);
+        break;
+      }
+    }
+    *loss_out = value;
+    // Backward through the head: gz, then dW = gz^T x and dbias = column sums of gz.
+    head_grad_z<<<R, kRowThreads>>>(dh.ptr, de.ptr, dge.ptr, Dout, params.weight, dgz.ptr);
+    check(cudaGetLastError(), "head backward");
+    gemm<true, false>(Dout, Din, R, dgz.ptr, Dout, dx.ptr, Din, dgw.ptr, Din);
+    column_sums<<<unsigned((dout + 255) / 256), 256>>>(dgz.ptr, R, Dout, dgb.ptr);
+    check(cudaGetLastError(), "bias gradient");
+    check(cudaMemcpy(grad_wt, dgw.ptr, dout * din * sizeof(float), cudaMemcpyDeviceToHost), "copy dW");
+    check(cudaMemcpy(grad_bias, dgb.ptr, dout * sizeof(float), cudaMemcpyDeviceToHost), "copy dbias");
+  } catch (const CudaFailure& f) {
+    return {Error::device, "CUDA: " + f.what};
+  }
+  return {};
+}
+
+}  // namespace laborspace::cuda
