@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, headLossStep, mnrlLoss, normalize, tripletLoss } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, headLossStep, mnrlLoss, nativeInfo, normalize, tripletLoss } from '../src/native.js';
 import { cosentLossRef, cosineMseLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix, seededRandom as rng } from '../src/util/random.js';
@@ -142,6 +142,8 @@ Head('should give unit embeddings and the gradients of W and bias on every ISA',
 
 const Step = suite('headLossStep');
 
+const x2 = (rows: number, d: number) => randomMatrix(2 * rows, d, 40);
+
 Step('should equal the head run side by side, for every loss', () => {
   const B = 6, d = 10, dOut = 12;
   const head = { weight: randomMatrix(dOut, d, 20).map((v) => v * 0.3), bias: randomMatrix(1, dOut, 21), dimIn: d, dimOut: dOut };
@@ -169,6 +171,10 @@ Step('should equal the head run side by side, for every loss', () => {
   assertThrowsCode(() => headLossStep('hinge' as 'mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'/);
   assertThrowsCode(() => headLossStep('cosent', new Float32Array(2 * B * d), d, weight, bias, dOut, { targets: new Float32Array(B - 1) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /targets has 5 rows, expected 6/);
   assertThrowsCode(() => headLossStep('mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut, { device: 'tpu' as 'cpu' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /device must be 'auto', 'cpu' or 'cuda'/);
+  if (nativeInfo().cuda.devices === 0) {
+    assertThrowsCode(() => headLossStep('mnrl', x2(B, d), d, weight, bias, dOut, { device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', /this build has no CUDA support|no CUDA device is available/);
+    assert.is(headLossStep('mnrl', x2(B, d), d, weight, bias, dOut).device, 'cpu', "'auto' falls back to the CPU");
+  }
 });
 
 Step.run();
