@@ -15,8 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 import Table from 'cli-table3';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, tripletLoss } from '../src/native.js';
-import type { LossKind } from '../src/train/examples.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, tripletLoss, type LossKind } from '../src/native.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';

@@ -12,6 +12,6 @@ export { ensureUseLiteModel } from './encoder/model-cache.js';
 export { SpaceIndex, type IndexManifest, type IndexOptions } from './index/space-index.js';
 export { exportVectors, type ExportFormat } from './store/export.js';
 export { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainSummary } from './train/run.js';
-export { DEFAULT_KINDS, type KindConfig, type LossKind } from './train/examples.js';
+export { DEFAULT_KINDS, type KindConfig } from './train/examples.js';
 export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './train/trainer.js';
 export { evaluateSpace, type SpaceMetrics, type KindMetrics } from './train/evaluate.js';

@@ -235,6 +235,9 @@ export function headForward(x: Float32Array, dimIn: number, weight: Float32Array
   return binding.headForward(x, dimIn, weight, bias, dimOut);
 }
 
+/** The losses of the training step. */
+export type LossKind = 'mnrl' | 'triplet' | 'cosine_mse' | 'cosent';
+
 export interface HeadLossStepOptions {
   /** MNRL and CoSENT scale (1 / temperature). */
   scale?: number;
@@ -253,7 +256,7 @@ export interface HeadLossStepOptions {
  * positives, and for the triplet loss negatives, each the same number of rows of dimIn. The head
  * runs once over all sides and its backward pass once over their stacked gradients.
  */
-export function headLossStep(loss: 'mnrl' | 'triplet' | 'cosine_mse' | 'cosent', x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, options: HeadLossStepOptions = {}) {
+export function headLossStep(loss: LossKind, x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, options: HeadLossStepOptions = {}) {
   return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto');
 }
 

@@ -1,6 +1,6 @@
 // CUDA exact top-k (see cuda_topk.h). Two kernels per chunk of queries:
-//  1. scores: a shared-memory tiled product S = Q X^T (64 x 64 tiles, 4 x 4 per thread), scaled to
-//     cosine when asked, masked rows set to -inf, non-finite scores reported by row;
+//  1. scores: the shared tiled product (cuda_gemm.cuh) S = Q X^T, scaled to cosine when asked,
+//     masked rows set to -inf, non-finite scores reported by row;
 //  2. select: one block per query; each thread keeps its own sorted best k over a strided slice of
 //     the row, then k rounds of a block-wide argmax merge them (ties by ascending row index).
 #include <cuda_runtime.h>
@@ -10,14 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "cuda_gemm.cuh"
 #include "cuda_topk.h"
 #include "cuda_util.cuh"
 
 namespace laborspace::cuda {
 namespace {
 
-constexpr int kTile = 64;        // output tile edge
-constexpr int kStep = 16;        // depth of each shared-memory step
 constexpr int kSelectThreads = 128;
 
 __global__ void inverse_norms(const float* x, size_t rows, size_t d, float* out) {
@@ -28,48 +27,23 @@ __global__ void inverse_norms(const float* x, size_t rows, size_t d, float* out)
   out[r] = s > 0 ? float(1.0 / sqrt(s)) : 0.f;
 }
 
-__global__ void scores_kernel(const float* q, const float* x, int m, int n, int d, const float* q_inv,
-                              const float* x_inv, const uint8_t* mask, float* s, int* bad_row) {
-  __shared__ float qs[kStep][kTile + 1];
-  __shared__ float xs[kStep][kTile + 1];
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-  const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
-  float acc[4][4] = {};
-  for (int p0 = 0; p0 < d; p0 += kStep) {
-    for (int e = tid; e < kTile * kStep; e += 256) {
-      const int r = e / kStep, c = e % kStep, p = p0 + c;
-      qs[c][r] = (i0 + r < m && p < d) ? q[size_t(i0 + r) * d + p] : 0.f;
-      xs[c][r] = (j0 + r < n && p < d) ? x[size_t(j0 + r) * d + p] : 0.f;
+// Scores: cosine scaling when asked, masked rows to -inf, the first non-finite row flagged.
+struct ScoreSink {
+  float* s;
+  int n;
+  const float *q_inv, *x_inv;
+  const uint8_t* mask;
+  int* bad_row;
+  __device__ void operator()(int i, int j, float v) const {
+    if (q_inv) v *= q_inv[i] * x_inv[j];
+    if (mask && !mask[j]) {
+      v = -INFINITY;
+    } else if (!isfinite(v)) {
+      atomicMin(bad_row, j);
     }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kStep; ++kk) {
-      float a[4], b[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) a[r] = qs[kk][ty + 16 * r];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) b[c] = xs[kk][tx + 16 * c];
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
-    }
-    __syncthreads();
+    s[size_t(i) * n + j] = v;
   }
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) {
-      const int i = i0 + ty + 16 * r, j = j0 + tx + 16 * c;
-      if (i >= m || j >= n) continue;
-      float v = acc[r][c];
-      if (q_inv) v *= q_inv[i] * x_inv[j];
-      if (mask && !mask[j]) {
-        v = -INFINITY;
-      } else if (!isfinite(v)) {
-        atomicMin(bad_row, j);
-      }
-      s[size_t(i) * n + j] = v;
-    }
-}
+};
 
 __device__ bool better(float s1, int i1, float s2, int i2) { return s1 > s2 || (s1 == s2 && i1 < i2); }
 
@@ -155,10 +129,10 @@ Error topk(const float* q, size_t m, const float* x, size_t n, size_t d, size_t 
       const size_t count = std::min(chunk, m - q0);
       check(cudaMemcpy(dq.ptr, q + q0 * d, count * d * sizeof(float), cudaMemcpyHostToDevice), "copy queries");
       if (cosine) inverse_norms<<<unsigned((count + 255) / 256), 256>>>(dq.ptr, count, d, dq_inv.ptr);
-      const dim3 grid(unsigned((n + kTile - 1) / kTile), unsigned((count + kTile - 1) / kTile));
-      scores_kernel<<<grid, dim3(16, 16)>>>(dq.ptr, dx.ptr, int(count), int(n), int(d), cosine ? dq_inv.ptr : nullptr,
-                                           cosine ? dx_inv.ptr : nullptr, mask ? dmask.ptr : nullptr, ds.ptr, dbad.ptr);
-      check(cudaGetLastError(), "scores kernel");
+      // S = Q X^T: X is stored n x d, so op(B) = X^T is the transposed form.
+      launch_product<false, true>(int(count), int(n), int(d), dq.ptr, int(d), dx.ptr, int(d),
+                                  ScoreSink{ds.ptr, int(n), cosine ? dq_inv.ptr : nullptr, cosine ? dx_inv.ptr : nullptr,
+                                            mask ? dmask.ptr : nullptr, dbad.ptr});
       select_kernel<<<unsigned(count), kSelectThreads>>>(ds.ptr, int(n), int(k), didx.ptr, dscore.ptr);
       check(cudaGetLastError(), "select kernel");
       check(cudaMemcpy(out_idx + q0 * k, didx.ptr, count * k * sizeof(int), cudaMemcpyDeviceToHost), "copy indices");

@@ -1,5 +1,5 @@
-// CUDA training step (see cuda_training.h). The products run through one tiled kernel (64 x 64
-// tiles, 16 deep, 4 x 4 outputs per thread) for every transpose form; the row-wise parts (the head's
+// CUDA training step (see cuda_training.h). The products run through the shared tiled kernel
+// (cuda_gemm.cuh) for every transpose form; the row-wise parts (the head's
 // tanh and normalisation and its backward, the softmax of MNRL, the per-pair dots) run one block per
 // row with shared-memory reductions. Per-row losses come back to the host and are summed in double
 // there, so the loss matches the CPU path's order of magnitude of rounding.
@@ -9,64 +9,30 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda_gemm.cuh"
 #include "cuda_training.h"
 #include "cuda_util.cuh"
 
 namespace laborspace::cuda {
 namespace {
 
-constexpr int kTile = 64;
-constexpr int kStep = 16;
 constexpr int kRowThreads = 256;
 
-// C (m x n, ldc) = op(A) op(B) (+= when accumulate); op(A) m x k, op(B) k x n, as gemm in kernels.h.
-template <bool TA, bool TB>
-__global__ void gemm_kernel(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
-                            bool accumulate) {
-  __shared__ float as[kStep][kTile + 1];
-  __shared__ float bs[kStep][kTile + 1];
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-  const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
-  float acc[4][4] = {};
-  for (int p0 = 0; p0 < k; p0 += kStep) {
-    for (int e = tid; e < kTile * kStep; e += 256) {
-      // Consecutive threads read consecutive addresses of whichever layout the operand has.
-      const int r = TA ? e % kTile : e / kStep, q = TA ? e / kTile : e % kStep;
-      const int i = i0 + r, p = p0 + q;
-      as[q][r] = (i < m && p < k) ? (TA ? a[size_t(p) * lda + i] : a[size_t(i) * lda + p]) : 0.f;
-      const int cb = TB ? e / kStep : e % kTile, qb = TB ? e % kStep : e / kTile;
-      const int j = j0 + cb, pb = p0 + qb;
-      bs[qb][cb] = (j < n && pb < k) ? (TB ? b[size_t(j) * ldb + pb] : b[size_t(pb) * ldb + j]) : 0.f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kStep; ++kk) {
-      float ra[4], rb[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) ra[r] = as[kk][ty + 16 * r];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) rb[q] = bs[kk][tx + 16 * q];
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[r][q] = fmaf(ra[r], rb[q], acc[r][q]);
-    }
-    __syncthreads();
+// Stores (or adds) each result into a row-major C.
+struct Store {
+  float* c;
+  int ldc;
+  bool accumulate;
+  __device__ void operator()(int i, int j, float v) const {
+    float& out = c[size_t(i) * ldc + j];
+    out = accumulate ? out + v : v;
   }
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int i = i0 + ty + 16 * r, j = j0 + tx + 16 * q;
-      if (i < m && j < n) c[size_t(i) * ldc + j] = accumulate ? c[size_t(i) * ldc + j] + acc[r][q] : acc[r][q];
-    }
-}
+};
 
+// C (m x n, ldc) = op(A) op(B), as gemm in kernels.h.
 template <bool TA, bool TB>
 void gemm(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc, bool accumulate = false) {
-  const dim3 grid(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile));
-  gemm_kernel<TA, TB><<<grid, dim3(16, 16)>>>(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-  check(cudaGetLastError(), "gemm kernel");
+  launch_product<TA, TB>(m, n, k, a, lda, b, ldb, Store{c, ldc, accumulate});
 }
 
 // Block-wide sum of one value per thread (kRowThreads threads); every thread gets the total.

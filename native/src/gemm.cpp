@@ -16,31 +16,21 @@ namespace {
 constexpr size_t kBlockTiles = 16;  // row tiles per packed block of op(A)
 constexpr size_t kPackSteps = 64;   // steps of k per pass when packing a transposed operand
 
-// out[p*mr + i] = op(A)[r0 + i][p] for i < rows, zero for rows <= i < mr.
-void pack_a_tile(Op op_a, const float* a, size_t lda, size_t r0, size_t rows, size_t k, size_t mr, float* out) {
-  if (rows < mr) std::fill(out, out + k * mr, 0.f);
-  if (op_a == Op::transpose) {
-    for (size_t p = 0; p < k; ++p) std::copy(a + p * lda + r0, a + p * lda + r0 + rows, out + p * mr);
+// Packs `count` lines of an operand, from line `first`, k-major: out[p*width + i] = line (first+i)
+// at step p, zero for count <= i < width. A line is a row of op(A) or a column of op(B); when
+// `lines_contiguous`, line i is stored as src[i*ld + p] (A as is, B transposed), else as
+// src[p*ld + i] (A transposed, B as is).
+void pack(bool lines_contiguous, const float* src, size_t ld, size_t first, size_t count, size_t k, size_t width,
+          float* out) {
+  if (count < width) std::fill(out, out + k * width, 0.f);
+  if (!lines_contiguous) {
+    for (size_t p = 0; p < k; ++p) std::copy(src + p * ld + first, src + p * ld + first + count, out + p * width);
     return;
   }
   for (size_t p0 = 0; p0 < k; p0 += kPackSteps)
-    for (size_t i = 0; i < rows; ++i) {
-      const float* src = a + (r0 + i) * lda;
-      for (size_t p = p0; p < std::min(k, p0 + kPackSteps); ++p) out[p * mr + i] = src[p];
-    }
-}
-
-// out[p*nr + j] = op(B)[p][n0 + j] for j < cols, zero for cols <= j < nr.
-void pack_b_panel(Op op_b, const float* b, size_t ldb, size_t n0, size_t cols, size_t k, size_t nr, float* out) {
-  if (cols < nr) std::fill(out, out + k * nr, 0.f);
-  if (op_b == Op::none) {
-    for (size_t p = 0; p < k; ++p) std::copy(b + p * ldb + n0, b + p * ldb + n0 + cols, out + p * nr);
-    return;
-  }
-  for (size_t p0 = 0; p0 < k; p0 += kPackSteps)
-    for (size_t j = 0; j < cols; ++j) {
-      const float* src = b + (n0 + j) * ldb;
-      for (size_t p = p0; p < std::min(k, p0 + kPackSteps); ++p) out[p * nr + j] = src[p];
+    for (size_t i = 0; i < count; ++i) {
+      const float* line = src + (first + i) * ld;
+      for (size_t p = p0; p < std::min(k, p0 + kPackSteps); ++p) out[p * width + i] = line[p];
     }
 }
 
@@ -65,7 +55,7 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   if (!by_panels) {
     shared_b.resize(panels * k * nr);
     for (size_t pn = 0; pn < panels; ++pn)
-      pack_b_panel(op_b, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, shared_b.data() + pn * k * nr);
+      pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, shared_b.data() + pn * k * nr);
   }
   const size_t t_count = std::min(threads, by_panels ? panels : tiles);
   fork_join(std::max<size_t>(t_count, 1), [&](size_t t) {
@@ -76,13 +66,13 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
     if (by_panels) {
       own_b.resize((pe - pb) * k * nr);
       for (size_t pn = pb; pn < pe; ++pn)
-        pack_b_panel(op_b, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b.data() + (pn - pb) * k * nr);
+        pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b.data() + (pn - pb) * k * nr);
     }
     std::vector<float> block(kBlockTiles * k * mr);
     for (size_t t0 = tb; t0 < te; t0 += kBlockTiles) {
       const size_t t1 = std::min(te, t0 + kBlockTiles);
       for (size_t ti = t0; ti < t1; ++ti)
-        pack_a_tile(op_a, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block.data() + (ti - t0) * k * mr);
+        pack(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block.data() + (ti - t0) * k * mr);
       for (size_t pn = pb; pn < pe; ++pn) {
         const float* panel = by_panels ? own_b.data() + (pn - pb) * k * nr : shared_b.data() + pn * k * nr;
         const size_t n0 = pn * nr, cols = std::min(nr, n - n0);

@@ -21,10 +21,9 @@ double dot(const float* a, const float* b, size_t d) {
 // Rows [0, n) split over the threads the work is worth.
 template <class Fn>
 void for_rows(size_t n, double work_per_row, Fn&& fn) {
-  const size_t threads = std::min(n, threads_for(double(n) * work_per_row));
-  fork_join(std::max<size_t>(threads, 1), [&](size_t t) {
-    const size_t count = std::max<size_t>(threads, 1);
-    for (size_t i = n * t / count; i < n * (t + 1) / count; ++i) fn(i);
+  const size_t threads = std::max<size_t>(1, std::min(n, threads_for(double(n) * work_per_row)));
+  fork_join(threads, [&](size_t t) {
+    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) fn(i);
   });
 }
 

@@ -6,10 +6,10 @@
  * NAICS hierarchy (a sibling of the parent). Anchors are held out whole, seeded: their relations
  * are only seen by evaluation.
  */
+import type { LossKind } from '../native.js';
 import type { Store } from '../store/index.js';
 import { seededRandom } from '../util/random.js';
 
-export type LossKind = 'mnrl' | 'cosent' | 'cosine_mse' | 'triplet';
 
 export interface KindConfig {
   loss: LossKind;

@@ -4,10 +4,10 @@
  * weighted, AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
  * on validation MRR. Deterministic for a seed and thread count.
  */
-import { adamwStep, headForward, headLossStep } from '../native.js';
+import { adamwStep, headForward, headLossStep, type LossKind } from '../native.js';
 import { seededRandom } from '../util/random.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
-import type { LossKind, PairSet } from './examples.js';
+import type { PairSet } from './examples.js';
 
 export interface HeadParams {
   /** dimOut x dimIn. */
@@ -118,7 +118,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     if (rows.length < 2) continue;
     const lists = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])];
     const x = gather(pooled, ...lists.slice(0, lossSides(set.loss)));
-    const targets = Float32Array.from(rows, (i) => set.targets[i]);
+    const targets = set.loss === 'cosent' || set.loss === 'cosine_mse' ? Float32Array.from(rows, (i) => set.targets[i]) : undefined;
     const { loss, gradWeight: gw, gradBias: gb } = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, { scale: config.scale, margin: config.margin, targets, weight: set.weight });
     losses[set.kind] = loss;
     let norm = 0;
