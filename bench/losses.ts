@@ -46,7 +46,6 @@ try {
     execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
   ) as Record<string, { ms: number; loss?: number }>;
 
-
   const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
   const median = (run: () => void): number => {
     const times: number[] = [];
