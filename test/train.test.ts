@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,18 +11,27 @@ import { normalize } from '../src/native.js';
 import { LaborSpace } from '../src/space.js';
 import { evaluateSpace } from '../src/train/evaluate.js';
 import { buildExamples, DEFAULT_KINDS, type PairSet } from '../src/train/examples.js';
-import { TUNED_MODEL_ID } from '../src/train/run.js';
-import { DEFAULT_TRAIN_CONFIG, embedAll, trainHead } from '../src/train/trainer.js';
+import { trainStep, TUNED_MODEL_ID } from '../src/train/run.js';
+import { CheckpointError, readCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
+import { DEFAULT_TRAIN_CONFIG, embedAll, trainHead, type TrainState } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
-import { runCli } from './helpers.js';
+import { assertRejects, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
+function writeConfig(home: string, config: Record<string, unknown>): string {
+  const path = join(home, 'train.json');
+  writeFileSync(path, JSON.stringify(config));
+  return path;
+}
+
 const Trainer = suite('trainHead on a planted structure');
 
-Trainer('should learn to pair noisy copies that the initial head cannot tell apart', () => {
-  // 300 anchors and their positives share 12 dimensions; 4 more carry loud independent noise that
-  // swamps the identity head's cosine. Training must learn to mute them.
+/**
+ * 300 anchors and their positives share 12 dimensions; 4 more carry loud independent noise that
+ * swamps the identity head's cosine. Training must learn to mute them.
+ */
+function planted() {
   const dim = 16;
   const n = 300;
   const base = randomMatrix(n, dim, 1);
@@ -48,6 +57,11 @@ Trainer('should learn to pair noisy copies that the initial head cannot tell apa
   const identity = new Float32Array(dim * dim);
   for (let i = 0; i < dim; i++) identity[i * dim + i] = 1;
   const initial = { weight: identity, bias: new Float32Array(dim), dimIn: dim, dimOut: dim };
+  return { dim, refs, pooled, pairs, initial };
+}
+
+Trainer('should learn to pair noisy copies that the initial head cannot tell apart', () => {
+  const { dim, refs, pooled, pairs, initial } = planted();
   const test = [pairs(250, 300)];
   const before = evaluateSpace(normalize(embedAll(pooled, initial), dim), dim, refs, test).kinds[0].mrr;
   const result = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, { ...DEFAULT_TRAIN_CONFIG, steps: 300, batchSize: 64, lr: 3e-3, warmupSteps: 20, evalEvery: 50, patience: 10 });
@@ -56,7 +70,55 @@ Trainer('should learn to pair noisy copies that the initial head cannot tell apa
   assert.ok(result.bestStep > 0);
 });
 
+Trainer('should end with the same head, bit for bit, when resumed from a checkpoint', () => {
+  const { pooled, pairs, initial } = planted();
+  const config = { ...DEFAULT_TRAIN_CONFIG, steps: 120, batchSize: 32, lr: 3e-3, warmupSteps: 10, evalEvery: 30, patience: 10 };
+  const states: TrainState[] = [];
+  const whole = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, config, { onCheckpoint: (s) => states.push(s) });
+  assert.equal(states.map((s) => s.step), [30, 60, 90, 120]);
+  // Stopped after step 60: the checkpoint goes through its file and the run goes on from it.
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-ckpt-'));
+  try {
+    const path = join(home, 'run.ckpt');
+    writeCheckpoint(path, 'key', states[1]);
+    const resumed = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, config, {}, readCheckpoint(path, 'key'));
+    assert.equal(Array.from(resumed.head.weight), Array.from(whole.head.weight));
+    assert.equal(Array.from(resumed.head.bias), Array.from(whole.head.bias));
+    assert.equal([resumed.bestStep, resumed.bestMrr, resumed.stepsRun], [whole.bestStep, whole.bestMrr, whole.stepsRun]);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 Trainer.run();
+
+const Checkpoints = suite('checkpoints');
+
+Checkpoints('should round-trip a state and refuse damaged, foreign or other-run files', () => {
+  const { pooled, pairs, initial } = planted();
+  let state: TrainState | undefined;
+  trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, { ...DEFAULT_TRAIN_CONFIG, steps: 20, batchSize: 16, evalEvery: 10 }, { onCheckpoint: (s) => (state = s) });
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-ckpt-'));
+  try {
+    const path = join(home, 'run.ckpt');
+    assert.is(readCheckpoint(path, 'key'), undefined, 'no checkpoint yet');
+    writeCheckpoint(path, 'key', state!);
+    assert.equal(readCheckpoint(path, 'key'), state);
+    assert.throws(() => readCheckpoint(path, 'other'), (e: Error) => e instanceof CheckpointError && /another configuration/.test(e.message));
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 5] ^= 0xff;
+    writeFileSync(path, bytes);
+    assert.throws(() => readCheckpoint(path, 'key'), (e: Error) => e instanceof CheckpointError && /checksum mismatch/.test(e.message));
+    writeFileSync(path, bytes.subarray(0, bytes.length - 8));
+    assert.throws(() => readCheckpoint(path, 'key'), (e: Error) => e instanceof CheckpointError && /truncated/.test(e.message));
+    writeFileSync(path, 'not a checkpoint at all');
+    assert.throws(() => readCheckpoint(path, 'key'), (e: Error) => e instanceof CheckpointError && /not a training checkpoint/.test(e.message));
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+Checkpoints.run();
 
 const Examples = suite('buildExamples');
 
@@ -115,6 +177,32 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
     } catch (e) {
       assert.match((e as Error).message, /missing\.json: ENOENT/);
     }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+Cli('should resume an interrupted run from its checkpoint, and start over with --fresh', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-resume-'));
+  try {
+    await build(home, { dataDir: FIXTURES, train: false });
+    const store = openHomeStore(home);
+    const options = { steps: 30, evalEvery: 10, patience: 10 };
+    const interrupt = () => {
+      throw new Error('interrupted');
+    };
+    await assertRejects(trainStep(store, home, options, { onCheckpoint: interrupt }), Error, /interrupted/);
+    const files = readdirSync(join(home, 'checkpoints'));
+    assert.is(files.length, 1, 'the checkpoint of step 10 is on disk');
+    const notes: string[] = [];
+    const resumed = await trainStep(store, home, options, { onNote: (m) => notes.push(m) });
+    assert.is(resumed.resumedFrom, 10);
+    assert.ok(notes.some((n) => /resuming the interrupted training run from step 10 of 30/.test(n)), notes.join('\n'));
+    assert.not.ok(existsSync(join(home, 'checkpoints', files[0])), 'a finished run removes its checkpoint');
+    await assertRejects(trainStep(store, home, { ...options, seed: 5 }, { onCheckpoint: interrupt }), Error, /interrupted/);
+    const fresh = JSON.parse(await runCli('--home', home, '--json', 'train', '--steps', '30', '--fresh', '--config', writeConfig(home, { evalEvery: 10, patience: 10, seed: 5 })));
+    assert.is(fresh.resumedFrom, 0, '--fresh ignores the checkpoint');
+    store.close();
   } finally {
     rmSync(home, { recursive: true, force: true });
   }

@@ -92,8 +92,9 @@ export function buildProgram(): Command {
   const trainOptions = (cmd: Command) =>
     cmd
       .option('--config <file>', 'training configuration (JSON: steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, holdOut, kinds)')
-      .option('--steps <n>', 'training steps (overrides the configuration)', positiveInt);
-  const readTrainConfig = (opts: { config?: string; steps?: number }): TrainOptions => {
+      .option('--steps <n>', 'training steps (overrides the configuration)', positiveInt)
+      .option('--fresh', "train from the start even where an interrupted run's checkpoint could be resumed");
+  const readTrainConfig = (opts: { config?: string; steps?: number; fresh?: boolean }): TrainOptions => {
     let config: TrainOptions = {};
     if (opts.config) {
       try {
@@ -102,7 +103,7 @@ export function buildProgram(): Command {
         throw new InvalidArgumentError(`${opts.config}: ${(e as Error).message}`);
       }
     }
-    return opts.steps ? { ...config, steps: opts.steps } : config;
+    return { ...config, ...(opts.steps ? { steps: opts.steps } : {}), ...(opts.fresh ? { resume: false } : {}) };
   };
   const trainProgress = (json: boolean | undefined) => {
     const bar = progress('train', json);
@@ -118,7 +119,7 @@ export function buildProgram(): Command {
 
   trainOptions(encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it, fine-tune the head and index it: the whole space, resuming where a previous run stopped'))))
     .option('--no-train', 'stop at the pretrained space')
-    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number }) => {
+    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number; fresh?: boolean }) => {
       const { home, json } = globals();
       checkFirms(opts);
       const bar = progress('encode', json);
@@ -175,7 +176,7 @@ export function buildProgram(): Command {
   );
 
   trainOptions(program.command('train').description('fine-tune the head on the relations, write the fine-tuned encoder, re-embed every entity')).action(
-    async (opts: { config?: string; steps?: number }) => {
+    async (opts: { config?: string; steps?: number; fresh?: boolean }) => {
       const { home, json } = globals();
       const store = openHomeStore(home);
       const { bar, hooks } = trainProgress(json);

@@ -38,7 +38,7 @@ export function formatTrain(s: TrainSummary): string {
     table.push([b.kind, b.anchors, fixed(b.mrr), fixed(t.mrr), fixed(b.recallAt10), fixed(t.recallAt10)]);
   });
   return [
-    `Training run ${s.runId}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}.`,
+    `Training run ${s.runId}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : ''}.`,
     table.toString(),
     `type clustering ${fixed(s.base.typeClustering)} -> ${fixed(s.tuned.typeClustering)}; NAICS sector purity ${fixed(s.base.sectorPurity)} -> ${fixed(s.tuned.sectorPurity)}`,
   ].join('\n');

@@ -16,8 +16,9 @@ import { buildUseLiteGraph, USE_LITE_TANH_BIAS, USE_LITE_TANH_WEIGHTS } from '..
 import type { Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
+import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { buildExamples, DEFAULT_KINDS, type KindConfig } from './examples.js';
-import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, type TrainConfig, trainHead, type TrainHooks } from './trainer.js';
+import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
 
 /** The store's model id for the fine-tuned space. */
 export const TUNED_MODEL_ID = 'use-lite-tuned';
@@ -25,6 +26,8 @@ export const TUNED_MODEL_ID = 'use-lite-tuned';
 export interface TrainOptions extends Partial<TrainConfig> {
   kinds?: Record<string, KindConfig>;
   holdOut?: number;
+  /** Go on from the checkpoint an interrupted run with the same data and config left (default true). */
+  resume?: boolean;
 }
 
 export interface TrainSummary {
@@ -36,6 +39,8 @@ export interface TrainSummary {
   bestStep: number;
   stepsRun: number;
   stoppedEarly: boolean;
+  /** The step a checkpoint let this run start after (0: from the pretrained head). */
+  resumedFrom: number;
   modelDir: string;
   seconds: number;
 }
@@ -73,7 +78,7 @@ function writeTunedModel(home: string, baseDir: string, head: HeadParams): { dir
 
 export async function trainStep(store: Store, home: string, options: TrainOptions = {}, hooks: TrainHooks & { onEncodeProgress?: (p: EncodeProgress) => void; onNote?: (m: string) => void } = {}): Promise<TrainSummary> {
   const started = Date.now();
-  const { kinds = DEFAULT_KINDS, holdOut = 0.2, ...rest } = options;
+  const { kinds = DEFAULT_KINDS, holdOut = 0.2, resume = true, ...rest } = options;
   const config = { ...DEFAULT_TRAIN_CONFIG, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) } as TrainConfig;
   const base = ensureUseLiteModel(home, hooks.onNote);
   const encoder = await SentenceEncoder.load(base.dir);
@@ -98,13 +103,30 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   if (previous && tunedModel?.extra.runId === previous.id && existsSync(String(tunedModel.extra.dir))) {
     hooks.onNote?.(`training run ${previous.id} already fitted this data and config: reusing it`);
     const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
-    return { runId: previous.id, config: fullConfig, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, stoppedEarly: m.stoppedEarly, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
+    return { runId: previous.id, config: fullConfig, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, stoppedEarly: m.stoppedEarly, resumedFrom: 0, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
+  }
+  // Checkpoints are kept per data and configuration, so only the same run can go on from one.
+  const key = sha256(`${hash}\n${JSON.stringify(fullConfig)}`);
+  const checkpoint = join(home, 'checkpoints', `train-${key.slice(0, 16)}.ckpt`);
+  let saved: TrainState | undefined;
+  if (resume) {
+    try {
+      saved = readCheckpoint(checkpoint, key);
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      hooks.onNote?.(`${e.message}: training from the start`);
+    }
+    if (saved) hooks.onNote?.(`resuming the interrupted training run from step ${saved.step} of ${config.steps}`);
   }
   const runId = store.startRun({ kind: 'train', config: fullConfig, dataHash: hash });
   try {
     const initial = pretrainedHead();
     const baseMetrics = evaluateSpace(embedAll(pooled, initial), pooled.dim, pooled.refs, examples.test);
-    const result = trainHead(pooled, examples.train, examples.validation, initial, config, hooks);
+    const onCheckpoint = (state: TrainState) => {
+      writeCheckpoint(checkpoint, key, state);
+      hooks.onCheckpoint?.(state);
+    };
+    const result = trainHead(pooled, examples.train, examples.validation, initial, config, { ...hooks, onCheckpoint }, saved);
     const tunedVectors = embedAll(pooled, result.head);
     const tunedMetrics = evaluateSpace(tunedVectors, pooled.dim, pooled.refs, examples.test);
     const tuned = writeTunedModel(home, base.dir, result.head);
@@ -121,13 +143,15 @@ export async function trainStep(store: Store, home: string, options: TrainOption
       bestStep: result.bestStep,
       stepsRun: result.stepsRun,
       stoppedEarly: result.stoppedEarly,
+      resumedFrom: saved?.step ?? 0,
       modelDir: tuned.dir,
       seconds: (Date.now() - started) / 1000,
     };
     store.finishRun(runId, {
       status: 'done',
-      metrics: { base: baseMetrics, tuned: tunedMetrics, bestStep: result.bestStep, stepsRun: result.stepsRun, stoppedEarly: result.stoppedEarly, trainPairs: summary.trainPairs },
+      metrics: { base: baseMetrics, tuned: tunedMetrics, bestStep: result.bestStep, stepsRun: result.stepsRun, stoppedEarly: result.stoppedEarly, resumedFrom: summary.resumedFrom, trainPairs: summary.trainPairs },
     });
+    rmSync(checkpoint, { force: true });
     return summary;
   } catch (e) {
     store.finishRun(runId, { status: 'failed', metrics: { error: (e as Error).message } });

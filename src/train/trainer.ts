@@ -53,9 +53,30 @@ export interface Pooled {
   matrix: Float32Array;
 }
 
+export interface Moments {
+  mw: Float32Array;
+  vw: Float32Array;
+  mb: Float32Array;
+  vb: Float32Array;
+}
+
+/** Everything a run needs to go on from the end of `step` exactly as if it had not stopped. */
+export interface TrainState {
+  step: number;
+  head: HeadParams;
+  moments: Moments;
+  best: { step: number; mrr: number; head: HeadParams };
+  stale: number;
+  /** The batch sampler's generator state. */
+  rng: number;
+  losses: Record<string, number>;
+}
+
 export interface TrainHooks {
   onStep?: (step: number, steps: number, losses: Record<string, number>) => void;
   onEval?: (step: number, validationMrr: number) => void;
+  /** Called after each evaluation with the state to resume from (a copy). */
+  onCheckpoint?: (state: TrainState) => void;
 }
 
 export interface TrainResult {
@@ -94,17 +115,28 @@ export function lossSides(loss: LossKind): number {
   return loss === 'triplet' ? 3 : 2;
 }
 
-export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[], initial: HeadParams, config: TrainConfig, hooks: TrainHooks = {}): TrainResult {
+const copyHead = (h: HeadParams): HeadParams => ({ ...h, weight: h.weight.slice(), bias: h.bias.slice() });
+
+/**
+ * Trains the head from `initial`, or goes on from `resume` (a state onCheckpoint gave): a resumed
+ * run ends with the same head, bit for bit, as one that was never stopped.
+ */
+export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[], initial: HeadParams, config: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): TrainResult {
   if (!train.length) throw new RangeError('no training pairs: ingest and encode the data first');
-  const head: HeadParams = { ...initial, weight: initial.weight.slice(), bias: initial.bias.slice() };
-  const moments = { mw: new Float32Array(head.weight.length), vw: new Float32Array(head.weight.length), mb: new Float32Array(head.bias.length), vb: new Float32Array(head.bias.length) };
-  const next = seededRandom(config.seed);
+  const head = copyHead(resume?.head ?? initial);
+  const zeros = (n: number) => new Float32Array(n);
+  const moments: Moments = resume
+    ? { mw: resume.moments.mw.slice(), vw: resume.moments.vw.slice(), mb: resume.moments.mb.slice(), vb: resume.moments.vb.slice() }
+    : { mw: zeros(head.weight.length), vw: zeros(head.weight.length), mb: zeros(head.bias.length), vb: zeros(head.bias.length) };
+  const next = seededRandom(resume ? resume.rng : config.seed);
   const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
-  let best = { step: 0, mrr: meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation)), head: { ...head, weight: head.weight.slice(), bias: head.bias.slice() } };
-  let stale = 0;
-  const losses: Record<string, number> = {};
+  let best = resume
+    ? { ...resume.best, head: copyHead(resume.best.head) }
+    : { step: 0, mrr: meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation)), head: copyHead(head) };
+  let stale = resume?.stale ?? 0;
+  const losses: Record<string, number> = { ...resume?.losses };
   let step = 0;
-  for (step = 1; step <= config.steps; step++) {
+  for (step = (resume?.step ?? 0) + 1; step <= config.steps; step++) {
     const set = train[(step - 1) % train.length];
     // A batch of distinct positives: in-batch negatives must not be positives in disguise.
     const rows: number[] = [];
@@ -137,11 +169,20 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
       const mrr = meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation));
       hooks.onEval?.(step, mrr);
       if (mrr > best.mrr) {
-        best = { step, mrr, head: { ...head, weight: head.weight.slice(), bias: head.bias.slice() } };
+        best = { step, mrr, head: copyHead(head) };
         stale = 0;
       } else if (++stale >= config.patience) {
         return { head: best.head, bestStep: best.step, bestMrr: best.mrr, stepsRun: step, stoppedEarly: true };
       }
+      hooks.onCheckpoint?.({
+        step,
+        head: copyHead(head),
+        moments: { mw: moments.mw.slice(), vw: moments.vw.slice(), mb: moments.mb.slice(), vb: moments.vb.slice() },
+        best: { ...best, head: copyHead(best.head) },
+        stale,
+        rng: next.state(),
+        losses: { ...losses },
+      });
     }
   }
   return { head: best.head, bestStep: best.step, bestMrr: best.mrr, stepsRun: step - 1, stoppedEarly: false };
