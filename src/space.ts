@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 
+import { arith, type ArithOptions, type ArithResult, axis, type AxisOptions, type AxisResult, shock, type ShockOptions, type ShockResult } from './analysis/analyses.js';
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder } from './encoder/sentence-encoder.js';
 import { TUNED_MODEL_ID } from './train/run.js';
@@ -116,6 +117,31 @@ export class LaborSpace {
   /** Embeds texts with the space's encoder: texts.length x dim, unit rows. */
   async embed(texts: readonly string[]): Promise<Float32Array> {
     return (await (await this.encoderInstance()).encode(texts)).vectors;
+  }
+
+  /** Dimension of the space's vectors. */
+  get dim(): number {
+    return this.index.vectors('occupation')?.dim ?? this.index.vectors('industry')?.dim ?? 512;
+  }
+
+  /** The title of a stored entity ('' when unknown). */
+  title(ref: string): string {
+    return this.titles.get(ref) ?? '';
+  }
+
+  /** Nearest entities of each type to a linear expression of references and texts (analysis/expr.ts). */
+  arith(expr: string, options: ArithOptions = {}): Promise<ArithResult> {
+    return arith(this, expr, options);
+  }
+
+  /** Every entity scored on the axis from one set of poles to another (analysis/analyses.ts). */
+  axis(from: readonly string[], to: readonly string[], options: AxisOptions = {}): Promise<AxisResult> {
+    return axis(this, from, to, options);
+  }
+
+  /** Exposure to a shock direction and its ripple along the relations (analysis/ripple.ts). */
+  shock(direction: string, options: ShockOptions = {}): Promise<ShockResult> {
+    return shock(this, direction, options);
   }
 
   entity(ref: string): Entity {

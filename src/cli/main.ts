@@ -1,8 +1,9 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import { NAMED_AXES, splitPoles } from '../analysis/analyses.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -15,6 +16,7 @@ import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
 import { formatShow, showEntity } from './show.js';
+import { formatArith, formatAxis, formatShock, shockCsv } from './analyses.js';
 import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
 
 interface GlobalOptions {
@@ -34,6 +36,12 @@ interface IngestFlags {
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
   return n;
 }
 
@@ -239,6 +247,79 @@ export function buildProgram(): Command {
       try {
         const result = await space.near(query, { types: opts.types, k: opts.k, exact: opts.exact });
         print(json, result, () => formatNear(result));
+      } finally {
+        await space.close();
+      }
+    });
+
+  program
+    .command('arith')
+    .description('nearest entities of each type to a vector expression of references, quoted texts and numbers')
+    .argument('<expr>', 'e.g. \'firm:wiki:apple - industry:naics:3341 + industry:naics:6221\' or \'0.5*"artificial intelligence" + skill:onet:2.A.1.a\' (spaces around a minus after a reference)')
+    .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
+    .option('--k <n>', 'results per type', positiveInt, 10)
+    .option('--include-operands', "keep the expression's own references in the results")
+    .action(async (expr: string, opts: { types?: EntityType[]; k: number; includeOperands?: boolean }) => {
+      const { home, json } = globals();
+      const space = await LaborSpace.open(home, { onNote: note });
+      try {
+        const result = await space.arith(expr, { types: opts.types, k: opts.k, includeOperands: opts.includeOperands });
+        print(json, result, () => formatArith(result));
+      } finally {
+        await space.close();
+      }
+    });
+
+  program
+    .command('axis')
+    .description('entities ranked along the axis from one set of poles to another: cos(x, mean(to) - mean(from)), with bootstrap intervals')
+    .argument('[name]', `a named axis: ${Object.keys(NAMED_AXES).join(', ')}`)
+    .option('--from <poles>', 'comma-separated references or quoted texts; a NAICS sector (industry:naics:31-33) stands for all its codes')
+    .option('--to <poles>', 'the other end, as --from')
+    .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
+    .option('--top <n>', 'entities listed at each end per type', positiveInt, 10)
+    .option('--show <refs>', 'comma-separated references whose positions are always reported')
+    .option('--bootstrap <n>', 'resamples of the pole members for the intervals (0: none)', nonNegativeInt, 200)
+    .action(async (name: string | undefined, opts: { from?: string; to?: string; types?: EntityType[]; top: number; show?: string; bootstrap: number }) => {
+      const { home, json } = globals();
+      let from: string[], to: string[];
+      if (name) {
+        const named = NAMED_AXES[name];
+        if (!named) throw new InvalidArgumentError(`unknown axis "${name}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
+        if (opts.from || opts.to) throw new InvalidArgumentError('give a named axis or --from and --to, not both');
+        ({ from, to } = named);
+      } else {
+        if (!opts.from || !opts.to) throw new InvalidArgumentError('give a named axis, or both --from and --to');
+        [from, to] = [splitPoles(opts.from), splitPoles(opts.to)];
+      }
+      const space = await LaborSpace.open(home, { onNote: note });
+      try {
+        const result = await space.axis(from, to, { types: opts.types, top: opts.top, bootstrap: opts.bootstrap, positions: opts.show ? splitPoles(opts.show) : [] });
+        print(json, result, () => formatAxis(result));
+      } finally {
+        await space.close();
+      }
+    });
+
+  program
+    .command('shock')
+    .description("each entity's exposure to a shock direction (cosine) and its ripple: skills -> occupations -> industries -> firms")
+    .requiredOption('--direction <expr>', 'a vector expression, as for arith (e.g. \'"artificial intelligence" + "machine learning"\')')
+    .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
+    .option('--top <n>', 'entities listed per type', positiveInt, 10)
+    .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
+    .action(async (opts: { direction: string; types?: EntityType[]; top: number; out?: string }) => {
+      const { home, json } = globals();
+      if (opts.out && !/\.(csv|json)$/i.test(opts.out)) throw new InvalidArgumentError(`--out ${opts.out}: the file must end in .csv or .json`);
+      const space = await LaborSpace.open(home, { onNote: note });
+      try {
+        const result = await space.shock(opts.direction, { types: opts.types, top: opts.top });
+        if (opts.out) {
+          writeFileSync(opts.out, /\.json$/i.test(opts.out) ? JSON.stringify(result.all) : shockCsv(result));
+          note(`${result.all.length} entities written to ${opts.out}`);
+        }
+        const { all: _all, ...shown } = result;
+        print(json, shown, () => formatShock(result));
       } finally {
         await space.close();
       }

@@ -361,6 +361,16 @@ export class Store {
       .all({ id, direction, kind: options.kind ?? null });
   }
 
+  /** Every relation of one kind, source and target as references, in insertion order. */
+  relationsOfKind(kind: string): { source: string; target: string; weight: number }[] {
+    return this.db
+      .prepare<[string], { source: string; target: string; weight: number }>(
+        `SELECT s.type || ':' || s.source || ':' || s.code AS source, t.type || ':' || t.source || ':' || t.code AS target, r.weight
+         FROM relations r JOIN entities s ON s.id = r.source_id JOIN entities t ON t.id = r.target_id WHERE r.kind = ? ORDER BY r.id`,
+      )
+      .all(kind);
+  }
+
   relationCounts(): { kind: string; count: number }[] {
     return this.db
       .prepare<[], { kind: string; count: number }>('SELECT kind, count(*) AS count FROM relations GROUP BY kind ORDER BY kind')

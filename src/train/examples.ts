@@ -75,13 +75,9 @@ function pairSet(kind: string, cfg: KindConfig, rows: { a: number; p: number; t:
  */
 export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: Record<string, KindConfig>, holdOut: number, seed: number): Examples {
   const out: Examples = { train: [], validation: [], test: [] };
-  const relationsOf = store.db.prepare<[string], { source: string; target: string; weight: number }>(
-    `SELECT s.type || ':' || s.source || ':' || s.code AS source, t.type || ':' || t.source || ':' || t.code AS target, r.weight
-     FROM relations r JOIN entities s ON s.id = r.source_id JOIN entities t ON t.id = r.target_id WHERE r.kind = ? ORDER BY r.id`,
-  );
   for (const [kind, cfg] of Object.entries(kinds)) {
-    const relations = relationsOf
-      .all(kind)
+    const relations = store
+      .relationsOfKind(kind)
       .filter((r) => r.weight >= (cfg.minWeight ?? -Infinity) && rowOf.has(r.source) && rowOf.has(r.target))
       .map((r) => (cfg.reverse ? { source: r.target, target: r.source, weight: r.weight } : r));
     if (!relations.length) continue;
