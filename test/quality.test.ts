@@ -1,11 +1,11 @@
-/** Quality checks of the base space built from the bundled data. */
+/** Quality checks of the space built from the bundled data (fine-tuned by the default build). */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { LaborSpace } from '../src/space.js';
 import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
 
-const Quality = suite('base space on the bundled data');
+const Quality = suite('the space built from the bundled data');
 let space: LaborSpace;
 
 Quality.before(async () => {
@@ -33,6 +33,26 @@ Quality('should find programming skills among the ESCO skills nearest Software D
 Quality('should keep each type apart: an occupation\'s nearest occupations score above its nearest firms', async () => {
   const { results } = await space.near('occupation:onet:51-4041.00', { types: ['occupation', 'firm'], k: 1 });
   assert.ok(results.occupation![0].score > results.firm![0].score);
+});
+
+// The documented checks of the manufacturing-healthcare axis (README): in each pair the first
+// sits nearer Health Care, with 95% bootstrap intervals that do not overlap.
+const AXIS_CHECKS = [
+  ['occupation:onet:29-1141.00', 'occupation:onet:51-4041.00'], // Registered Nurses / Machinists
+  ['occupation:onet:29-1051.00', 'occupation:onet:51-4121.00'], // Pharmacists / Welders, Cutters, Solderers, and Brazers
+  ['occupation:onet:31-1121.00', 'occupation:onet:51-2092.00'], // Home Health Aides / Team Assemblers
+  ['industry:naics:622110', 'industry:naics:336111'], // General Medical and Surgical Hospitals / Automobile Manufacturing
+  ['industry:naics:621111', 'industry:naics:331110'], // Offices of Physicians / Iron and Steel Mills
+  ['skill:onet:2.C.5.a', 'skill:onet:2.C.3.a'], // Medicine and Dentistry / Computers and Electronics
+];
+
+Quality('should order the documented pairs along the manufacturing-healthcare axis, intervals apart', async () => {
+  const r = await space.axis(['industry:naics:31-33'], ['industry:naics:62'], { types: [], positions: AXIS_CHECKS.flat(), bootstrap: 100 });
+  const at = new Map(r.positions.map((p) => [p.ref, p]));
+  for (const [health, manufacturing] of AXIS_CHECKS) {
+    const h = at.get(health)!, m = at.get(manufacturing)!;
+    assert.ok(h.score > 0 && m.score < 0 && h.low! > m.high!, `${h.title} ${h.score} [${h.low}, ${h.high}] vs ${m.title} ${m.score} [${m.low}, ${m.high}]`);
+  }
 });
 
 Quality.run();

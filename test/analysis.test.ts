@@ -1,0 +1,206 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { splitPoles } from '../src/analysis/analyses.js';
+import { ExprError, linearize } from '../src/analysis/expr.js';
+import { ripple } from '../src/analysis/ripple.js';
+import { build } from '../src/build.js';
+import { LaborSpace, SpaceError } from '../src/space.js';
+import { assertRejects, runCli } from './helpers.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
+
+const Parser = suite('expression parser');
+
+const coefficients = (expr: string) => linearize(expr).terms.map((t) => [t.operand.kind === 'ref' ? t.operand.ref : `"${t.operand.text}"`, +t.coefficient.toFixed(12)]);
+
+Parser('should reduce valid expressions to their linear form', () => {
+  assert.equal(coefficients('firm:wiki:apple - industry:naics:3341 + industry:naics:6221'), [['firm:wiki:apple', 1], ['industry:naics:3341', -1], ['industry:naics:6221', 1]]);
+  assert.equal(coefficients('0.5*"artificial intelligence" + skill:onet:2.A.1.a'), [['"artificial intelligence"', 0.5], ['skill:onet:2.A.1.a', 1]]);
+  assert.equal(coefficients("-(2 * (occupation:onet:29-1141.00 - 'night shifts')) * .5 + 1e-1 * occupation:onet:29-1141.00"), [['occupation:onet:29-1141.00', -0.9], ['"night shifts"', 1]]);
+  assert.equal(coefficients('(1 + 2) * industry:naics:31-33 - 3 * industry:naics:62 + industry:naics:62'), [['industry:naics:31-33', 3], ['industry:naics:62', -2]]);
+});
+
+Parser('should point at the position of each error', () => {
+  const cases: [string, number, RegExp][] = [
+    ['occupation:onet:29-1141.00 + * "school"', 29, /unexpected "\*": expected an operand/],
+    ['skill:esco:x + "unterminated', 15, /unterminated quoted text/],
+    ['skill:esco:x + ""', 15, /empty quoted text/],
+    ['2 * 3', 0, /the expression is a number/],
+    ['skill:esco:x * skill:esco:y', 13, /cannot multiply two vectors/],
+    ['skill:esco:x + 1', 13, /cannot add a number and a vector/],
+    ['skill:esco:x + banana', 15, /unexpected "banana": expected a reference/],
+    ['(skill:esco:x + skill:esco:y', 28, /expected "\)"/],
+    ['skill:esco:x)', 12, /unexpected "\)" after a complete expression/],
+    ['skill:esco:x -', 14, /unexpected end of expression/],
+    ['skill:esco:x - skill:esco:x', 0, /cancel out/],
+    ['   ', 0, /empty expression/],
+  ];
+  for (const [expr, position, message] of cases) {
+    try {
+      linearize(expr);
+      assert.unreachable(`${expr} should fail`);
+    } catch (e) {
+      assert.instance(e, ExprError, `${expr}: ${e}`);
+      assert.is((e as ExprError).position, position, `${expr}: ${(e as Error).message}`);
+      assert.match((e as Error).message, message);
+      assert.match((e as Error).message, new RegExp(`\\n  ${' '.repeat(position)}\\^$`), 'a caret under the position');
+    }
+  }
+});
+
+Parser('should split poles on commas outside quotes', () => {
+  assert.equal(splitPoles('industry:naics:62, "care, nursing", \'a,b\''), ['industry:naics:62', '"care, nursing"', "'a,b'"]);
+  assert.throws(() => splitPoles('"open, ended'), /unterminated quoted text/);
+});
+
+Parser.run();
+
+const Ripple = suite('ripple');
+
+Ripple('should carry exposure from skills to occupations, sectors, their industries and firms', () => {
+  const direct = new Map([
+    ['s1', 1],
+    ['s2', 0],
+    ['s3', 0.5],
+  ]);
+  const r = ripple(direct, {
+    // o1: importance 3 on s1, 1 on s2 -> 0.75; o2: s3 only -> 0.5; o3: no skills -> none.
+    occupationSkills: [
+      { to: 'o1', from: 's1', weight: 3 },
+      { to: 'o1', from: 's2', weight: 1 },
+      { to: 'o2', from: 's3', weight: 2 },
+      { to: 'o3', from: 'unknown', weight: 1 },
+    ],
+    // Sector A: 60% o1, 40% o2 -> 0.65; sector B: o3 only -> none.
+    sectorOccupations: [
+      { to: 'A', from: 'o1', weight: 0.6 },
+      { to: 'A', from: 'o2', weight: 0.4 },
+      { to: 'B', from: 'o3', weight: 1 },
+    ],
+    industryParents: [
+      { to: 'A1', from: 'A', weight: 1 },
+      { to: 'A11', from: 'A1', weight: 1 },
+      { to: 'B1', from: 'B', weight: 1 },
+    ],
+    // f1: two thirds A11 (0.65), one third B1 (none) -> 0.65; f2: B1 only -> none.
+    firmIndustries: [
+      { to: 'f1', from: 'A11', weight: 2 },
+      { to: 'f1', from: 'B1', weight: 1 },
+      { to: 'f2', from: 'B1', weight: 1 },
+    ],
+  });
+  const close = (k: string, v: number) => assert.ok(Math.abs(r.get(k)! - v) < 1e-12, `${k}: ${r.get(k)} vs ${v}`);
+  close('o1', 0.75);
+  close('o2', 0.5);
+  close('A', 0.65);
+  close('A1', 0.65);
+  close('A11', 0.65);
+  close('f1', 0.65);
+  for (const none of ['o3', 'B', 'B1', 'f2', 's1']) assert.not.ok(r.has(none), `${none} has no rippled value`);
+});
+
+Ripple.run();
+
+const OnSpace = suite('analyses on the fixture space');
+let home: string;
+let space: LaborSpace;
+
+OnSpace.before(async () => {
+  home = mkdtempSync(join(tmpdir(), 'laborspace-analysis-'));
+  await build(home, { dataDir: FIXTURES, threads: 2, train: false });
+  space = await LaborSpace.open(home);
+});
+OnSpace.after(async () => {
+  await space.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
+const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+
+OnSpace('should rank arithmetic results as a plain TypeScript computation does, without the operands', async () => {
+  const [nurse, machinist] = ['occupation:onet:29-1141.00', 'occupation:onet:51-4041.00'];
+  const expr = `${nurse} - 0.5*${machinist} + 0.3*"hospital ward"`;
+  const r = await space.arith(expr, { types: ['occupation'], k: 3 });
+  const [text] = [await space.embed(['hospital ward'])];
+  const target = space.vectorOf(nurse).map((v, i) => v - 0.5 * space.vectorOf(machinist)[i] + 0.3 * text[i]);
+  const set = space.index.vectors('occupation')!;
+  const expected = set.refs
+    .filter((ref) => ref !== nurse && ref !== machinist)
+    .map((ref) => ({ ref, score: cosine(space.vectorOf(ref), target) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, 3);
+  assert.equal(r.results.occupation!.map((h) => h.ref), expected.map((h) => h.ref));
+  r.results.occupation!.forEach((h, i) => assert.ok(Math.abs(h.score - expected[i].score) < 1e-4));
+  await assertRejects(space.arith('occupation:onet:99-9999.00 + "x"'), SpaceError, /no entity occupation:onet:99-9999\.00/);
+  await assertRejects(space.arith(expr, { k: 0 }), SpaceError, /k must be an integer from 1/);
+});
+
+OnSpace('should score the axis as cos(x, mean(to) - mean(from)), with intervals around the score', async () => {
+  const to = ['industry:naics:62'], from = ['"metal machining"', 'industry:naics:31-33'];
+  const r = await space.axis(from, to, { types: ['occupation'], top: 2, bootstrap: 50, positions: ['occupation:onet:29-1141.00'] });
+  const industries = space.index.vectors('industry')!;
+  const members = (lo: number, hi: number) => industries.refs.filter((ref) => +ref.slice(15, 17) >= lo && +ref.slice(15, 17) <= hi);
+  const mean = (vs: Float32Array[]) => vs[0].map((_, i) => vs.reduce((s, v) => s + v[i], 0) / vs.length);
+  const toMean = mean(members(62, 62).map((ref) => space.vectorOf(ref)));
+  const fromMean = mean([await space.embed(['metal machining']), ...members(31, 33).map((ref) => space.vectorOf(ref))]);
+  const direction = toMean.map((v, i) => v - fromMean[i]);
+  assert.is(r.axis.toMembers, members(62, 62).length);
+  assert.is(r.axis.fromMembers, members(31, 33).length + 1);
+  const nurse = r.positions[0];
+  assert.ok(Math.abs(nurse.score - cosine(space.vectorOf('occupation:onet:29-1141.00'), direction)) < 1e-4, `${nurse.score}`);
+  assert.ok(nurse.low! <= nurse.score + 1e-6 && nurse.score <= nurse.high! + 1e-6, JSON.stringify(nurse));
+  assert.ok(r.results.occupation![0].score >= r.results.occupation![1].score && r.fromEnd.occupation![0].score <= r.fromEnd.occupation![1].score);
+  await assertRejects(space.axis([], to), SpaceError, /at least one pole at each end/);
+  await assertRejects(space.axis(from, to, { bootstrap: -1 }), SpaceError, /bootstrap must be an integer from 0/);
+});
+
+OnSpace('should report direct exposure as a cosine and ripple it from the skills of each occupation', async () => {
+  const r = await space.shock('"reading and writing"', { types: ['occupation', 'skill'], top: 5 });
+  const direction = await space.embed(['reading and writing']);
+  const at = new Map(r.all.map((h) => [h.ref, h]));
+  const nurse = at.get('occupation:onet:29-1141.00')!;
+  assert.ok(Math.abs(nurse.direct - cosine(space.vectorOf(nurse.ref), direction)) < 1e-4);
+  // The nurse's rippled exposure: importance-weighted mean of its O*NET skills' and knowledge's direct exposure.
+  let wx = 0, w = 0;
+  for (const rel of [...space.store.relations(nurse.ref, { kind: 'onet_skill', direction: 'out' }), ...space.store.relations(nurse.ref, { kind: 'onet_knowledge', direction: 'out' })]) {
+    const skill = at.get(rel.target);
+    if (!skill) continue;
+    wx += rel.weight * skill.direct;
+    w += rel.weight;
+  }
+  assert.ok(w > 0 && Math.abs(nurse.rippled! - wx / w) < 1e-6, `${nurse.rippled} vs ${wx / w}`);
+  assert.is(r.results.occupation!.length, 5);
+});
+
+OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {
+  const run = (...argv: string[]) => runCli('--home', home, ...argv);
+  const axis = JSON.parse(await run('--json', 'axis', 'manufacturing-healthcare', '--types', 'occupation', '--top', '2', '--bootstrap', '20'));
+  assert.is(axis.results.occupation.length, 2);
+  assert.match(await run('arith', '"nursing" + occupation:onet:29-1141.00', '--types', 'skill', '--k', '2'), /skill:/);
+  const out = join(home, 'shock.csv');
+  await run('shock', '--direction', '"software"', '--types', 'occupation', '--out', out);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  assert.is(lines[0], 'type,ref,title,direct,rippled');
+  assert.is(lines.length - 1, space.index.vectors('occupation')!.refs.length);
+  const fails = async (argv: string[], message: RegExp) => {
+    try {
+      await run(...argv);
+      assert.unreachable(argv.join(' '));
+    } catch (e) {
+      assert.match((e as Error).message, message);
+    }
+  };
+  await fails(['axis', 'left-right'], /unknown axis "left-right"/);
+  await fails(['axis', '--from', 'industry:naics:62'], /give a named axis, or both --from and --to/);
+  await fails(['axis', 'manufacturing-healthcare', '--to', 'industry:naics:62'], /not both/);
+  await fails(['shock', '--direction', '"x"', '--out', join(home, 'shock.txt')], /must end in \.csv or \.json/);
+  await fails(['arith', 'skill:esco:x +'], /unexpected end of expression: expected an operand at position 15/);
+});
+
+OnSpace.run();
