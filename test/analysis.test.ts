@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,6 +7,8 @@ import * as assert from 'uvu/assert';
 
 import { splitPoles } from '../src/analysis/analyses.js';
 import { ExprError, linearize } from '../src/analysis/expr.js';
+import { correlate, ranks } from '../src/analysis/correlation.js';
+import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
@@ -106,6 +108,24 @@ Ripple('should carry exposure from skills to occupations, sectors, their industr
 
 Ripple.run();
 
+const Correlation = suite('correlation');
+
+Correlation('should give Pearson and Spearman on known data, ties ranked by their mean', () => {
+  assert.equal(ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1]);
+  const linear = correlate([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]);
+  assert.equal([linear.n, +linear.pearson.toFixed(12), +linear.spearman.toFixed(12)], [5, 1, 1]);
+  // Monotone but not linear: Spearman 1, Pearson below it.
+  const cubic = correlate([1, 2, 3, 4, 5], [1, 8, 27, 64, 125]);
+  assert.is(+cubic.spearman.toFixed(12), 1);
+  assert.ok(Math.abs(cubic.pearson - 0.9431175) < 1e-6, `${cubic.pearson}`);
+  // x = 1..5 against y = 5,6,7,8,7: ranks 1,2,3.5,5,3.5; Spearman = 0.82078 (by hand).
+  assert.ok(Math.abs(correlate([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]).spearman - 0.8207827) < 1e-6);
+  assert.ok(Number.isNaN(correlate([1, 1, 1], [1, 2, 3]).pearson), 'no variance: undefined');
+  assert.throws(() => correlate([1, 2], [1]), /differ in length/);
+});
+
+Correlation.run();
+
 const OnSpace = suite('analyses on the fixture space');
 let home: string;
 let space: LaborSpace;
@@ -178,6 +198,31 @@ OnSpace('should report direct exposure as a cosine and ripple it from the skills
   assert.is(r.results.occupation!.length, 5);
 });
 
+OnSpace('should compare exposure with a score file by SOC 2010 or NAICS code', async () => {
+  const exposure = await aiExposure(space);
+  const socFile = join(home, 'soc.csv');
+  // SOC 2010 15-1132 (software developers, applications) is 15-1252 in SOC 2018.
+  writeFileSync(socFile, 'soc,score\n29-1141,1.5\n15-1132,3\n51-4041,0.5\n99-9999,2\n');
+  const c = await compareExposure(space, exposure, socFile, { key: 'soc', value: 'score' });
+  assert.equal([c.kind, c.rows, c.matched, c.unmatched], ['occupation', 4, 3, ['99-9999']]);
+  const nurse = c.matches.find((m) => m.code === '29-1141')!;
+  assert.equal(nurse.refs.sort(), ['occupation:onet:29-1141.00', 'occupation:onet:29-1141.01']);
+  const at = new Map(exposure.all.map((h) => [h.ref, h]));
+  assert.ok(Math.abs(nurse.direct - (at.get(nurse.refs[0])!.direct + at.get(nurse.refs[1])!.direct) / 2) < 1e-9, 'the mean over the mapped occupations');
+  assert.equal(c.matches.find((m) => m.code === '15-1132')!.refs, ['occupation:onet:15-1252.00']);
+  assert.is(c.direct.n, 3);
+  const naicsFile = join(home, 'naics.csv');
+  writeFileSync(naicsFile, 'naics,score\n6221,2\n3327,-1\n5112,0.5\n62210,1\n9999,0\n');
+  const n = await compareExposure(space, exposure, naicsFile, { key: 'naics', value: 'score' });
+  assert.equal([n.kind, n.matched, n.unmatched], ['industry', 4, ['9999']]);
+  assert.equal(n.matches.find((m) => m.code === '62210')!.refs, ['industry:naics:6221'], 'an OES aggregate code with a trailing zero');
+  writeFileSync(socFile, 'soc,score\n29-1141,high\n');
+  await assertRejects(compareExposure(space, exposure, socFile, { key: 'soc', value: 'score' }), SpaceError, /soc\.csv:2: "high" is not a score for "29-1141"/);
+  await assertRejects(compareExposure(space, exposure, socFile, { key: 'SOC Code', value: 'score' }), SpaceError, /no column "SOC Code" \(columns: soc, score\)/);
+  writeFileSync(socFile, 'soc,score\nnurse,1\n');
+  await assertRejects(compareExposure(space, exposure, socFile, { key: 'soc', value: 'score' }), SpaceError, /"nurse" is neither a SOC code/);
+});
+
 OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {
   const run = (...argv: string[]) => runCli('--home', home, ...argv);
   const axis = JSON.parse(await run('--json', 'axis', 'manufacturing-healthcare', '--types', 'occupation', '--top', '2', '--bootstrap', '20'));
@@ -201,6 +246,11 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   await fails(['axis', 'manufacturing-healthcare', '--to', 'industry:naics:62'], /not both/);
   await fails(['shock', '--direction', '"x"', '--out', join(home, 'shock.txt')], /must end in \.csv or \.json/);
   await fails(['arith', 'skill:esco:x +'], /unexpected end of expression: expected an operand at position 15/);
+  await fails(['exposure', 'robots'], /unknown direction "robots"/);
+  await fails(['exposure', 'ai', '--compare', out], /--compare needs --key and --value/);
+  await fails(['exposure', 'ai', '--soc-vintage', '2000'], /must be 2010 or 2018/);
+  const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
+  assert.is(exposure.results.occupation.length, 2);
 });
 
 OnSpace.run();

@@ -1,7 +1,11 @@
 /** Quality checks of the space built from the bundled data (fine-tuned by the default build). */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { LaborSpace } from '../src/space.js';
 import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
 
@@ -53,6 +57,22 @@ Quality('should order the documented pairs along the manufacturing-healthcare ax
     const h = at.get(health)!, m = at.get(manufacturing)!;
     assert.ok(h.score > 0 && m.score < 0 && h.low! > m.high!, `${h.title} ${h.score} [${h.low}, ${h.high}] vs ${m.title} ${m.score} [${m.low}, ${m.high}]`);
   }
+});
+
+// Evaluation only: Felten, Raj & Seamans' AIOE (SOC 2010) and AIIE (4-digit NAICS), from ../shared.
+const FELTEN = join(import.meta.dirname, '..', '..', 'shared', 'data', 'validation', 'felten_aioe', 'AIOE_DataAppendix.xlsx');
+
+Quality('should correlate AI exposure with Felten et al. AIOE and AIIE (evaluation only)', async () => {
+  if (!existsSync(FELTEN)) {
+    console.log(`  skipped the Felten et al. comparison: ${FELTEN} is not here (it is in the project's shared data only)`);
+    return;
+  }
+  const exposure = await aiExposure(space);
+  const occupations = await compareExposure(space, exposure, FELTEN, { key: 'SOC Code', value: 'AIOE', sheet: 1 });
+  const industries = await compareExposure(space, exposure, FELTEN, { key: 'NAICS', value: 'AIIE', sheet: 2 });
+  console.log(`  AIOE: n ${occupations.direct.n}, Spearman ${occupations.direct.spearman.toFixed(3)}, Pearson ${occupations.direct.pearson.toFixed(3)}; AIIE: n ${industries.direct.n}, Spearman ${industries.direct.spearman.toFixed(3)}`);
+  assert.ok(occupations.matched >= 770 && industries.matched >= 240, `${occupations.matched} occupations, ${industries.matched} industries matched`);
+  assert.ok(occupations.direct.spearman > 0.3 && industries.direct.spearman > 0.15, JSON.stringify([occupations.direct, industries.direct]));
 });
 
 Quality.run();

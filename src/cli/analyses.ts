@@ -2,6 +2,7 @@
 import { stringify } from 'csv-stringify/sync';
 
 import type { ArithResult, AxisHit, AxisResult, ShockResult } from '../analysis/analyses.js';
+import type { ExposureComparison } from '../analysis/exposure.js';
 import { newTable } from './table.js';
 
 const num = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
@@ -44,4 +45,11 @@ export function formatShock(r: ShockResult): string {
 /** Every entity: type, ref, title, direct and rippled exposure. */
 export function shockCsv(r: ShockResult): string {
   return stringify(r.all.map((h) => [h.type, h.ref, h.title, h.direct, h.rippled ?? '']), { header: true, columns: ['type', 'ref', 'title', 'direct', 'rippled'] });
+}
+
+export function formatComparison(c: ExposureComparison): string {
+  const table = newTable(['exposure', 'n', 'Pearson', 'Spearman']);
+  table.push(['direct', c.direct.n, num(c.direct.pearson), num(c.direct.spearman)], ['rippled', c.rippled.n, num(c.rippled.pearson), num(c.rippled.spearman)]);
+  const missing = c.unmatched.length ? `; no ${c.kind} for ${c.unmatched.length}: ${c.unmatched.slice(0, 8).join(', ')}${c.unmatched.length > 8 ? ', ...' : ''}` : '';
+  return `Against ${c.file}: ${c.matched} of ${c.rows} codes matched to ${c.kind} entities${missing}.\n${table.toString()}`;
 }

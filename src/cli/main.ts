@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { NAMED_AXES, splitPoles } from '../analysis/analyses.js';
+import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
+import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -16,7 +17,7 @@ import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
 import { formatShow, showEntity } from './show.js';
-import { formatArith, formatAxis, formatShock, shockCsv } from './analyses.js';
+import { formatArith, formatAxis, formatComparison, formatShock, shockCsv } from './analyses.js';
 import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
 
 interface GlobalOptions {
@@ -43,6 +44,22 @@ function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
   return n;
+}
+
+function socVintage(value: string): 2010 | 2018 {
+  if (value !== '2010' && value !== '2018') throw new InvalidArgumentError('must be 2010 or 2018');
+  return Number(value) as 2010 | 2018;
+}
+
+function checkOut(out: string | undefined): void {
+  if (out && !/\.(csv|json)$/i.test(out)) throw new InvalidArgumentError(`--out ${out}: the file must end in .csv or .json`);
+}
+
+/** Every entity's exposure to --out, as CSV or JSON by the file's extension; returns the count. */
+function writeShockOut(result: ShockResult, out: string | undefined): number {
+  if (!out) return 0;
+  writeFileSync(out, /\.json$/i.test(out) ? JSON.stringify(result.all) : shockCsv(result));
+  return result.all.length;
 }
 
 function firmColumns(value: string) {
@@ -310,16 +327,46 @@ export function buildProgram(): Command {
     .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
     .action(async (opts: { direction: string; types?: EntityType[]; top: number; out?: string }) => {
       const { home, json } = globals();
-      if (opts.out && !/\.(csv|json)$/i.test(opts.out)) throw new InvalidArgumentError(`--out ${opts.out}: the file must end in .csv or .json`);
+      checkOut(opts.out);
       const space = await LaborSpace.open(home, { onNote: note });
       try {
         const result = await space.shock(opts.direction, { types: opts.types, top: opts.top });
-        if (opts.out) {
-          writeFileSync(opts.out, /\.json$/i.test(opts.out) ? JSON.stringify(result.all) : shockCsv(result));
-          note(`${result.all.length} entities written to ${opts.out}`);
-        }
+        if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
         const { all: _all, ...shown } = result;
         print(json, shown, () => formatShock(result));
+      } finally {
+        await space.close();
+      }
+    });
+
+  program
+    .command('exposure')
+    .description('exposure of occupations and industries to a built-in direction (ai), optionally correlated with a score file')
+    .argument('<direction>', `built-in direction: ai (${AI_DIRECTION_TEXTS.length} descriptions of AI capabilities, see src/analysis/exposure.ts)`)
+    .option('--types <list>', 'comma-separated types (default: occupation,industry)', typeList)
+    .option('--top <n>', 'entities listed per type', positiveInt, 10)
+    .option('--compare <file>', 'a CSV, TSV or .xlsx file of outside scores by SOC or NAICS code')
+    .option('--key <column>', 'the column of codes in --compare')
+    .option('--value <column>', 'the column of scores in --compare')
+    .option('--sheet <n>', 'worksheet of an .xlsx --compare file (1 = the first)', positiveInt, 1)
+    .option('--soc-vintage <year>', 'SOC vintage of the codes: 2010 or 2018', socVintage, 2010)
+    .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
+    .action(async (direction: string, opts: { types?: EntityType[]; top: number; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
+      const { home, json } = globals();
+      if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
+      if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
+      checkOut(opts.out);
+      const space = await LaborSpace.open(home, { onNote: note });
+      try {
+        const types = opts.types ?? ['occupation', 'industry'];
+        const result = await aiExposure(space, { types, top: opts.top });
+        if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
+        const comparison = opts.compare
+          ? await compareExposure(space, result, opts.compare, { key: opts.key!, value: opts.value!, sheet: opts.sheet - 1, socVintage: opts.socVintage })
+          : undefined;
+        const { all: _all, ...shown } = result;
+        const summary = comparison ? { ...shown, comparison: { ...comparison, matches: undefined } } : shown;
+        print(json, summary, () => [formatShock(result), ...(comparison ? [formatComparison(comparison)] : [])].join('\n\n'));
       } finally {
         await space.close();
       }

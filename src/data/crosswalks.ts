@@ -148,7 +148,8 @@ export async function naics2002To2017(options: CrosswalkOptions): Promise<Map<st
  * ISCO-08 unit groups -> O*NET occupations: BLS's ISCO-08 -> SOC 2010 crosswalk, then SOC 2010 ->
  * 2018, then SOC 2018 -> O*NET. A pair BLS marks as a part ("*") weighs 0.5, a whole match 1.
  */
-export async function loadIscoOnetCrosswalk(options: CrosswalkOptions, bySoc: Map<string, string[]>): Promise<RelationInput[]> {
+/** SOC 2010 code -> SOC 2018 codes (BLS crosswalk, many-to-many). */
+export async function soc2010To2018(options: Pick<CrosswalkOptions, 'dir' | 'report' | 'onError'>): Promise<Map<string, string[]>> {
   const soc2018 = new Map<string, string[]>();
   const socPath = requireTable(join(options.dir, 'soc_2010_2018', 'soc_2010_to_2018_crosswalk'));
   for await (const { values } of readTable(socPath, { report: options.report, onError: options.onError, headerRow: 9 })) {
@@ -156,6 +157,11 @@ export async function loadIscoOnetCrosswalk(options: CrosswalkOptions, bySoc: Ma
     const to = values['2018 SOC Code']?.trim();
     if (from && to) link(soc2018, from, to);
   }
+  return soc2018;
+}
+
+export async function loadIscoOnetCrosswalk(options: CrosswalkOptions, bySoc: Map<string, string[]>): Promise<RelationInput[]> {
+  const soc2018 = await soc2010To2018(options);
   const path = requireTable(join(options.dir, 'isco_soc', 'ISCO_SOC_Crosswalk'));
   const relations: RelationInput[] = [];
   for await (const { values, line } of readTable(path, { report: options.report, onError: options.onError })) {
