@@ -73,6 +73,8 @@ export class LaborSpace {
   private readonly quantized: boolean;
   private encoder?: Promise<SentenceEncoder>;
   private readonly titles = new Map<string, string>();
+  /** Row of each reference in its type's vectors, built on first use. */
+  private readonly rows = new WeakMap<object, Map<string, number>>();
 
   private constructor(home: string, store: Store, index: SpaceIndex, model: Model) {
     this.home = home;
@@ -152,7 +154,8 @@ export class LaborSpace {
   vectorOf(ref: string): Float32Array {
     const entity = this.store.resolve(ref);
     const set = this.index.vectors(entity.type);
-    const row = set ? set.refs.indexOf(entity.ref) : -1;
+    if (set && !this.rows.has(set)) this.rows.set(set, new Map(set.refs.map((r, i) => [r, i])));
+    const row = set ? this.rows.get(set)!.get(entity.ref) ?? -1 : -1;
     if (!set || row < 0) throw new SpaceError('NOT_BUILT', `${entity.ref} has no vector yet: run \`laborspace build\``);
     return set.matrix.slice(row * set.dim, (row + 1) * set.dim);
   }

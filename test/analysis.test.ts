@@ -9,6 +9,7 @@ import { splitPoles } from '../src/analysis/analyses.js';
 import { ExprError, linearize } from '../src/analysis/expr.js';
 import { correlate, ranks } from '../src/analysis/correlation.js';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
+import { leadingEigenvectors, mapSvg, spaceMap } from '../src/analysis/map.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
@@ -126,6 +127,24 @@ Correlation('should give Pearson and Spearman on known data, ties ranked by thei
 
 Correlation.run();
 
+const Pca = suite('leading eigenvectors');
+
+Pca('should find the principal axes of a rotated diagonal matrix', () => {
+  // C = R diag(5, 2, 1) Rᵀ with R a rotation by 30 degrees in the first two coordinates.
+  const [c30, s30] = [Math.cos(Math.PI / 6), Math.sin(Math.PI / 6)];
+  const r = [c30, -s30, 0, s30, c30, 0, 0, 0, 1];
+  const values = [5, 2, 1];
+  const c = new Float32Array(9);
+  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) c[i * 3 + j] += r[i * 3 + k] * values[k] * r[j * 3 + k];
+  const { vectors, values: found } = leadingEigenvectors(c, 3, 2);
+  assert.ok(Math.abs(found[0] - 5) < 1e-4 && Math.abs(found[1] - 2) < 1e-4, `${found}`);
+  // Eigenvectors are the columns of R, up to sign.
+  assert.ok(Math.abs(Math.abs(vectors[0] * c30 + vectors[1] * s30) - 1) < 1e-4, `${vectors}`);
+  assert.ok(Math.abs(Math.abs(-vectors[3] * s30 + vectors[4] * c30) - 1) < 1e-4, `${vectors}`);
+});
+
+Pca.run();
+
 const OnSpace = suite('analyses on the fixture space');
 let home: string;
 let space: LaborSpace;
@@ -223,6 +242,32 @@ OnSpace('should compare exposure with a score file by SOC 2010 or NAICS code', a
   await assertRejects(compareExposure(space, exposure, socFile, { key: 'soc', value: 'score' }), SpaceError, /"nurse" is neither a SOC code/);
 });
 
+OnSpace('should map the space by PCA as (x - mean) . eigenvector, and by UMAP on a sample', async () => {
+  const map = await spaceMap(space, { types: ['occupation', 'industry'], axis: { from: ['industry:naics:31-33'], to: ['industry:naics:62'] }, labels: ['occupation:onet:29-1141.00'] });
+  const all = [...space.index.vectors('occupation')!.refs, ...space.index.vectors('industry')!.refs];
+  assert.is(map.points.length, all.length);
+  assert.ok(map.explained![0] >= map.explained![1] && map.explained![0] + map.explained![1] <= 1);
+  // The coordinates against a TypeScript PCA's: the first component's variance is the largest
+  // eigenvalue, and coordinates have mean zero.
+  const mean = (f: (p: (typeof map.points)[0]) => number) => map.points.reduce((s, p) => s + f(p), 0) / map.points.length;
+  assert.ok(Math.abs(mean((p) => p.x)) < 1e-4 && Math.abs(mean((p) => p.y)) < 1e-4);
+  const dim = space.dim;
+  const vectors = all.map((ref) => space.vectorOf(ref));
+  const mu = Array.from({ length: dim }, (_, i) => vectors.reduce((s, v) => s + v[i], 0) / vectors.length);
+  const total = vectors.reduce((s, v) => s + v.reduce((t, x, i) => t + (x - mu[i]) ** 2, 0), 0) / vectors.length;
+  assert.ok(Math.abs(mean((p) => p.x * p.x) / total - map.explained![0]) < 1e-3, `variance share of PC1 ${mean((p) => p.x * p.x) / total} vs ${map.explained![0]}`);
+  assert.equal(map.labels.map((l) => l.ref), ['occupation:onet:29-1141.00']);
+  assert.ok(map.axis && Number.isFinite(map.axis.from.x) && Number.isFinite(map.axis.to.y));
+  const svg = await mapSvg(map);
+  assert.match(svg, /^<svg/);
+  assert.match(svg, /Registered Nurses/);
+  const umap = await spaceMap(space, { method: 'umap', sample: 40 });
+  assert.is(umap.points.length, 40);
+  assert.ok(umap.points.every((p) => Number.isFinite(p.x) && Number.isFinite(p.y)));
+  await assertRejects(spaceMap(space, { method: 'umap', axis: { from: ['"a"'], to: ['"b"'] } }), SpaceError, /PCA maps only/);
+  await assertRejects(spaceMap(space, { method: 'tsne' as 'pca' }), SpaceError, /method must be pca or umap/);
+});
+
 OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {
   const run = (...argv: string[]) => runCli('--home', home, ...argv);
   const axis = JSON.parse(await run('--json', 'axis', 'manufacturing-healthcare', '--types', 'occupation', '--top', '2', '--bootstrap', '20'));
@@ -249,6 +294,13 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   await fails(['exposure', 'robots'], /unknown direction "robots"/);
   await fails(['exposure', 'ai', '--compare', out], /--compare needs --key and --value/);
   await fails(['exposure', 'ai', '--soc-vintage', '2000'], /must be 2010 or 2018/);
+  const png = join(home, 'map.png');
+  const mapped = JSON.parse(await run('--json', 'map', '--types', 'industry', '--out', png, '--axis', 'manufacturing-healthcare'));
+  assert.is(mapped.points, space.index.vectors('industry')!.refs.length);
+  assert.equal([...readFileSync(png).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
+  await fails(['map', '--out', join(home, 'map.gif')], /must end in \.svg, \.png or \.json/);
+  await fails(['map', '--from', 'industry:naics:62'], /--from and --to go together/);
+  await fails(['map', '--axis', 'up-down'], /unknown axis "up-down"/);
   const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
   assert.is(exposure.results.occupation.length, 2);
 });

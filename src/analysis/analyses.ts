@@ -3,7 +3,7 @@
  * intervals) and shocks with their ripple. The sums of vectors run through the native `combine`,
  * the scoring of every entity through the native `project` and the index's search.
  */
-import { combine, normalize, project } from '../native.js';
+import { combine, meanRows, normalize, project } from '../native.js';
 import { ENTITY_TYPES, type EntityType, isEntityType, StoreError } from '../store/index.js';
 import type { LaborSpace, NearHit } from '../space.js';
 import { SpaceError } from '../space.js';
@@ -141,6 +141,20 @@ function poleMembers(space: LaborSpace, pole: string): Operand[] {
     .map((ref) => ({ kind: 'ref', ref, position: 0 }));
 }
 
+/** The members of both ends of an axis. */
+function axisMembers(space: LaborSpace, from: readonly string[], to: readonly string[]): { fromOps: Operand[]; toOps: Operand[] } {
+  if (!from.length || !to.length) throw new SpaceError('BAD_QUERY', 'an axis needs at least one pole at each end (--from and --to)');
+  return { fromOps: from.flatMap((p) => poleMembers(space, p)), toOps: to.flatMap((p) => poleMembers(space, p)) };
+}
+
+/** Mean unit vectors of the two ends of an axis (its members as `axis` reads them). */
+export async function axisPoleMeans(space: LaborSpace, from: readonly string[], to: readonly string[]): Promise<{ from: Float32Array; to: Float32Array }> {
+  const { fromOps, toOps } = axisMembers(space, from, to);
+  const rows = await operandVectors(space, [...fromOps, ...toOps]);
+  const means = meanRows(rows, space.dim, [fromOps.map((_, i) => i), toOps.map((_, i) => fromOps.length + i)]);
+  return { from: means.slice(0, space.dim), to: means.slice(space.dim) };
+}
+
 export interface AxisOptions {
   types?: readonly EntityType[];
   /** Entities listed at each end, per type (default 10). */
@@ -177,9 +191,7 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
   const top = checkCount('top', options.top ?? 10, 1000);
   const resamples = options.bootstrap ?? 200;
   if (!Number.isInteger(resamples) || resamples < 0 || resamples > 10000) throw new SpaceError('BAD_OPTION', `bootstrap must be an integer from 0 to 10000, got ${resamples}`);
-  if (!from.length || !to.length) throw new SpaceError('BAD_QUERY', 'an axis needs at least one pole at each end (--from and --to)');
-  const fromOps = from.flatMap((p) => poleMembers(space, p));
-  const toOps = to.flatMap((p) => poleMembers(space, p));
+  const { fromOps, toOps } = axisMembers(space, from, to);
   const dim = space.dim;
   const members = await operandVectors(space, [...toOps, ...fromOps]);
   const nt = toOps.length, nf = fromOps.length;

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
 import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
+import { mapSvg, spaceMap, svgToPng } from '../analysis/map.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -368,6 +369,48 @@ export function buildProgram(): Command {
         const summary = comparison ? { ...shown, comparison: { ...comparison, matches: undefined } } : shown;
         print(json, summary, () => [formatShock(result), ...(comparison ? [formatComparison(comparison)] : [])].join('\n\n'));
       } finally {
+        await space.close();
+      }
+    });
+
+  program
+    .command('map')
+    .description('a 2D map of the space (PCA over every entity, or UMAP on a sample), coloured by type, chosen entities labelled, an axis drawn')
+    .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
+    .addOption(new Option('--method <method>', 'projection').choices(['pca', 'umap']).default('pca'))
+    .option('--sample <n>', 'entities on a UMAP map', positiveInt, 3000)
+    .option('--label <refs>', 'comma-separated references to label (default: a few well-known ones)')
+    .option('--axis <name>', `draw a named axis (${Object.keys(NAMED_AXES).join(', ')}); PCA only`)
+    .option('--from <poles>', 'draw the axis from these poles (with --to), as for `axis`')
+    .option('--to <poles>', 'the other end of the drawn axis')
+    .option('--out <file>', 'map.svg, map.png, or map.json (the coordinates)', 'map.svg')
+    .action(async (opts: { types?: EntityType[]; method: 'pca' | 'umap'; sample: number; label?: string; axis?: string; from?: string; to?: string; out: string }) => {
+      const { home, json } = globals();
+      if (!/\.(svg|png|json)$/i.test(opts.out)) throw new InvalidArgumentError(`--out ${opts.out}: the file must end in .svg, .png or .json`);
+      if (opts.axis && !NAMED_AXES[opts.axis]) throw new InvalidArgumentError(`unknown axis "${opts.axis}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
+      if (!opts.from !== !opts.to) throw new InvalidArgumentError('--from and --to go together');
+      const axis = opts.axis ? NAMED_AXES[opts.axis] : opts.from ? { from: splitPoles(opts.from), to: splitPoles(opts.to!) } : undefined;
+      const space = await LaborSpace.open(home, { onNote: note });
+      const bar = progress('umap', json);
+      try {
+        const map = await spaceMap(space, {
+          types: opts.types,
+          method: opts.method,
+          sample: opts.sample,
+          labels: opts.label ? splitPoles(opts.label) : undefined,
+          axis,
+          onProgress: (done, total) => bar.update(done, total, `epochs (${Math.floor((10 * done) / total) * 10}%)`),
+        });
+        bar.stop();
+        if (/\.json$/i.test(opts.out)) writeFileSync(opts.out, JSON.stringify(map));
+        else {
+          const svg = await mapSvg(map);
+          writeFileSync(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
+        }
+        const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
+        print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);
+      } finally {
+        bar.stop();
         await space.close();
       }
     });
