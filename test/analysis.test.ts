@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { splitPoles } from '../src/analysis/analyses.js';
+import { axisPoleMeans, NAMED_AXES, splitPoles } from '../src/analysis/analyses.js';
 import { ExprError, linearize } from '../src/analysis/expr.js';
 import { correlate, ranks } from '../src/analysis/correlation.js';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { leadingEigenvectors, mapSvg, spaceMap } from '../src/analysis/map.js';
+import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
@@ -268,6 +269,37 @@ OnSpace('should map the space by PCA as (x - mean) . eigenvector, and by UMAP on
   await assertRejects(spaceMap(space, { method: 'tsne' as 'pca' }), SpaceError, /method must be pca or umap/);
 });
 
+OnSpace('should score a CSV and a JSONL file row by row, skipping malformed rows with their line', async () => {
+  const input = join(home, 'postings.csv');
+  writeFileSync(input, 'id,posting\n1,"Registered nurse, intensive care unit"\n2,"CNC machinist reading blueprints"\n3,\n4,"bad, row",extra\n5,"Software developer writing Python"\n');
+  const out = join(home, 'postings.scored.csv');
+  const axes = { 'manufacturing-healthcare': NAMED_AXES['manufacturing-healthcare'] };
+  const summary = await scoreFile(space, input, out, { textColumn: 'posting', idColumn: 'id', skills: 2, axes, batchSize: 2 });
+  assert.is(summary.rows, 3);
+  assert.equal(summary.skipped, [{ line: 4, reason: 'empty text' }, { line: 5, reason: 'wrong number of fields (expected 2, got 3)' }]);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  assert.is(lines.length, 4);
+  assert.match(lines[0], /^id,occupation_ref,occupation_title,occupation_score,industry_ref,.*skill_2_score,axis_manufacturing-healthcare$/);
+  assert.match(lines[1], /^1,occupation:/);
+  // The axis position is cos(text, mean(to) - mean(from)), as axis() scores entities.
+  const { from, to } = await axisPoleMeans(space, axes['manufacturing-healthcare'].from, axes['manufacturing-healthcare'].to);
+  const text = await space.embed(['Registered nurse, intensive care unit']);
+  const expected = cosine(text, to.map((v, i) => v - from[i]));
+  assert.ok(Math.abs(Number(lines[1].split(',').pop()) - expected) < 1e-4, `${lines[1]} vs ${expected}`);
+  const jsonl = join(home, 'postings.jsonl');
+  writeFileSync(jsonl, '{"text": "nurse"}\n{not json\n[1, 2]\n\n{"text": "welder"}\n');
+  const scored = join(home, 'postings.scored.jsonl');
+  const j = await scoreFile(space, jsonl, scored, { textColumn: 'text', skills: 0 });
+  assert.is(j.rows, 2);
+  assert.equal(j.skipped.map((s) => [s.line, s.reason.replace(/ \(.*/, '')]), [[2, 'not valid JSON'], [3, 'not a JSON object']]);
+  const rows = readFileSync(scored, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(rows.map((r) => r.id), ['1', '5']);
+  assert.ok(rows.every((r) => r.occupation.ref.startsWith('occupation:') && r.skills.length === 0));
+  await assertRejects(scoreFile(space, jsonl, scored, { textColumn: 'text', onError: 'fail' }), SpaceError, /postings\.jsonl:2: not valid JSON/);
+  await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), SpaceError, /no column "body" \(found: id, posting\)/);
+  await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv or \.jsonl/);
+});
+
 OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {
   const run = (...argv: string[]) => runCli('--home', home, ...argv);
   const axis = JSON.parse(await run('--json', 'axis', 'manufacturing-healthcare', '--types', 'occupation', '--top', '2', '--bootstrap', '20'));
@@ -301,6 +333,12 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   await fails(['map', '--out', join(home, 'map.gif')], /must end in \.svg, \.png or \.json/);
   await fails(['map', '--from', 'industry:naics:62'], /--from and --to go together/);
   await fails(['map', '--axis', 'up-down'], /unknown axis "up-down"/);
+  const posts = join(home, 'cli-posts.csv');
+  writeFileSync(posts, 'text\n"nurse on a hospital ward"\n"welding steel frames"\n');
+  const scored = JSON.parse(await run('--json', 'score', '--input', posts, '--text-column', 'text'));
+  assert.equal([scored.rows, scored.out], [2, join(home, 'cli-posts.scored.csv')]);
+  await fails(['score', '--input', posts, '--text-column', 'text', '--axes', 'left-right'], /unknown axis "left-right"/);
+  await fails(['score', '--input', join(home, 'none.csv'), '--text-column', 'text'], /no such file/);
   const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
   assert.is(exposure.results.occupation.length, 2);
 });

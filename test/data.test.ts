@@ -123,6 +123,22 @@ Table('should read an .xlsx whose workbook entry comes after its worksheets and 
   }
 });
 
+Table('should number each CSV record by the line it starts on, past empty lines and multi-line fields', async () => {
+  const dir = tmp();
+  try {
+    const path = join(dir, 'lines.csv');
+    for (const end of ['\n', '\r\n']) {
+      writeFileSync(path, ['id,text', '1,"a"', '', '2,"multi', 'line', 'text"', '3,x', '4,"bad",extra', '5,y', ''].join(end));
+      const report = new IngestReport();
+      const rows = await collect(path, { report });
+      assert.equal(rows.map((r) => [r.values.id, r.line]), [['1', 2], ['2', 4], ['3', 7], ['5', 9]], JSON.stringify(end));
+      assert.equal(report.skipped.map((s) => s.line), [8], JSON.stringify(end));
+    }
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
 Table('should fail clearly on a missing, corrupt or non-xlsx file', async () => {
   const dir = tmp();
   try {

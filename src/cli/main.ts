@@ -1,11 +1,12 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
 import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { mapSvg, spaceMap, svgToPng } from '../analysis/map.js';
+import { scoreFile } from '../analysis/score.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -409,6 +410,49 @@ export function buildProgram(): Command {
         }
         const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
         print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);
+      } finally {
+        bar.stop();
+        await space.close();
+      }
+    });
+
+  program
+    .command('score')
+    .description('bulk scoring: each text of a CSV or JSONL file with its nearest occupation and industry, top skills and axis positions, streamed')
+    .requiredOption('--input <file>', 'a .csv, .tsv (optionally .gz) or .jsonl file')
+    .requiredOption('--text-column <column>', 'the column (or JSONL key) holding the text')
+    .option('--id-column <column>', 'a column copied to the output to identify rows (default: the line number)')
+    .option('--out <file>', 'the scored rows, .csv or .jsonl (default: INPUT.scored.csv)')
+    .option('--skills <n>', 'skills listed per row', nonNegativeInt, 5)
+    .option('--axes <names>', `named axes to place each text on (default: ${Object.keys(NAMED_AXES).join(',')}; "none" for none)`)
+    .addOption(new Option('--on-error <mode>', 'a malformed row or empty text: skip it (reported) or fail').choices(['skip', 'fail']).default('skip'))
+    .option('--batch-size <n>', 'texts embedded together', positiveInt, 256)
+    .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number }) => {
+      const { home, json } = globals();
+      const names = opts.axes === 'none' ? [] : (opts.axes ?? Object.keys(NAMED_AXES).join(',')).split(',').map((n) => n.trim()).filter(Boolean);
+      for (const n of names) if (!NAMED_AXES[n]) throw new InvalidArgumentError(`unknown axis "${n}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
+      if (!existsSync(opts.input)) throw new InvalidArgumentError(`--input ${opts.input}: no such file`);
+      const out = opts.out ?? `${opts.input.replace(/\.(csv|tsv|jsonl)(\.gz)?$/i, '')}.scored.csv`;
+      const space = await LaborSpace.open(home, { onNote: note });
+      const bar = progress('score', json);
+      try {
+        const summary = await scoreFile(space, opts.input, out, {
+          textColumn: opts.textColumn,
+          idColumn: opts.idColumn,
+          skills: opts.skills,
+          axes: Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]])),
+          onError: opts.onError,
+          batchSize: opts.batchSize,
+          onProgress: (rows, rate) => bar.update(rows, rows, `rows, ${Math.round(rate)}/s`),
+        });
+        bar.stop();
+        print(json, { out, ...summary }, () =>
+          [
+            `${summary.rows} rows scored to ${out} in ${summary.seconds.toFixed(1)} s (${Math.round(summary.rowsPerSecond)} rows/s).`,
+            ...summary.skipped.slice(0, 10).map((s) => `skipped line ${s.line ?? '?'}: ${s.reason}`),
+            ...(summary.skipped.length > 10 ? [`... and ${summary.skipped.length - 10} more skipped`] : []),
+          ].join('\n'),
+        );
       } finally {
         bar.stop();
         await space.close();

@@ -81,14 +81,17 @@ async function* readDelimited(path: string, options: TableOptions): AsyncGenerat
   const file = basename(path);
   const delimiter = options.delimiter ?? delimiterFor(path);
   const onError = options.onError ?? 'skip';
+  // Records come as arrays with their raw text, so that the field count is checked here (against
+  // the header) and every record's line is counted from the text itself: csv-parse's own line
+  // counter drifts on CRLF files with empty lines.
   const parser = parse({
     bom: true,
     delimiter,
     // Tab- and pipe-delimited releases (O*NET text, SEC lists) do not quote fields.
     quote: delimiter === '\t' || delimiter === '|' ? false : '"',
-    columns: headerNames,
+    relax_column_count: true,
     skip_empty_lines: true,
-    info: true,
+    raw: true,
     skip_records_with_error: onError === 'skip',
   });
   parser.on('skip', (err: CsvError & { lines?: number }) => {
@@ -97,15 +100,31 @@ async function* readDelimited(path: string, options: TableOptions): AsyncGenerat
   const source = openText(path);
   source.on('error', (e) => parser.destroy(e));
   source.pipe(parser);
+  let header: string[] | undefined;
+  let breaks = 0; // line ends consumed before the current record
   try {
-    // csv-parse counts lines up to the end of a record (past its newline): a record starts where
-    // the one before it stopped. The header takes line 1.
-    let start = 2;
-    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-      yield { line: start, values: record };
-      start = info.lines;
+    for await (const { record, raw } of parser as AsyncIterable<{ record: string[]; raw: string }>) {
+      // A raw record holds the empty lines before it, its own text and its line end (with CRLF the
+      // final "\n" may be missing: a lone "\r" counts as a line end).
+      const leading = /^(\r\n|\r|\n)*/.exec(raw)![0].match(/\r\n|\r|\n/g)?.length ?? 0;
+      const line = breaks + leading + 1;
+      breaks += raw.match(/\r\n|\r|\n/g)?.length ?? 0;
+      if (!header) {
+        header = headerNames(record);
+        continue;
+      }
+      if (record.length !== header.length) {
+        const reason = `wrong number of fields (expected ${header.length}, got ${record.length})`;
+        if (onError === 'fail') throw new IngestError({ file, line }, reason);
+        options.report?.skip({ file, line }, reason);
+        continue;
+      }
+      const values: Record<string, string> = {};
+      header.forEach((h, i) => (values[h] = record[i]));
+      yield { line, values };
     }
   } catch (e) {
+    if (e instanceof IngestError) throw e;
     if (e instanceof CsvError) throw new IngestError({ file, line: (e as CsvError & { lines?: number }).lines }, describeCsvError(e));
     if (e instanceof Error && 'code' in e && typeof e.code === 'string' && e.code.startsWith('Z_'))
       throw new IngestError({ file }, `not valid gzip data (${e.message})`);
@@ -115,11 +134,6 @@ async function* readDelimited(path: string, options: TableOptions): AsyncGenerat
 
 function describeCsvError(e: CsvError): string {
   switch (e.code) {
-    case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
-    case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
-      const m = /length is (\d+), got (\d+)/.exec(e.message);
-      return m ? `wrong number of fields (expected ${m[1]}, got ${m[2]})` : 'wrong number of fields';
-    }
     case 'CSV_QUOTE_NOT_CLOSED':
       return 'quoted field not closed';
     case 'CSV_INVALID_CLOSING_QUOTE':

@@ -1,0 +1,176 @@
+/**
+ * Bulk scoring: a CSV (or TSV, .gz) or JSONL file of texts (job postings, company descriptions)
+ * read as a stream, embedded in batches, and written row by row with the nearest occupation and
+ * industry, the top skills and the position on chosen axes. Memory stays at one batch whatever the
+ * file's size; malformed rows are reported and skipped (or fail the run, as asked).
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+
+import { stringify } from 'csv-stringify/sync';
+
+import { IngestReport } from '../data/report.js';
+import { readTable } from '../data/table.js';
+import { project } from '../native.js';
+import type { LaborSpace } from '../space.js';
+import { SpaceError } from '../space.js';
+import { axisPoleMeans } from './analyses.js';
+
+export interface ScoreOptions {
+  /** Column (CSV) or key (JSONL) holding the text. */
+  textColumn: string;
+  /** Column copied to the output to identify each row (default: the input's line number). */
+  idColumn?: string;
+  /** Skills listed per row (default 5). */
+  skills?: number;
+  /** Axes to place each text on, by name, with their poles. */
+  axes?: Record<string, { from: readonly string[]; to: readonly string[] }>;
+  /** Texts embedded together (default 256). */
+  batchSize?: number;
+  onError?: 'skip' | 'fail';
+  onProgress?: (rows: number, rowsPerSecond: number) => void;
+}
+
+export interface ScoredRow {
+  id: string;
+  occupation: { ref: string; title: string; score: number } | null;
+  industry: { ref: string; title: string; score: number } | null;
+  skills: { ref: string; title: string; score: number }[];
+  axes: Record<string, number>;
+}
+
+export interface ScoreSummary {
+  rows: number;
+  skipped: { line?: number; reason: string }[];
+  seconds: number;
+  rowsPerSecond: number;
+}
+
+/** Rows of text from a CSV/TSV (via readTable) or a JSONL file, with their line numbers. */
+async function* textRows(path: string, options: ScoreOptions, report: IngestReport): AsyncGenerator<{ line: number; text: string; id: string }> {
+  const fail = options.onError === 'fail';
+  const pick = (values: Record<string, unknown>, line: number) => {
+    if (!(options.textColumn in values)) throw new SpaceError('BAD_OPTION', `${basename(path)}:${line}: no column "${options.textColumn}" (found: ${Object.keys(values).join(', ')})`);
+    const text = String(values[options.textColumn] ?? '').trim();
+    const id = options.idColumn ? String(values[options.idColumn] ?? '') : String(line);
+    return { line, text, id };
+  };
+  if (/\.jsonl$/i.test(path)) {
+    const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+    let line = 0;
+    for await (const raw of lines) {
+      line++;
+      if (!raw.trim()) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(raw);
+      } catch (e) {
+        const reason = `not valid JSON (${(e as Error).message})`;
+        if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: ${reason}`);
+        report.skip({ file: basename(path), line }, reason);
+        continue;
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: not a JSON object`);
+        report.skip({ file: basename(path), line }, 'not a JSON object');
+        continue;
+      }
+      yield pick(value as Record<string, unknown>, line);
+    }
+    return;
+  }
+  for await (const { line, values } of readTable(path, { report, onError: options.onError })) yield pick(values, line);
+}
+
+const CSV_COLUMNS = (skills: number, axes: string[]) => [
+  'id',
+  'occupation_ref',
+  'occupation_title',
+  'occupation_score',
+  'industry_ref',
+  'industry_title',
+  'industry_score',
+  ...Array.from({ length: skills }, (_, i) => [`skill_${i + 1}_ref`, `skill_${i + 1}_title`, `skill_${i + 1}_score`]).flat(),
+  ...axes.map((a) => `axis_${a}`),
+];
+
+/** Scores every text of `input` into `output` (.csv or .jsonl, by its extension). */
+export async function scoreFile(space: LaborSpace, input: string, output: string, options: ScoreOptions): Promise<ScoreSummary> {
+  const csv = /\.csv$/i.test(output);
+  if (!csv && !/\.jsonl$/i.test(output)) throw new SpaceError('BAD_OPTION', `${output}: the output must end in .csv or .jsonl`);
+  const skillsPerRow = options.skills ?? 5;
+  if (!Number.isInteger(skillsPerRow) || skillsPerRow < 0 || skillsPerRow > 100) throw new SpaceError('BAD_OPTION', `skills must be an integer from 0 to 100, got ${skillsPerRow}`);
+  const batchSize = options.batchSize ?? 256;
+  const dim = space.dim;
+  // Each axis as a unit direction: mean(to) - mean(from).
+  const axisNames = Object.keys(options.axes ?? {});
+  const directions = new Float32Array(axisNames.length * dim);
+  for (const [i, name] of axisNames.entries()) {
+    const { from, to } = await axisPoleMeans(space, options.axes![name].from, options.axes![name].to);
+    directions.set(to.map((v, j) => v - from[j]), i * dim);
+  }
+  const report = new IngestReport();
+  const out: WriteStream = createWriteStream(output);
+  const write = async (chunk: string) => {
+    if (!out.write(chunk)) await once(out, 'drain');
+  };
+  if (csv) await write(stringify([CSV_COLUMNS(skillsPerRow, axisNames)]));
+  const started = Date.now();
+  let rows = 0;
+  const nearest = (type: 'occupation' | 'industry' | 'skill', vector: Float32Array, k: number) => {
+    const set = space.index.vectors(type);
+    if (!set) return [];
+    const hits = space.index.search(type, vector, k, false);
+    return hits.rows.map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] }));
+  };
+  const flush = async (batch: { line: number; text: string; id: string }[]) => {
+    if (!batch.length) return;
+    const vectors = await space.embed(batch.map((b) => b.text)); // unit rows
+    const positions = axisNames.length ? project(vectors, directions, dim) : new Float32Array(0);
+    const lines: string[] = [];
+    batch.forEach((b, i) => {
+      const v = vectors.subarray(i * dim, (i + 1) * dim);
+      const scored: ScoredRow = {
+        id: b.id,
+        occupation: nearest('occupation', v, 1)[0] ?? null,
+        industry: nearest('industry', v, 1)[0] ?? null,
+        skills: skillsPerRow ? nearest('skill', v, skillsPerRow) : [],
+        axes: Object.fromEntries(axisNames.map((name, a) => [name, positions[i * axisNames.length + a]])),
+      };
+      if (csv) {
+        const skills = Array.from({ length: skillsPerRow }, (_, s) => scored.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : ['', '', '']));
+        const { occupation: o, industry: n } = scored;
+        lines.push(stringify([[scored.id, o?.ref ?? '', o?.title ?? '', o?.score ?? '', n?.ref ?? '', n?.title ?? '', n?.score ?? '', ...skills, ...axisNames.map((a) => scored.axes[a])]]));
+      } else {
+        lines.push(`${JSON.stringify(scored)}\n`);
+      }
+    });
+    await write(lines.join(''));
+    rows += batch.length;
+    options.onProgress?.(rows, rows / Math.max(0.001, (Date.now() - started) / 1000));
+  };
+  let batch: { line: number; text: string; id: string }[] = [];
+  try {
+    for await (const row of textRows(input, options, report)) {
+      if (!row.text) {
+        if (options.onError === 'fail') throw new SpaceError('BAD_QUERY', `${basename(input)}:${row.line}: the text is empty`);
+        report.skip({ file: basename(input), line: row.line, column: options.textColumn }, 'empty text');
+        continue;
+      }
+      batch.push(row);
+      if (batch.length >= batchSize) {
+        await flush(batch);
+        batch = [];
+      }
+    }
+    await flush(batch);
+  } finally {
+    out.end();
+    await once(out, 'close');
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const skipped = report.skipped.map((s) => ({ line: s.line, reason: s.reason })).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  return { rows, skipped, seconds, rowsPerSecond: rows / Math.max(0.001, seconds) };
+}
