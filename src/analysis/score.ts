@@ -96,6 +96,51 @@ const CSV_COLUMNS = (skills: number, axes: string[]) => [
   ...axes.map((a) => `axis_${a}`),
 ];
 
+/** Each axis's direction mean(to) - mean(from), one row per axis in the record's order. */
+export async function axisDirections(space: LaborSpace, axes: Record<string, { from: readonly string[]; to: readonly string[] }>): Promise<Float32Array> {
+  const names = Object.keys(axes);
+  const directions = new Float32Array(names.length * space.dim);
+  for (const [i, name] of names.entries()) {
+    const { from, to } = await axisPoleMeans(space, axes[name].from, axes[name].to);
+    directions.set(to.map((v, j) => v - from[j]), i * space.dim);
+  }
+  return directions;
+}
+
+/**
+ * Nearest occupation and industry, top skills and axis positions of each text (ids left empty).
+ * `directions` may be given when the same axes score many batches.
+ */
+export async function scoreTexts(
+  space: LaborSpace,
+  texts: readonly string[],
+  options: { skills?: number; axes?: Record<string, { from: readonly string[]; to: readonly string[] }> },
+  directions?: Float32Array,
+): Promise<ScoredRow[]> {
+  const dim = space.dim;
+  const skills = options.skills ?? 5;
+  const axisNames = Object.keys(options.axes ?? {});
+  const dirs = directions ?? (await axisDirections(space, options.axes ?? {}));
+  const vectors = await space.embed(texts); // unit rows
+  const positions = axisNames.length ? project(vectors, dirs, dim) : new Float32Array(0);
+  const nearest = (type: 'occupation' | 'industry' | 'skill', vector: Float32Array, k: number) => {
+    const set = space.index.vectors(type);
+    if (!set) return [];
+    const hits = space.index.search(type, vector, k, false);
+    return hits.rows.map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] }));
+  };
+  return texts.map((_, i) => {
+    const v = vectors.subarray(i * dim, (i + 1) * dim);
+    return {
+      id: '',
+      occupation: nearest('occupation', v, 1)[0] ?? null,
+      industry: nearest('industry', v, 1)[0] ?? null,
+      skills: skills ? nearest('skill', v, skills) : [],
+      axes: Object.fromEntries(axisNames.map((name, a) => [name, positions[i * axisNames.length + a]])),
+    };
+  });
+}
+
 /** Scores every text of `input` into `output` (.csv or .jsonl, by its extension). */
 export async function scoreFile(space: LaborSpace, input: string, output: string, options: ScoreOptions): Promise<ScoreSummary> {
   const csv = /\.csv$/i.test(output);
@@ -103,14 +148,8 @@ export async function scoreFile(space: LaborSpace, input: string, output: string
   const skillsPerRow = options.skills ?? 5;
   if (!Number.isInteger(skillsPerRow) || skillsPerRow < 0 || skillsPerRow > 100) throw new SpaceError('BAD_OPTION', `skills must be an integer from 0 to 100, got ${skillsPerRow}`);
   const batchSize = options.batchSize ?? 256;
-  const dim = space.dim;
-  // Each axis as a unit direction: mean(to) - mean(from).
   const axisNames = Object.keys(options.axes ?? {});
-  const directions = new Float32Array(axisNames.length * dim);
-  for (const [i, name] of axisNames.entries()) {
-    const { from, to } = await axisPoleMeans(space, options.axes![name].from, options.axes![name].to);
-    directions.set(to.map((v, j) => v - from[j]), i * dim);
-  }
+  const directions = await axisDirections(space, options.axes ?? {});
   const report = new IngestReport();
   const out: WriteStream = createWriteStream(output);
   const write = async (chunk: string) => {
@@ -119,33 +158,15 @@ export async function scoreFile(space: LaborSpace, input: string, output: string
   if (csv) await write(stringify([CSV_COLUMNS(skillsPerRow, axisNames)]));
   const started = Date.now();
   let rows = 0;
-  const nearest = (type: 'occupation' | 'industry' | 'skill', vector: Float32Array, k: number) => {
-    const set = space.index.vectors(type);
-    if (!set) return [];
-    const hits = space.index.search(type, vector, k, false);
-    return hits.rows.map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] }));
-  };
   const flush = async (batch: { line: number; text: string; id: string }[]) => {
     if (!batch.length) return;
-    const vectors = await space.embed(batch.map((b) => b.text)); // unit rows
-    const positions = axisNames.length ? project(vectors, directions, dim) : new Float32Array(0);
-    const lines: string[] = [];
-    batch.forEach((b, i) => {
-      const v = vectors.subarray(i * dim, (i + 1) * dim);
-      const scored: ScoredRow = {
-        id: b.id,
-        occupation: nearest('occupation', v, 1)[0] ?? null,
-        industry: nearest('industry', v, 1)[0] ?? null,
-        skills: skillsPerRow ? nearest('skill', v, skillsPerRow) : [],
-        axes: Object.fromEntries(axisNames.map((name, a) => [name, positions[i * axisNames.length + a]])),
-      };
-      if (csv) {
-        const skills = Array.from({ length: skillsPerRow }, (_, s) => scored.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : ['', '', '']));
-        const { occupation: o, industry: n } = scored;
-        lines.push(stringify([[scored.id, o?.ref ?? '', o?.title ?? '', o?.score ?? '', n?.ref ?? '', n?.title ?? '', n?.score ?? '', ...skills, ...axisNames.map((a) => scored.axes[a])]]));
-      } else {
-        lines.push(`${JSON.stringify(scored)}\n`);
-      }
+    const scored = await scoreTexts(space, batch.map((b) => b.text), { skills: skillsPerRow, axes: options.axes }, directions);
+    const lines = scored.map((row, i) => {
+      row.id = batch[i].id;
+      if (!csv) return `${JSON.stringify(row)}\n`;
+      const skills = Array.from({ length: skillsPerRow }, (_, s) => row.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : ['', '', '']));
+      const { occupation: o, industry: n } = row;
+      return stringify([[row.id, o?.ref ?? '', o?.title ?? '', o?.score ?? '', n?.ref ?? '', n?.title ?? '', n?.score ?? '', ...skills, ...axisNames.map((a) => row.axes[a])]]);
     });
     await write(lines.join(''));
     rows += batch.length;
