@@ -7,6 +7,7 @@ import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.j
 import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { mapSvg, spaceMap, svgToPng } from '../analysis/map.js';
 import { scoreFile } from '../analysis/score.js';
+import { createServer } from '../server/server.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -18,7 +19,8 @@ import { trainStep, type TrainOptions } from '../train/run.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
-import { formatShow, showEntity } from './show.js';
+import { showEntity } from '../store/entity-view.js';
+import { formatShow } from './show.js';
 import { formatArith, formatAxis, formatComparison, formatShock, shockCsv } from './analyses.js';
 import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
 
@@ -457,6 +459,27 @@ export function buildProgram(): Command {
         bar.stop();
         await space.close();
       }
+    });
+
+  program
+    .command('serve')
+    .description('the HTTP API and the web explorer (at /): near, entities, axis, arith, shock, embed, score')
+    .option('--host <host>', 'address to bind (loopback unless told otherwise)', '127.0.0.1')
+    .option('--port <port>', 'port (0: any free one)', nonNegativeInt, 8080)
+    .option('--body-limit <bytes>', 'largest request body', positiveInt, 1 << 20)
+    .option('--log', 'log every request')
+    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean }) => {
+      const { home } = globals();
+      const space = await LaborSpace.open(home, { onNote: note });
+      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error' });
+      const address = await app.listen({ host: opts.host, port: opts.port });
+      note(`Labor Space (${space.modelId}) serving on ${address}: the explorer at ${address}/, the API under ${address}/v1/`);
+      const stop = async () => {
+        await app.close();
+        await space.close();
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
     });
 
   program
