@@ -1,0 +1,163 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser } from 'playwright-core';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { build } from '../src/build.js';
+import { createServer } from '../src/server/server.js';
+import { LaborSpace } from '../src/space.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
+// The explorer as `npm run build` (run by npm ci) makes it.
+const EXPLORER = join(import.meta.dirname, '..', 'dist', 'explorer');
+const ARTIFACTS = join(import.meta.dirname, 'artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+
+let home: string;
+let space: LaborSpace;
+let app: FastifyInstance;
+let base: string;
+
+async function setUp() {
+  home = mkdtempSync(join(tmpdir(), 'laborspace-server-'));
+  await build(home, { dataDir: FIXTURES, threads: 2, train: false });
+  space = await LaborSpace.open(home);
+  app = await createServer(space, { logLevel: 'silent', explorerDir: EXPLORER, bodyLimit: 64 * 1024 });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+async function tearDown() {
+  await app.close();
+  await space.close();
+  rmSync(home, { recursive: true, force: true });
+}
+
+async function call(method: 'GET' | 'POST', path: string, body?: unknown, raw?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(base + path, method === 'GET' ? undefined : { method, headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+const Api = suite('HTTP API');
+Api.before(setUp);
+Api.after(tearDown);
+
+Api('should answer health, version, entities and near', async () => {
+  const health = await call('GET', '/health');
+  assert.is(health.status, 200);
+  assert.is(health.json.status, 'ok');
+  assert.ok((health.json.entities as Record<string, number>).occupation > 0);
+  assert.is((await call('GET', '/v1/version')).json.model, space.modelId);
+  const entity = await call('GET', `/v1/entities/${encodeURIComponent('occupation:29-1141.00')}?limit=2`);
+  assert.is((entity.json.entity as { ref: string }).ref, 'occupation:onet:29-1141.00');
+  const near = await call('GET', '/v1/near?q=registered%20nurse&types=occupation,skill&k=3');
+  assert.equal(Object.keys(near.json.results as object), ['occupation', 'skill']);
+  assert.is((near.json.results as Record<string, unknown[]>).occupation.length, 3);
+  const byRef = await call('GET', '/v1/near?q=occupation:onet:29-1141.00&types=occupation&k=2');
+  assert.is(byRef.json.ref, 'occupation:onet:29-1141.00');
+});
+
+Api('should answer axis, arith, shock, embed, score and map', async () => {
+  const axis = await call('POST', '/v1/axis', { name: 'manufacturing-healthcare', types: ['occupation'], top: 2, bootstrap: 10, positions: ['occupation:onet:29-1141.00'] });
+  assert.is(axis.status, 200);
+  assert.is((axis.json.positions as unknown[]).length, 1);
+  const poles = await call('POST', '/v1/axis', { from: ['"metal work"'], to: ['"patient care"'], types: ['industry'], top: 1, bootstrap: 0 });
+  assert.is(((poles.json.results as Record<string, unknown[]>).industry).length, 1);
+  const arith = await call('POST', '/v1/arith', { expr: 'occupation:onet:29-1141.00 - 0.5*"hospital"', types: ['occupation'], k: 2 });
+  assert.is(((arith.json.results as Record<string, unknown[]>).occupation).length, 2);
+  const shock = await call('POST', '/v1/shock', { direction: '"software"', types: ['occupation'], top: 3 });
+  assert.is(((shock.json.results as Record<string, unknown[]>).occupation).length, 3);
+  assert.is(shock.json.all, undefined, 'the full list stays out of the answer');
+  const embed = await call('POST', '/v1/embed', { texts: ['nurse', 'welder'] });
+  assert.equal([(embed.json.vectors as number[][]).length, (embed.json.vectors as number[][])[0].length, embed.json.dim], [2, 512, 512]);
+  const score = await call('POST', '/v1/score', { texts: ['night shift nurse', 'CNC machinist'], skills: 2 });
+  const rows = score.json.rows as { index: number; occupation: { ref: string }; skills: unknown[]; axes: Record<string, number> }[];
+  assert.equal(rows.map((r) => [r.index, r.skills.length, typeof r.axes['manufacturing-healthcare']]), [[0, 2, 'number'], [1, 2, 'number']]);
+  const map = await call('GET', '/v1/map?max=100');
+  assert.ok((map.json.points as unknown[]).length <= 100 && (map.json.points as unknown[]).length > 0);
+});
+
+Api('should answer every bad request with a 4xx that says what is wrong, never a stack', async () => {
+  const cases: [string, 'GET' | 'POST', unknown, number, RegExp, string?][] = [
+    ['/v1/near', 'GET', undefined, 400, /querystring must have required property 'q'/],
+    ['/v1/near?q=x&k=0', 'GET', undefined, 400, /querystring\/k must be >= 1/],
+    ['/v1/near?q=x&types=planet', 'GET', undefined, 400, /types must be a comma-separated list of .*got "planet"/],
+    ['/v1/near?q=x&colour=red', 'GET', undefined, 400, /must NOT have additional properties/],
+    ['/v1/near?q=occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity occupation:onet:99-9999\.00/],
+    ['/v1/entities/occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity/],
+    ['/v1/arith', 'POST', { expr: 'skill:esco:x +' }, 400, /unexpected end of expression: expected an operand at position 15/],
+    ['/v1/arith', 'POST', {}, 400, /body must have required property 'expr'/],
+    ['/v1/arith', 'POST', { expr: 'x', k: 'many' }, 400, /body\/k must be integer/],
+    ['/v1/axis', 'POST', { name: 'left-right' }, 400, /body\/name must be equal to one of the allowed values/],
+    ['/v1/axis', 'POST', { from: ['"a"'] }, 400, /must have name, or both from and to/],
+    ['/v1/axis', 'POST', { name: 'manufacturing-healthcare', from: ['"a"'], to: ['"b"'] }, 400, /either name or from and to, not both/],
+    ['/v1/shock', 'POST', { direction: '2 * 3' }, 400, /the expression is a number/],
+    ['/v1/embed', 'POST', { texts: [] }, 400, /body\/texts must NOT have fewer than 1 items/],
+    ['/v1/embed', 'POST', { texts: [''] }, 400, /body\/texts\/0 must NOT have fewer than 1 characters/],
+    ['/v1/score', 'POST', { texts: ['x'], axes: ['up-down'] }, 400, /body\/axes\/0 must be equal to one of the allowed values/],
+    ['/v1/embed', 'POST', undefined, 400, /not valid JSON/, '{not json'],
+    ['/v1/embed', 'POST', undefined, 413, /Request body is too large/, JSON.stringify({ texts: ['x'.repeat(20000), 'y'.repeat(20000), 'z'.repeat(20000), 'w'.repeat(20000)] })],
+    ['/v2/nothing', 'GET', undefined, 404, /no route GET \/v2\/nothing/],
+  ];
+  for (const [path, method, body, status, message, raw] of cases) {
+    const r = await call(method, path, body, raw);
+    assert.is(r.status, status, `${method} ${path}: ${JSON.stringify(r.json)}`);
+    assert.match(String(r.json.message), message, `${method} ${path}`);
+    assert.not.match(JSON.stringify(r.json), /at .*\.(ts|js):\d+/, 'no stack trace');
+  }
+});
+
+Api('should bind to loopback by default from the command line options', async () => {
+  // createServer leaves the host to the caller; `laborspace serve` passes 127.0.0.1 unless told.
+  const { buildProgram } = await import('../src/cli/main.js');
+  const serve = buildProgram().commands.find((c) => c.name() === 'serve')!;
+  assert.is(serve.options.find((o) => o.long === '--host')!.defaultValue, '127.0.0.1');
+});
+
+Api.run();
+
+const Explorer = suite('explorer in headless Chromium');
+let browser: Browser;
+Explorer.before(async () => {
+  await setUp();
+  if (!existsSync(CHROMIUM)) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+});
+Explorer.after(async () => {
+  await browser?.close();
+  await tearDown();
+});
+
+Explorer('should search, open a result, rank an axis and compute a shock', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('requestfailed', (r) => errors.push(`request failed: ${r.url()}`));
+  await page.goto(`${base}/`);
+  await page.fill('#search', 'registered nurse');
+  await page.click('#search-button');
+  const first = page.locator('#results [data-type="occupation"] li button').first();
+  await first.waitFor();
+  assert.ok((await page.locator('#results [data-type="skill"] li').count()) > 0, 'skills listed');
+  const ref = await first.getAttribute('data-ref');
+  await first.click();
+  await page.waitForSelector('#detail:not([hidden]) h2');
+  assert.match(await page.textContent('#detail'), ref!);
+  assert.is(await page.inputValue('#search'), ref);
+  await page.click('#axis-run');
+  await page.locator('#axis-results li').first().waitFor();
+  assert.match(await page.textContent('#axis-results'), /nearest the "to" end/);
+  await page.click('#shock-run');
+  await page.locator('#shock-results tbody tr').first().waitFor();
+  await page.locator('#map canvas').waitFor();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'explorer.png'), fullPage: true });
+  assert.ok(existsSync(join(ARTIFACTS, 'explorer.png')));
+  assert.equal(errors, [], 'no page errors, no failed requests (nothing fetched from outside)');
+  await page.close();
+});
+
+Explorer.run();
