@@ -145,11 +145,11 @@ Explorer('should search, open a result, rank an axis and compute a shock', async
   const ref = await first.getAttribute('data-ref');
   await first.click();
   await page.waitForSelector('#detail:not([hidden]) h2');
-  assert.match(await page.textContent('#detail'), ref!);
+  assert.match((await page.textContent('#detail')) ?? '', ref!);
   assert.is(await page.inputValue('#search'), ref);
   await page.click('#axis-run');
   await page.locator('#axis-results li').first().waitFor();
-  assert.match(await page.textContent('#axis-results'), /nearest the "to" end/);
+  assert.match((await page.textContent('#axis-results')) ?? '', /nearest the "to" end/);
   await page.click('#shock-run');
   await page.locator('#shock-results tbody tr').first().waitFor();
   await page.locator('#map canvas').waitFor();

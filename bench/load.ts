@@ -1,0 +1,73 @@
+/**
+ * Load test of `laborspace serve` on loopback (autocannon): latency p50/p99 and errors for
+ * `GET /v1/near` on references (cycling through 500 occupations, industries and skills) and on
+ * free text (500 postings-like phrases), each at fixed request rates for a fixed time. The server
+ * runs in its own process (the built CLI), the load generator in this one.
+ * Target (issue 7): p99 under 10 ms at 500 requests/s for references, no errors.
+ * Needs a built space (npx laborspace build) and the built package (npm run build).
+ * Usage: npm run bench:load [-- --home DIR --seconds 10]
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import autocannon from 'autocannon';
+import Table from 'cli-table3';
+
+import { defaultHome } from '../src/home.js';
+import { openHomeStore } from '../src/home.js';
+import { seededRandom } from '../src/util/random.js';
+import { describeMachine, machineLine } from './machine.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+const home = arg('--home', defaultHome());
+const seconds = Number(arg('--seconds', '10'));
+
+const store = openHomeStore(home);
+const next = seededRandom(3);
+const sample = <T>(list: T[], n: number) => Array.from({ length: n }, () => list[Math.floor(((next() + 1) / 2) * list.length) % list.length]);
+const refs = sample(store.entities().filter((e) => e.type !== 'firm').map((e) => e.ref), 500);
+const titles = store.entities({ type: 'occupation' }).map((e) => e.title);
+const skills = store.entities({ type: 'skill' }).map((e) => e.title);
+const texts = Array.from({ length: 500 }, () => `${sample(titles, 1)[0]} with ${sample(skills, 1)[0]}`);
+store.close();
+
+const server = spawn(process.execPath, [join(here, '..', 'bin', 'laborspace.js'), '--home', home, 'serve', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const base = await new Promise<string>((resolve, reject) => {
+  let seen = '';
+  server.stderr!.on('data', (d: Buffer) => {
+    seen += d.toString();
+    const m = /serving on (http:\/\/[^\s:]+:\d+)/.exec(seen);
+    if (m) resolve(m[1]);
+  });
+  server.on('exit', (code) => reject(new Error(`server exited (${code}): ${seen}`)));
+});
+
+async function load(paths: string[], rate: number) {
+  // Warm the paths (the encoder's first run, the indices' pages) before timing.
+  for (const p of paths.slice(0, 50)) await fetch(base + p);
+  const result = await autocannon({ url: base, connections: 16, overallRate: rate, duration: seconds, requests: paths.map((path) => ({ method: 'GET', path })) });
+  return result;
+}
+
+const near = (q: string) => `/v1/near?q=${encodeURIComponent(q)}&k=10`;
+const table = new Table({ head: ['GET /v1/near', 'target req/s', 'achieved req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'] });
+const rows: Record<string, unknown>[] = [];
+try {
+  for (const [label, paths, rate] of [
+    ['references', refs.map(near), 500],
+    ['references', refs.map(near), 1000],
+    ['free text', texts.map(near), 100],
+    ['free text', texts.map(near), 200],
+  ] as const) {
+    const r = await load([...paths], rate);
+    table.push([label, rate, Math.round(r.requests.average), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.errors + r.timeouts, r.non2xx]);
+    rows.push({ label, rate, achieved: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx });
+  }
+} finally {
+  server.kill('SIGTERM');
+}
+console.log(`\nLoad test on loopback, ${seconds} s per row, 16 connections, all four types per query (k = 10)`);
+console.log(machineLine(describeMachine()));
+console.log(table.toString());
