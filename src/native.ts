@@ -54,6 +54,7 @@ interface Binding {
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
   quantize(x: Float32Array, dim: number): QuantizedRows;
   topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
+  topkQuantizedAsync(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): Promise<TopK>;
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients;
@@ -196,6 +197,11 @@ export function topkQuantized(
   options: { k: number; candidates: number },
 ): TopK {
   return binding.topkQuantized(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
+}
+
+/** topkQuantized on the libuv pool, off the event loop. */
+export function topkQuantizedAsync(queries: Float32Array, quantized: QuantizedRows, database: Float32Array, dim: number, options: { k: number; candidates: number }): Promise<TopK> {
+  return binding.topkQuantizedAsync(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
 }
 
 // ---- Training kernels (native/src/training.cpp) ----

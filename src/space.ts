@@ -179,10 +179,12 @@ export class LaborSpace {
     } else {
       vector = await this.embed([parsed.text]);
     }
+    // The types are searched at once, off the event loop (see SpaceIndex.searchAsync).
+    const found = await Promise.all(types.map((type) => this.index.searchAsync(type, vector, ref ? k + 1 : k, options.exact === true)));
     const results: NearResult['results'] = {};
-    for (const type of types) {
+    for (const [i, type] of types.entries()) {
       const set = this.index.vectors(type)!;
-      const hits = this.index.search(type, vector, ref ? k + 1 : k, options.exact === true);
+      const hits = found[i];
       results[type] = hits.rows
         .map((row, i) => ({ ref: set.refs[row], title: this.titles.get(set.refs[row]) ?? '', score: hits.scores[i] }))
         .filter((h) => h.ref !== ref)

@@ -16,6 +16,7 @@ import {
   topk,
   topkAsync,
   topkQuantized,
+  topkQuantizedAsync,
   type Isa,
   type Metric,
 } from '../src/native.js';
@@ -380,6 +381,17 @@ Quantized('should return the exact top-k when every row is a candidate, for ever
       assertClose(got.scores, exact.scores, dotTolerance(dim), `${isa} dim ${dim} scores`);
     }
   });
+});
+
+Quantized('should give the same answer off the event loop, and reject bad input there too', async () => {
+  const dim = 64;
+  const x = normalize(randomMatrix(500, dim, 5), dim);
+  const q = randomMatrix(2, dim, 6);
+  const codes = quantize(x, dim);
+  const sync = topkQuantized(q, codes, x, dim, { k: 7, candidates: 40 });
+  const async = await topkQuantizedAsync(q, codes, x, dim, { k: 7, candidates: 40 });
+  assert.equal([Array.from(async.indices), Array.from(async.scores), async.k], [Array.from(sync.indices), Array.from(sync.scores), sync.k]);
+  assert.throws(() => topkQuantizedAsync(q, { codes: codes.codes, scales: codes.scales.slice(1) }, x, dim, { k: 7, candidates: 40 }), /codes and scales must describe the 500 database rows/);
 });
 
 Quantized('should pick its candidates by the int8 scores of the reference, for every ISA', () => {

@@ -30,6 +30,18 @@ function syntheticStore(): Store {
   return store;
 }
 
+Index('should search the same off the event loop as on it, for every method', async () => {
+  const store = syntheticStore();
+  for (const method of ['exact', 'int8', 'hnsw'] as const) {
+    const index = SpaceIndex.open(store, 'm', join(home, `async-${method}`), { method });
+    const q = index.vectors('skill')!.matrix.slice(8, 16);
+    assert.equal(await index.searchAsync('skill', q, 5), index.search('skill', q, 5), method);
+    assert.equal(await index.searchAsync('skill', q, 5, true), index.search('skill', q, 5, true), `${method}, exact`);
+    assert.equal(await index.searchAsync('industry', q, 5), { rows: [], scores: [] });
+  }
+  store.close();
+});
+
 Index('should build HNSW where asked, reopen it without rebuilding, and agree with the exact scan', () => {
   const store = syntheticStore();
   const notes: string[] = [];

@@ -239,6 +239,46 @@ struct SimilarityCall {
   Napi::Value result(Napi::Env, const std::vector<Napi::Value>& outs) const { return outs[0]; }
 };
 
+struct QuantizedTopkCall {
+  Napi::Float32Array queries, scales, database, scores;
+  Napi::Int8Array codes;
+  Napi::Int32Array indices;
+  size_t dim, m, n, k, kk, candidates, k_out = 0;
+
+  static QuantizedTopkCall parse(const Napi::CallbackInfo& info) {
+    QuantizedTopkCall c;
+    c.queries = f32(info, 0, "queries");
+    c.codes = typed_array<Napi::Int8Array>(info, 1, "codes", napi_int8_array, "Int8Array");
+    c.scales = f32(info, 2, "scales");
+    c.database = f32(info, 3, "database");
+    c.dim = integer(info, 4, "dim", 1, kMaxDim);
+    c.m = rows_of(c.queries, c.dim, "queries");
+    c.n = rows_of(c.database, c.dim, "database");
+    if (c.codes.ElementLength() != c.n * c.dim || c.scales.ElementLength() != c.n)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "codes and scales must describe the " + std::to_string(c.n) + " database rows (quantize the same database)");
+    c.k = integer(info, 5, "k", 1, INT32_MAX);
+    c.candidates = integer(info, 6, "candidates", 1, INT32_MAX);
+    c.kk = std::min(c.k, c.n);
+    c.indices = Napi::Int32Array::New(info.Env(), c.m * c.kk);
+    c.scores = Napi::Float32Array::New(info.Env(), c.m * c.kk);
+    return c;
+  }
+  Error run() {
+    return topk_quantized(queries.Data(), m, codes.Data(), scales.Data(), database.Data(), n, dim, k, candidates,
+                          indices.Data(), scores.Data(), &k_out);
+  }
+  std::vector<Napi::Value> outputs() const { return {indices, scores}; }
+  Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("indices", outs[0]);
+    o.Set("scores", outs[1]);
+    o.Set("k", Napi::Number::New(env, double(k_out)));
+    o.Set("device", Napi::String::New(env, "cpu"));
+    return o;
+  }
+};
+
 // Runs a parsed call on the libuv pool and settles a promise; the inputs and outputs are held by
 // references so the garbage collector cannot free them while the kernel reads them.
 template <class Call>
@@ -361,36 +401,6 @@ Napi::Value quantize(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("codes", codes);
     o.Set("scales", scales);
-    return o;
-  });
-}
-
-Napi::Value topk_quantized_js(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Napi::Float32Array queries = f32(info, 0, "queries");
-    Napi::Int8Array codes = typed_array<Napi::Int8Array>(info, 1, "codes", napi_int8_array, "Int8Array");
-    Napi::Float32Array scales = f32(info, 2, "scales");
-    Napi::Float32Array database = f32(info, 3, "database");
-    const size_t dim = integer(info, 4, "dim", 1, kMaxDim);
-    const size_t m = rows_of(queries, dim, "queries");
-    const size_t n = rows_of(database, dim, "database");
-    if (codes.ElementLength() != n * dim || scales.ElementLength() != n)
-      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
-           "codes and scales must describe the " + std::to_string(n) + " database rows (quantize the same database)");
-    const size_t k = integer(info, 5, "k", 1, INT32_MAX);
-    const size_t candidates = integer(info, 6, "candidates", 1, INT32_MAX);
-    const size_t kk = std::min(k, n);
-    Napi::Int32Array indices = Napi::Int32Array::New(info.Env(), m * kk);
-    Napi::Float32Array scores = Napi::Float32Array::New(info.Env(), m * kk);
-    size_t k_out = 0;
-    if (Error e = topk_quantized(queries.Data(), m, codes.Data(), scales.Data(), database.Data(), n, dim, k, candidates,
-                                 indices.Data(), scores.Data(), &k_out))
-      throw from_kernel(e);
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("indices", indices);
-    o.Set("scores", scores);
-    o.Set("k", Napi::Number::New(info.Env(), double(k_out)));
-    o.Set("device", Napi::String::New(info.Env(), "cpu"));
     return o;
   });
 }
@@ -654,7 +664,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cosentLoss", Napi::Function::New(env, cosent_js));
   exports.Set("headLossStep", Napi::Function::New(env, head_loss_step_js));
   exports.Set("adamwStep", Napi::Function::New(env, adamw_js));
-  exports.Set("topkQuantized", Napi::Function::New(env, topk_quantized_js));
+  exports.Set("topkQuantized", Napi::Function::New(env, run_sync<QuantizedTopkCall>));
+  exports.Set("topkQuantizedAsync", Napi::Function::New(env, run_async<QuantizedTopkCall>));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));
   exports.Set("probeFmaPeak", Napi::Function::New(env, probe_fma));
   return exports;

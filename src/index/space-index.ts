@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import hnswlib from 'hnswlib-node';
 
-import { normalize, quantize, type QuantizedRows, topk, topkQuantized } from '../native.js';
+import { normalize, quantize, type QuantizedRows, topk, topkAsync, topkQuantized, topkQuantizedAsync } from '../native.js';
 import { ENTITY_TYPES, type EntityType, type Store, type VectorSet } from '../store/index.js';
 import { randomMatrix } from '../util/random.js';
 
@@ -107,14 +107,14 @@ function timeMs(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+const hitsOf = (r: { indices: Int32Array; scores: Float32Array }): TypeHits => ({ rows: Array.from(r.indices), scores: Array.from(r.scores) });
+
 function exactSearch(set: VectorSet, query: Float32Array, k: number): TypeHits {
-  const r = topk(query, set.matrix, set.dim, { k, metric: 'dot', device: 'cpu' });
-  return { rows: Array.from(r.indices), scores: Array.from(r.scores) };
+  return hitsOf(topk(query, set.matrix, set.dim, { k, metric: 'dot', device: 'cpu' }));
 }
 
 function int8Search(set: VectorSet, codes: QuantizedRows, query: Float32Array, k: number, candidates: number): TypeHits {
-  const r = topkQuantized(query, codes, set.matrix, set.dim, { k, candidates });
-  return { rows: Array.from(r.indices), scores: Array.from(r.scores) };
+  return hitsOf(topkQuantized(query, codes, set.matrix, set.dim, { k, candidates }));
 }
 
 function hnswSearch(index: InstanceType<typeof HierarchicalNSW>, query: Float32Array, k: number, count: number): TypeHits {
@@ -146,6 +146,19 @@ export class SpaceIndex {
     if (index.hnsw) return hnswSearch(index.hnsw, query, k, index.vectors.refs.length);
     if (index.int8) return int8Search(index.vectors, index.int8, query, k, Math.max(index.info.candidates!, k));
     return exactSearch(index.vectors, query, k);
+  }
+
+  /**
+   * search() with the scans on the libuv pool, so a server's event loop keeps answering while they
+   * run, and searches of several types run at once (HNSW queries, a few microseconds, stay inline).
+   */
+  async searchAsync(type: EntityType, query: Float32Array, k: number, exact = false): Promise<TypeHits> {
+    const index = this.types.get(type);
+    if (!index || index.vectors.refs.length === 0) return { rows: [], scores: [] };
+    const { vectors } = index;
+    if (!exact && index.hnsw) return hnswSearch(index.hnsw, query, k, vectors.refs.length);
+    if (!exact && index.int8) return hitsOf(await topkQuantizedAsync(query, index.int8, vectors.matrix, vectors.dim, { k, candidates: Math.max(index.info.candidates!, k) }));
+    return hitsOf(await topkAsync(query, vectors.matrix, vectors.dim, { k, metric: 'dot', device: 'cpu' }));
   }
 
   /** Opens the index of a model, rebuilding each type whose files are missing, corrupt or older than its vectors. */
