@@ -15,3 +15,11 @@ export { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainSummary } from 
 export { DEFAULT_KINDS, type KindConfig } from './train/examples.js';
 export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './train/trainer.js';
 export { evaluateSpace, type SpaceMetrics, type KindMetrics } from './train/evaluate.js';
+export { NAMED_AXES, type ArithOptions, type ArithResult, type AxisHit, type AxisOptions, type AxisResult, type ShockHit, type ShockOptions, type ShockResult } from './analysis/analyses.js';
+export { ExprError, linearize, parseExpr } from './analysis/expr.js';
+export { ripple, type RippleGraph } from './analysis/ripple.js';
+export { correlate, type Correlation } from './analysis/correlation.js';
+export { AI_DIRECTION_TEXTS, aiExposure, compareExposure, type CompareOptions, type ExposureComparison } from './analysis/exposure.js';
+export { spaceMap, mapSvg, svgToPng, type MapOptions, type SpaceMap } from './analysis/map.js';
+export { scoreFile, scoreTexts, type ScoreOptions, type ScoreSummary, type ScoredRow } from './analysis/score.js';
+export { createServer, type ServerOptions } from './server/server.js';
