@@ -5,9 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
 import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
-import { mapSvg, spaceMap, svgToPng } from '../analysis/map.js';
 import { scoreFile } from '../analysis/score.js';
-import { createServer } from '../server/server.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openHomeStore } from '../home.js';
@@ -393,6 +391,8 @@ export function buildProgram(): Command {
       if (opts.axis && !NAMED_AXES[opts.axis]) throw new InvalidArgumentError(`unknown axis "${opts.axis}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
       if (!opts.from !== !opts.to) throw new InvalidArgumentError('--from and --to go together');
       const axis = opts.axis ? NAMED_AXES[opts.axis] : opts.from ? { from: splitPoles(opts.from), to: splitPoles(opts.to!) } : undefined;
+      // Loaded here: the drawing libraries are heavy and only this command needs them.
+      const { mapSvg, spaceMap, svgToPng } = await import('../analysis/map.js');
       const space = await LaborSpace.open(home, { onNote: note });
       const bar = progress('umap', json);
       try {
@@ -470,6 +470,7 @@ export function buildProgram(): Command {
     .option('--log', 'log every request')
     .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean }) => {
       const { home } = globals();
+      const { createServer } = await import('../server/server.js'); // Fastify: only this command needs it
       const space = await LaborSpace.open(home, { onNote: note });
       const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error' });
       const address = await app.listen({ host: opts.host, port: opts.port });
