@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -118,6 +118,37 @@ Table('should read an .xlsx whose workbook entry comes after its worksheets and 
     assert.equal(await collect(path), [{ line: 2, values: { Code: '11-1011.00', Title: 'Chief Executives' } }]);
     await reorderXlsx(path, [], ['xl/workbook.xml']);
     await rejects(collect(path), IngestError, /late-workbook\.xlsx: has no worksheet 0/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Table('should read a later worksheet of an .xlsx whose worksheets come before its shared strings', async () => {
+  const dir = tmp();
+  try {
+    const wb = new ExcelJS.Workbook();
+    for (const name of ['first', 'second', 'third']) {
+      const sheet = wb.addWorksheet(name);
+      sheet.addRow(['Code', 'Sheet']);
+      for (let i = 0; i < 2000; i++) sheet.addRow([`c${i}`, name]);
+    }
+    const path = join(dir, 'sheets-first.xlsx');
+    await wb.xlsx.writeFile(path);
+    // Worksheets ahead of the shared strings are spooled by exceljs to temporary files, which it
+    // deletes as soon as the next sheet is asked for: a skipped sheet must not leave a dangling read.
+    await reorderXlsx(path, ['[Content_Types].xml', '_rels/.rels', 'xl/workbook.xml', 'xl/_rels/workbook.xml.rels', 'xl/worksheets/sheet1.xml', 'xl/worksheets/sheet2.xml', 'xl/worksheets/sheet3.xml']);
+    // On a busy disk or thread pool the spool file's open can finish after that deletion; slowing the
+    // opens down makes the race happen every time.
+    const open = fs.open;
+    (fs as { open: unknown }).open = (...args: Parameters<typeof fs.open>) => setTimeout(() => (open as (...a: unknown[]) => void)(...args), 30);
+    try {
+      const rows = await collect(path, { sheetIndex: 2 });
+      assert.is(rows.length, 2000);
+      assert.ok(rows.every((r) => r.values.Sheet === 'third'));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      fs.open = open;
+    }
   } finally {
     rmSync(dir, { recursive: true });
   }

@@ -181,7 +181,12 @@ async function* streamXlsxSheet(path: string, wanted: number, headerRow: number)
   const reader = new ExcelJS.stream.xlsx.WorkbookReader(path, { sharedStrings: 'cache', hyperlinks: 'ignore', styles: 'ignore', worksheets: 'emit', entries: 'ignore' });
   let index = 0;
   for await (const sheet of reader) {
-    if (index++ !== wanted) continue;
+    if (index++ !== wanted) {
+      // A worksheet stored ahead of the shared strings is spooled to a temporary file that exceljs
+      // deletes when the next sheet is asked for; read it to the end first or its pending open fails.
+      for await (const row of sheet as AsyncIterable<ExcelJS.Row>) void row;
+      continue;
+    }
     yield* sheetRows(file, sheet as AsyncIterable<ExcelJS.Row>, headerRow);
     return;
   }
