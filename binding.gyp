@@ -8,6 +8,7 @@
         "native/src/kernels_avx2.cpp",
         "native/src/kernels_avx512.cpp",
         "native/src/gemm.cpp",
+        "native/src/parallel.cpp",
         "native/src/scoring.cpp",
         "native/src/probes.cpp",
         "native/src/training.cpp",

@@ -56,22 +56,27 @@ try {
     }
     return [...times].sort((a, b) => a - b)[times.length >> 1];
   };
-  // The loss alone on unit rows (the head's outputs), forward and backward.
+  // The loss alone on unit rows (the head's outputs), forward and backward, every side's gradient
+  // (PyTorch computes the same), written into arrays reused across repetitions as a training loop
+  // would (PyTorch's caching allocator does the same for its side).
+  const sideArray = () => new Float32Array(B * D);
+  const sides3 = { gradAnchors: sideArray(), gradPositives: sideArray(), gradNegatives: sideArray() };
+  const pair = { gradLeft: sideArray(), gradRight: sideArray() };
   const raw: Record<LossKind, () => { loss: number; grad: Float32Array }> = {
     mnrl: () => {
-      const r = mnrlLoss(units[0], units[1], D, { scale });
+      const r = mnrlLoss(units[0], units[1], D, { scale, out: sides3 });
       return { loss: r.loss, grad: r.gradAnchors };
     },
     triplet: () => {
-      const r = tripletLoss(units[0], units[1], units[2], D, { margin });
+      const r = tripletLoss(units[0], units[1], units[2], D, { margin, out: sides3 });
       return { loss: r.loss, grad: r.gradAnchors };
     },
     cosine_mse: () => {
-      const r = cosineMseLoss(units[0], units[1], targets, D);
+      const r = cosineMseLoss(units[0], units[1], targets, D, { out: pair });
       return { loss: r.loss, grad: r.gradLeft };
     },
     cosent: () => {
-      const r = cosentLoss(units[0], units[1], targets, D, { scale });
+      const r = cosentLoss(units[0], units[1], targets, D, { scale, out: pair });
       return { loss: r.loss, grad: r.gradLeft };
     },
   };
@@ -88,16 +93,16 @@ try {
   for (const name of Object.keys(raw) as LossKind[]) {
     let result = raw[name]();
     const ms = median(() => (result = raw[name]()));
-    compare(`${name} (loss only, dL/da)`, `${name}_raw`, ms, result.loss, result.grad, torch[`${name}_raw`]);
+    compare(`${name} (loss only)`, `${name}_raw`, ms, result.loss, result.grad, torch[`${name}_raw`]);
   }
   // The head (512 x 512 + tanh + L2) in front: the sides a loss reads are stacked and go through it once.
   for (const name of Object.keys(raw) as LossKind[]) {
     const x = new Float32Array(lossSides(name) * B * D);
     [xa, xp, xn].slice(0, lossSides(name)).forEach((side, i) => x.set(side, i * B * D));
-    const options = { scale, margin, targets, device: 'cpu' } as const;
+    const options = { scale, margin, targets, device: 'cpu', out: { gradWeight: new Float32Array(D * D), gradBias: new Float32Array(D) } } as const;
     let result = headLossStep(name, x, D, w, bias, D, options);
     const ms = median(() => (result = headLossStep(name, x, D, w, bias, D, options)));
-    compare(`${name} + head (dL/dW)`, name, ms, result.loss, result.gradWeight, torch[name]);
+    compare(`${name} + head (dL/dW)`, name, ms, result.loss, result.gradWeight!, torch[name]);
   }
   const m = new Float32Array(D * D), v = new Float32Array(D * D), params = w.slice(), grad = w.map((x) => x * 0.01);
   let adamStep = 0;

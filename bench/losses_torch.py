@@ -65,12 +65,16 @@ losses = {"mnrl": mnrl, "triplet": triplet, "cosine_mse": cosine_mse, "cosent": 
 out = {}
 with torch.no_grad():
     units = [head(x, w0, b0) for x in (xa, xp, xn)]
+# Leaves made once, their gradients cleared per step, as a training loop does.
+leaves = [u.clone().requires_grad_(True) for u in units]
 for name, fn in losses.items():
+    # Every side's gradient, as the native losses give (the triplet loss reads all three sides).
     def raw_step():
-        a = units[0].clone().requires_grad_(True)
-        loss = fn(a, units[1], units[2])
+        for leaf in leaves:
+            leaf.grad = None
+        loss = fn(*leaves)
         loss.backward()
-        return loss, a.grad
+        return loss, leaves[0].grad
 
     loss, grad, ms = timed(raw_step)
     grad.numpy().astype(np.float32).tofile(f"{work}/{name}_raw.torch.f32")
@@ -80,9 +84,12 @@ for name, fn in losses.items():
     # Only the sides the loss reads go through the head (negatives: the triplet loss alone).
     sides = (xa, xp, xn) if name == "triplet" else (xa, xp)
 
+    w = w0.clone().requires_grad_(True)
+    b = b0.clone().requires_grad_(True)
+
     def step():
-        w = w0.clone().requires_grad_(True)
-        b = b0.clone().requires_grad_(True)
+        w.grad = None
+        b.grad = None
         embedded = [head(x, w, b) for x in sides]
         loss = fn(*embedded, *([None] * (3 - len(embedded))))
         loss.backward()

@@ -56,16 +56,16 @@ interface Binding {
   topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
   topkQuantizedAsync(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): Promise<TopK>;
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
-  headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput;
-  headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients;
-  mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
-  tripletLoss(a: Float32Array, p: Float32Array, n: Float32Array, dim: number, margin: number, euclidean: boolean): LossResult & {
+  headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadOutput;
+  headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadGradients;
+  mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean, out?: Outputs): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
+  tripletLoss(a: Float32Array, p: Float32Array, n: Float32Array, dim: number, margin: number, euclidean: boolean, out?: Outputs): LossResult & {
     gradAnchors: Float32Array;
     gradPositives: Float32Array;
     gradNegatives: Float32Array;
   };
-  cosineMseLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number): PairLossResult;
-  cosentLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number, scale: number): PairLossResult;
+  cosineMseLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number, out?: Outputs): PairLossResult;
+  cosentLoss(a: Float32Array, b: Float32Array, targets: Float32Array, dim: number, scale: number, out?: Outputs): PairLossResult;
   headLossStep(
     loss: string,
     x: Float32Array,
@@ -78,7 +78,12 @@ interface Binding {
     targets: Float32Array | undefined,
     lossWeight: number,
     device: string,
-  ): LossResult & HeadGradients & { device: 'cpu' | 'cuda' };
+    down: Float32Array | undefined,
+    up: Float32Array | undefined,
+    rank: number | undefined,
+    trainDense: boolean,
+    out: Outputs | undefined,
+  ): LossResult & Partial<HeadGradients> & { device: 'cpu' | 'cuda' };
   adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
@@ -209,14 +214,27 @@ export function topkQuantizedAsync(queries: Float32Array, quantized: QuantizedRo
 export interface HeadOutput {
   /** tanh(x W^T + bias), kept for the backward pass. */
   hidden: Float32Array;
-  /** The L2-normalised rows of `hidden`: the embeddings. */
+  /** The embeddings: `hidden` (plus the adapter's output) with its rows L2-normalised. */
   embeddings: Float32Array;
+}
+
+/**
+ * The head's optional low-rank residual adapter after tanh: u = h + (h down^T) up^T, with down
+ * rank x dimOut and up dimOut x rank, before the normalisation.
+ */
+export interface HeadAdapter {
+  rank: number;
+  down: Float32Array;
+  up: Float32Array;
 }
 
 export interface HeadGradients {
   /** dL/dW, laid out as W: dimOut x dimIn. */
   gradWeight: Float32Array;
   gradBias: Float32Array;
+  /** With an adapter: dL/ddown and dL/dup, laid out as they are. */
+  gradAdapterDown?: Float32Array;
+  gradAdapterUp?: Float32Array;
 }
 
 export interface LossResult {
@@ -228,6 +246,19 @@ export interface PairLossResult extends LossResult {
   gradRight: Float32Array;
 }
 
+export type PairOutputs = Partial<Omit<PairLossResult, 'loss'>>;
+
+/** Caller-given output arrays, in the order the binding takes them (a gap: a new array). */
+type Outputs = (Float32Array | undefined)[];
+
+/**
+ * The `out` option of the training kernels as the binding's list. The arrays are written in place
+ * and returned as the result's; they must not share memory with the inputs.
+ */
+function outputs<K extends string>(out: Partial<Record<K, Float32Array>> | undefined, names: readonly K[]): Outputs | undefined {
+  return out && names.map((n) => out[n]);
+}
+
 /**
  * The m x n product op(a) op(b), row-major: a holds m x k values (k x m when transposeA), b holds
  * k x n (n x k when transposeB).
@@ -236,9 +267,9 @@ export function matmul(a: Float32Array, b: Float32Array, shape: { m: number; n: 
   return binding.matmul(a, b, shape.m, shape.n, shape.k, shape.transposeA === true, shape.transposeB === true);
 }
 
-/** The trainable head: embeddings = normalize(tanh(x W^T + bias)), W stored dimOut x dimIn. */
-export function headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number): HeadOutput {
-  return binding.headForward(x, dimIn, weight, bias, dimOut);
+/** The trainable head: embeddings = normalize(tanh(x W^T + bias) (+ adapter)), W stored dimOut x dimIn. */
+export function headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, adapter?: HeadAdapter): HeadOutput {
+  return binding.headForward(x, dimIn, weight, bias, dimOut, adapter?.down, adapter?.up, adapter?.rank);
 }
 
 /** The losses of the training step. */
@@ -255,6 +286,12 @@ export interface HeadLossStepOptions {
   weight?: number;
   /** 'auto' (CUDA when this build has it and a GPU answers), 'cpu' or 'cuda'. */
   device?: 'auto' | 'cpu' | 'cuda';
+  /** The head's low-rank adapter, whose gradients are then returned too. */
+  adapter?: HeadAdapter;
+  /** false: the dense layer is frozen (no dL/dW or dL/dbias, and their product is skipped). Default true. */
+  trainDense?: boolean;
+  /** Arrays to write the gradients into instead of new ones (reused across training steps). */
+  out?: Partial<HeadGradients>;
 }
 
 /**
@@ -263,12 +300,13 @@ export interface HeadLossStepOptions {
  * runs once over all sides and its backward pass once over their stacked gradients.
  */
 export function headLossStep(loss: LossKind, x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, options: HeadLossStepOptions = {}) {
-  return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto');
+  const { adapter } = options;
+  return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto', adapter?.down, adapter?.up, adapter?.rank, options.trainDense !== false, outputs(options.out, ['gradWeight', 'gradBias', 'gradAdapterDown', 'gradAdapterUp']));
 }
 
-/** dL/dW and dL/dbias from dL/dembeddings. */
-export function headBackward(x: Float32Array, out: HeadOutput, gradEmbeddings: Float32Array, dimIn: number, dimOut: number): HeadGradients {
-  return binding.headBackward(x, out.hidden, out.embeddings, gradEmbeddings, dimIn, dimOut);
+/** The head's gradients (dL/dW, dL/dbias, and the adapter's) from dL/dembeddings. */
+export function headBackward(x: Float32Array, out: HeadOutput, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, adapter?: HeadAdapter): HeadGradients {
+  return binding.headBackward(x, out.hidden, out.embeddings, gradEmbeddings, dimIn, dimOut, adapter?.down, adapter?.up, adapter?.rank);
 }
 
 /**
@@ -276,23 +314,29 @@ export function headBackward(x: Float32Array, out: HeadOutput, gradEmbeddings: F
  * scale * a_i . p_j (scale = 1 / temperature, ~20) with p_i the right answer; `symmetric` also
  * ranks the anchors for each positive. Prefer it for (anchor, positive) pairs without labels.
  */
-export function mnrlLoss(anchors: Float32Array, positives: Float32Array, dim: number, options: { scale?: number; symmetric?: boolean } = {}) {
-  return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true);
+export function mnrlLoss(anchors: Float32Array, positives: Float32Array, dim: number, options: { scale?: number; symmetric?: boolean; out?: { gradAnchors?: Float32Array; gradPositives?: Float32Array } } = {}) {
+  return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true, outputs(options.out, ['gradAnchors', 'gradPositives']));
 }
 
 /** Triplet loss: mean max(0, dist(a, p) - dist(a, n) + margin), dist = 1 - cosine or Euclidean. For hard negatives. */
-export function tripletLoss(anchors: Float32Array, positives: Float32Array, negatives: Float32Array, dim: number, options: { margin?: number; euclidean?: boolean } = {}) {
-  return binding.tripletLoss(anchors, positives, negatives, dim, options.margin ?? 0.25, options.euclidean === true);
+export function tripletLoss(
+  anchors: Float32Array,
+  positives: Float32Array,
+  negatives: Float32Array,
+  dim: number,
+  options: { margin?: number; euclidean?: boolean; out?: { gradAnchors?: Float32Array; gradPositives?: Float32Array; gradNegatives?: Float32Array } } = {},
+) {
+  return binding.tripletLoss(anchors, positives, negatives, dim, options.margin ?? 0.25, options.euclidean === true, outputs(options.out, ['gradAnchors', 'gradPositives', 'gradNegatives']));
 }
 
 /** Cosine-similarity loss: mean (a_i . b_i - target_i)^2 on unit rows. For weighted relations with absolute targets. */
-export function cosineMseLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number): PairLossResult {
-  return binding.cosineMseLoss(left, right, targets, dim);
+export function cosineMseLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number, options: { out?: PairOutputs } = {}): PairLossResult {
+  return binding.cosineMseLoss(left, right, targets, dim, outputs(options.out, ['gradLeft', 'gradRight']));
 }
 
 /** CoSENT: log(1 + sum over target_i > target_j of exp(scale (cos_j - cos_i))). For weighted relations where only the order of the targets matters. */
-export function cosentLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number, options: { scale?: number } = {}): PairLossResult {
-  return binding.cosentLoss(left, right, targets, dim, options.scale ?? 20);
+export function cosentLoss(left: Float32Array, right: Float32Array, targets: Float32Array, dim: number, options: { scale?: number; out?: PairOutputs } = {}): PairLossResult {
+  return binding.cosentLoss(left, right, targets, dim, options.scale ?? 20, outputs(options.out, ['gradLeft', 'gradRight']));
 }
 
 export interface AdamWOptions {

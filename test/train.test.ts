@@ -13,7 +13,7 @@ import { evaluateSpace } from '../src/train/evaluate.js';
 import { buildExamples, DEFAULT_KINDS, type PairSet } from '../src/train/examples.js';
 import { trainStep, TUNED_MODEL_ID } from '../src/train/run.js';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
-import { DEFAULT_TRAIN_CONFIG, embedAll, trainHead, type TrainState } from '../src/train/trainer.js';
+import { DEFAULT_TRAIN_CONFIG, embedAll, headTensors, initialHead, trainHead, type TrainState } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
 import { assertRejects, runCli } from './helpers.js';
 
@@ -70,23 +70,40 @@ Trainer('should learn to pair noisy copies that the initial head cannot tell apa
   assert.ok(result.bestStep > 0);
 });
 
-Trainer('should end with the same head, bit for bit, when resumed from a checkpoint', () => {
+Trainer('should learn the same with only a low-rank adapter, leaving the dense layer as it was', () => {
+  const { dim, refs, pooled, pairs, initial } = planted();
+  const test = [pairs(250, 300)];
+  const before = evaluateSpace(embedAll(pooled, initial), dim, refs, test).kinds[0].mrr;
+  const config = { ...DEFAULT_TRAIN_CONFIG, steps: 300, batchSize: 64, adapterRank: 4, adapterLr: 1e-2, trainDense: false, warmupSteps: 20, evalEvery: 50, patience: 10 };
+  const result = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initialHead(initial, 4, 7), config);
+  const after = evaluateSpace(embedAll(pooled, result.head), dim, refs, test).kinds[0].mrr;
+  assert.ok(after > before + 0.2, `held-out MRR ${before} -> ${after}`);
+  assert.equal(Array.from(result.head.weight), Array.from(initial.weight), 'the frozen dense layer is untouched');
+  assert.is(result.head.adapter!.rank, 4);
+  assert.throws(() => initialHead(initial, 17, 1), /adapterRank must be an integer from 0 to 16, got 17/);
+  assert.throws(() => trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, { ...config, adapterRank: 0 }), /trainDense false needs an adapter/);
+});
+
+Trainer('should end with the same head, bit for bit, when resumed from a checkpoint, with or without an adapter', () => {
   const { pooled, pairs, initial } = planted();
-  const config = { ...DEFAULT_TRAIN_CONFIG, steps: 120, batchSize: 32, lr: 3e-3, warmupSteps: 10, evalEvery: 30, patience: 10 };
-  const states: TrainState[] = [];
-  const whole = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, config, { onCheckpoint: (s) => states.push(s) });
-  assert.equal(states.map((s) => s.step), [30, 60, 90, 120]);
-  // Stopped after step 60: the checkpoint goes through its file and the run goes on from it.
-  const home = mkdtempSync(join(tmpdir(), 'laborspace-ckpt-'));
-  try {
-    const path = join(home, 'run.ckpt');
-    writeCheckpoint(path, 'key', states[1]);
-    const resumed = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, config, {}, readCheckpoint(path, 'key'));
-    assert.equal(Array.from(resumed.head.weight), Array.from(whole.head.weight));
-    assert.equal(Array.from(resumed.head.bias), Array.from(whole.head.bias));
-    assert.equal([resumed.bestStep, resumed.bestMrr, resumed.stepsRun], [whole.bestStep, whole.bestMrr, whole.stepsRun]);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
+  for (const rank of [0, 3]) {
+    const config = { ...DEFAULT_TRAIN_CONFIG, steps: 120, batchSize: 32, lr: 3e-3, warmupSteps: 10, evalEvery: 30, patience: 10, adapterRank: rank };
+    const start = initialHead(initial, rank, 5);
+    const states: TrainState[] = [];
+    const whole = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], start, config, { onCheckpoint: (s) => states.push(s) });
+    assert.equal(states.map((s) => s.step), [30, 60, 90, 120]);
+    // Stopped after step 60: the checkpoint goes through its file and the run goes on from it.
+    const home = mkdtempSync(join(tmpdir(), 'laborspace-ckpt-'));
+    try {
+      const path = join(home, 'run.ckpt');
+      writeCheckpoint(path, 'key', states[1]);
+      const resumed = trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], start, config, {}, readCheckpoint(path, 'key'));
+      assert.equal(headTensors(resumed.head).map((t) => Array.from(t)), headTensors(whole.head).map((t) => Array.from(t)));
+      assert.is(headTensors(whole.head).length, rank ? 4 : 2);
+      assert.equal([resumed.bestStep, resumed.bestMrr, resumed.stepsRun], [whole.bestStep, whole.bestMrr, whole.stepsRun]);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   }
 });
 
@@ -157,14 +174,19 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
   const run = (...argv: string[]) => runCli('--home', home, ...argv);
   try {
     await run('build', '--data', FIXTURES, '--no-train');
+    await assertRejects(run('eval'), Error, /has no finished training run: run `laborspace train`/);
     const trained = JSON.parse(await run('--json', 'train', '--steps', '40'));
     assert.ok(trained.runId >= 1);
     assert.ok(trained.base.kinds.length > 0 && trained.base.kinds.length === trained.tuned.kinds.length);
     for (const k of trained.tuned.kinds) assert.ok(k.mrr >= 0 && k.mrr <= 1 && k.recallAt10 >= 0 && k.recallAt10 <= 1, JSON.stringify(k));
     const again = JSON.parse(await run('--json', 'train', '--steps', '40'));
     assert.is(again.runId, trained.runId, 'same data and config: the finished run is reused');
+    // Recomputed from the stored vectors: the tuned space is the one training evaluated; the base
+    // vectors come from the ONNX encoder rather than the native head, equal to float rounding.
     const evaluated = JSON.parse(await run('--json', 'eval'));
     assert.equal(evaluated.tuned, trained.tuned);
+    assert.ok(evaluated.entities > 0 && evaluated.runId === trained.runId);
+    evaluated.base.kinds.forEach((k: { mrr: number }, i: number) => assert.ok(Math.abs(k.mrr - trained.base.kinds[i].mrr) < 0.01, `base MRR ${k.mrr} vs ${trained.base.kinds[i].mrr}`));
     assert.match(await run('eval'), /relation kind \(held out\)/);
     const space = await LaborSpace.open(home);
     assert.is(space.modelId, TUNED_MODEL_ID);
@@ -176,6 +198,31 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
       assert.unreachable('missing config');
     } catch (e) {
       assert.match((e as Error).message, /missing\.json: ENOENT/);
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+Cli('should train an adapter into the fine-tuned encoder, which embeds text as the stored vectors are', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-adapter-'));
+  try {
+    await runCli('--home', home, 'build', '--data', FIXTURES, '--no-train');
+    const config = writeConfig(home, { adapterLr: 0.05, evalEvery: 20, patience: 10 });
+    const trained = JSON.parse(await runCli('--home', home, '--json', 'train', '--steps', '40', '--adapter-rank', '4', '--config', config));
+    assert.is(trained.config.adapterRank, 4);
+    const space = await LaborSpace.open(home);
+    try {
+      // The ONNX model's adapter nodes against the native head the vectors came from.
+      const refs = ['occupation', 'skill', 'industry'].map((type) => space.store.entities({ type: type as 'skill' })[0].ref);
+      const embedded = await space.embed(refs.map((r) => space.entity(r).text));
+      refs.forEach((ref, i) => {
+        const stored = space.vectorOf(ref);
+        const cos = stored.reduce((s, v, j) => s + v * embedded[i * space.dim + j], 0);
+        assert.ok(cos > 0.9999, `${ref}: cosine ${cos}`);
+      });
+    } finally {
+      await space.close();
     }
   } finally {
     rmSync(home, { recursive: true, force: true });

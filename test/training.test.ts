@@ -86,6 +86,31 @@ Losses('should reject mismatched batches and non-finite values', () => {
   assertThrowsCode(() => tripletLoss(a, a, a, 3, { margin: Infinity }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /margin must be finite/);
 });
 
+Losses('should write the gradients into caller-given arrays, overwriting what was there', () => {
+  const B = 6, d = 8;
+  const a = unit(B, d, 70), p = unit(B, d, 71), n = unit(B, d, 72);
+  const targets = Float32Array.from(randomMatrix(B, 1, 73), Math.abs);
+  const stale = () => new Float32Array(B * d).fill(123);
+  // The triplet loss's inactive rows (a large negative margin) must be zeroed, not left stale.
+  const cases: [string, (out: Record<string, Float32Array>) => object, string[]][] = [
+    ['mnrl', (out) => mnrlLoss(a, p, d, { symmetric: true, out }), ['gradAnchors', 'gradPositives']],
+    ['triplet', (out) => tripletLoss(a, p, n, d, { margin: -0.5, out }), ['gradAnchors', 'gradPositives', 'gradNegatives']],
+    ['cosine_mse', (out) => cosineMseLoss(a, p, targets, d, { out }), ['gradLeft', 'gradRight']],
+    ['cosent', (out) => cosentLoss(a, p, targets, d, { out }), ['gradLeft', 'gradRight']],
+  ];
+  for (const [name, run, grads] of cases) {
+    const fresh = run(undefined as unknown as Record<string, Float32Array>) as Record<string, unknown>;
+    const out = Object.fromEntries(grads.map((g) => [g, stale()]));
+    const given = run(out) as Record<string, unknown>;
+    for (const g of grads) {
+      assert.ok(given[g] === out[g], `${name}: ${g} is the given array`);
+      assert.equal(Array.from(given[g] as Float32Array), Array.from(fresh[g] as Float32Array), `${name}: ${g}`);
+    }
+  }
+  assertThrowsCode(() => mnrlLoss(a, p, d, { out: { gradAnchors: new Float32Array(3) } }), RangeError, 'ERR_LABORSPACE_DIMENSION', /out.gradAnchors has 3 values, expected 48/);
+  assertThrowsCode(() => cosentLoss(a, p, targets, d, { out: { gradRight: new Float64Array(B * d) as unknown as Float32Array } }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /out.gradRight must be a Float32Array/);
+});
+
 Losses.run();
 
 const Head = suite('head');
@@ -111,6 +136,36 @@ Head('should give unit embeddings and the gradients of W and bias on every ISA',
     });
     assertThrowsCode(() => headForward(randomMatrix(2, 4, 1), 4, randomMatrix(3, 5, 1), new Float32Array(3), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /weight has 15 values, not a multiple of dim 4/);
   });
+
+Head('should add the low-rank adapter after tanh and give the gradients of all four tensors on every ISA', () => {
+  forEachIsa(() => {
+    for (const [B, d, dOut, rank] of [[5, 9, 12, 1], [16, 40, 33, 4], [9, 70, 64, 7]]) {
+      const x = randomMatrix(B, d, 50);
+      const w = randomMatrix(dOut, d, 51).map((v) => v * 0.3);
+      const bias = randomMatrix(1, dOut, 52).map((v) => v * 0.1);
+      const adapter = { rank, down: randomMatrix(rank, dOut, 53).map((v) => v * 0.3), up: randomMatrix(dOut, rank, 54).map((v) => v * 0.3) };
+      const out = headForward(x, d, w, bias, dOut, adapter);
+      const ref = headForwardRef(x, d, w, bias, dOut, adapter);
+      for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(out.embeddings[i] - ref[i]) < 1e-5, `embedding ${i}`);
+      const g = randomMatrix(B, dOut, 55);
+      const loss = (e: Float64Array) => e.reduce((s, v, i) => s + v * g[i], 0);
+      const grads = headBackward(x, out, g, d, dOut, adapter);
+      checkGradient('dW', w, grads.gradWeight, (wx) => loss(headForwardRef(x, d, wx, bias, dOut, adapter)), 56);
+      checkGradient('dbias', bias, grads.gradBias, (bx) => loss(headForwardRef(x, d, w, bx, dOut, adapter)), 57);
+      checkGradient('ddown', adapter.down, grads.gradAdapterDown!, (dx) => loss(headForwardRef(x, d, w, bias, dOut, { ...adapter, down: dx })), 58);
+      checkGradient('dup', adapter.up, grads.gradAdapterUp!, (ux) => loss(headForwardRef(x, d, w, bias, dOut, { ...adapter, up: ux })), 59);
+    }
+  });
+  // With up = 0 the adapter is the identity: the pretrained head's embeddings, unchanged.
+  const x = randomMatrix(4, 6, 60), w = randomMatrix(8, 6, 61), bias = new Float32Array(8);
+  const plain = headForward(x, 6, w, bias, 8).embeddings;
+  assert.equal(Array.from(headForward(x, 6, w, bias, 8, { rank: 2, down: randomMatrix(2, 8, 62), up: new Float32Array(16) }).embeddings), Array.from(plain));
+  assertThrowsCode(() => headForward(x, 6, w, bias, 8, { rank: 9, down: randomMatrix(9, 8, 1), up: randomMatrix(8, 9, 1) }), RangeError, 'ERR_LABORSPACE_RANGE', /adapter rank must be an integer from 1 to 8, got 9/);
+  assertThrowsCode(() => headForward(x, 6, w, bias, 8, { rank: 2, down: randomMatrix(3, 8, 1), up: randomMatrix(8, 2, 1) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /adapter down has 3 rows, expected 2/);
+  assertThrowsCode(() => headForward(x, 6, w, bias, 8, { rank: 2, down: randomMatrix(2, 8, 1), up: randomMatrix(3, 8, 1) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /adapter up has 12 rows, expected 8/);
+  const huge = { rank: 2, down: new Float32Array(16).fill(1e30), up: new Float32Array(16).fill(1e30) };
+  assertThrowsCode(() => headForward(x, 6, w, bias, 8, huge), RangeError, 'ERR_LABORSPACE_NON_FINITE', /the adapter's output for row 0 is not finite/);
+});
 
   Head.run();
 
@@ -163,9 +218,35 @@ Step('should equal the head run side by side, for every loss', () => {
     const gw = new Float64Array(dOut * d);
     outs.forEach((o, s) => headBackward(sides[s], o, grads[s]!.map((v) => v * 0.5), d, dOut).gradWeight.forEach((v, i) => (gw[i] += v)));
     assert.ok(Math.abs(step.loss - r.loss) < 1e-6, `${loss} loss`);
-    for (let i = 0; i < gw.length; i++) assert.ok(Math.abs(step.gradWeight[i] - gw[i]) < 1e-6, `${loss} dW[${i}]`);
+    for (let i = 0; i < gw.length; i++) assert.ok(Math.abs(step.gradWeight![i] - gw[i]) < 1e-6, `${loss} dW[${i}]`);
   }
   const { weight, bias } = head;
+  // With an adapter, and with the dense layer frozen: the adapter's gradients match the composed
+  // path, and a frozen layer gets none.
+  const adapter = { rank: 3, down: randomMatrix(3, dOut, 23).map((v) => v * 0.3), up: randomMatrix(dOut, 3, 24).map((v) => v * 0.3) };
+  const sides = [randomMatrix(B, d, 30), randomMatrix(B, d, 31)];
+  const x = new Float32Array(2 * B * d);
+  sides.forEach((side, i) => x.set(side, i * B * d));
+  for (const trainDense of [true, false]) {
+    const step = headLossStep('mnrl', x, d, weight, bias, dOut, { adapter, trainDense, weight: 0.5, device: 'cpu' });
+    const outs = sides.map((side) => headForward(side, d, weight, bias, dOut, adapter));
+    const r = mnrlLoss(outs[0].embeddings, outs[1].embeddings, dOut, { scale: 20 });
+    const parts = [r.gradAnchors, r.gradPositives].map((g, i) => headBackward(sides[i], outs[i], g.map((v) => v * 0.5), d, dOut, adapter));
+    assert.ok(Math.abs(step.loss - r.loss) < 1e-6, 'adapter loss');
+    for (const name of ['gradAdapterDown', 'gradAdapterUp'] as const)
+      step[name]!.forEach((v, i) => assert.ok(Math.abs(v - (parts[0][name]![i] + parts[1][name]![i])) < 1e-6, `${name}[${i}]`));
+    if (trainDense) step.gradWeight!.forEach((v, i) => assert.ok(Math.abs(v - (parts[0].gradWeight[i] + parts[1].gradWeight[i])) < 1e-6, `adapter dW[${i}]`));
+    else assert.is(step.gradWeight, undefined, 'a frozen dense layer has no gradient');
+  }
+  const out = { gradWeight: new Float32Array(dOut * d).fill(9), gradBias: new Float32Array(dOut).fill(9), gradAdapterDown: new Float32Array(3 * dOut), gradAdapterUp: new Float32Array(dOut * 3) };
+  const into = headLossStep('mnrl', x, d, weight, bias, dOut, { adapter, out, device: 'cpu' });
+  const fresh = headLossStep('mnrl', x, d, weight, bias, dOut, { adapter, device: 'cpu' });
+  for (const name of Object.keys(out) as (keyof typeof out)[]) {
+    assert.ok(into[name] === out[name], `${name} is the given array`);
+    assert.equal(Array.from(into[name]!), Array.from(fresh[name]!), name);
+  }
+  assertThrowsCode(() => headLossStep('mnrl', x, d, weight, bias, dOut, { out: { gradBias: new Float32Array(dOut + 1) } }), RangeError, 'ERR_LABORSPACE_DIMENSION', /out.gradBias has 13 values, expected 12/);
+  assertThrowsCode(() => headLossStep('mnrl', x, d, weight, bias, dOut, { trainDense: false }), RangeError, 'ERR_LABORSPACE_ARGUMENT', /nothing to train: the dense layer is frozen and there is no adapter/);
   assertThrowsCode(() => headLossStep('cosent', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /the cosent loss needs targets/);
   assertThrowsCode(() => headLossStep('triplet', new Float32Array((2 * B + 1) * d), d, weight, bias, dOut), RangeError, 'ERR_LABORSPACE_DIMENSION', /x has 13 rows: the triplet loss needs 3 equal sides/);
   assertThrowsCode(() => headLossStep('hinge' as 'mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'/);

@@ -68,30 +68,49 @@ void check_topk(size_t m, size_t n, size_t d, size_t k, Metric metric) {
   expect(rank_mismatch <= m * k / 1000, "topk ranks differ beyond near-ties");
 }
 
-void check_step(Loss loss, const char* name, size_t batch, size_t d) {
+// Largest difference between two gradients, and the largest magnitude of the first.
+void compare(const std::vector<float>& a, const std::vector<float>& b, double* max_diff, double* max_abs) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    *max_diff = std::max(*max_diff, double(std::fabs(a[i] - b[i])));
+    *max_abs = std::max(*max_abs, double(std::fabs(a[i])));
+  }
+}
+
+// One training step on both devices; rank > 0 adds the adapter, !dense freezes the dense layer.
+void check_step(Loss loss, const char* name, size_t batch, size_t d, size_t rank = 0, bool dense = true) {
   const size_t rows = loss_sides(loss) * batch;
   const std::vector<float> x = random_matrix(rows * d, 3), w = random_matrix(d * d, 4, 0.05f), b = random_matrix(d, 5, 0.01f);
+  const std::vector<float> down = random_matrix(rank * d, 7, 0.05f), up = random_matrix(d * rank, 8, 0.05f);
   std::vector<float> targets = random_matrix(batch, 6);
   for (float& t : targets) t = std::fabs(t);
   LossParams params;
   params.targets = targets.data();
   params.weight = 0.5f;
-  std::vector<float> cw(d * d), cb(d), gw(d * d), gb(d);
+  Adapter adapter;
+  adapter.rank = rank;
+  adapter.down = down.data();
+  adapter.up = up.data();
+  // Gradients: dW, dbias, d down, d up, on the CPU and on the GPU.
+  std::vector<float> c[4] = {std::vector<float>(d * d), std::vector<float>(d), std::vector<float>(rank * d), std::vector<float>(d * rank)};
+  std::vector<float> g[4] = {c[0], c[1], c[2], c[3]};
+  auto grads_of = [&](std::vector<float>* v) {
+    HeadGrads grads;
+    if (dense) grads.wt = v[0].data(), grads.bias = v[1].data();
+    if (rank) grads.down = v[2].data(), grads.up = v[3].data();
+    return grads;
+  };
   double cl = 0, gl = 0;
-  const double cpu = median_ms([&] { head_loss_step(loss, x.data(), batch, d, w.data(), b.data(), d, params, &cl, cw.data(), cb.data()); });
+  const double cpu = median_ms([&] { head_loss_step(loss, x.data(), batch, d, w.data(), b.data(), d, adapter, params, &cl, grads_of(c)); });
   Error err;
-  const double gpu = median_ms([&] { err = cuda::head_loss_step(loss, x.data(), batch, d, w.data(), b.data(), d, params, &gl, gw.data(), gb.data()); });
+  const double gpu = median_ms([&] { err = cuda::head_loss_step(loss, x.data(), batch, d, w.data(), b.data(), d, adapter, params, &gl, grads_of(g)); });
   expect(!err, err.message.c_str());
   double max_diff = 0, max_abs = 0;
-  for (size_t i = 0; i < d * d; ++i) {
-    max_diff = std::max(max_diff, double(std::fabs(cw[i] - gw[i])));
-    max_abs = std::max(max_abs, double(std::fabs(cw[i])));
-  }
-  for (size_t j = 0; j < d; ++j) max_diff = std::max(max_diff, double(std::fabs(cb[j] - gb[j])));
-  std::printf("| %s + head, batch %zu | %.2f | %.2f | %.1fx | loss %.1e, dW %.1e (max |dW| %.1e) | |\n", name, batch, cpu, gpu,
-              cpu / gpu, std::fabs(cl - gl), max_diff, max_abs);
+  for (int i = 0; i < 4; ++i) compare(c[i], g[i], &max_diff, &max_abs);
+  std::printf("| %s + head%s, batch %zu | %.2f | %.2f | %.1fx | loss %.1e, grads %.1e (max |grad| %.1e) | |\n", name,
+              rank ? (dense ? " + adapter" : " (frozen) + adapter") : "", batch, cpu, gpu, cpu / gpu, std::fabs(cl - gl),
+              max_diff, max_abs);
   expect(std::fabs(cl - gl) <= 1e-4 * (1 + std::fabs(cl)), "loss differs");
-  expect(max_diff <= 1e-5 + 1e-3 * max_abs, "dW differs");
+  expect(max_diff <= 1e-5 + 1e-3 * max_abs, "gradients differ");
 }
 
 }  // namespace
@@ -111,6 +130,9 @@ int main() {
   for (size_t batch : {256, 1024})
     for (const auto& [loss, name] : losses) check_step(loss, name, batch, 512);
   check_step(Loss::mnrl, "mnrl (ragged)", 77, 300);
+  check_step(Loss::mnrl, "mnrl", 256, 512, 16);
+  check_step(Loss::cosent, "cosent", 256, 512, 16, false);
+  check_step(Loss::triplet, "triplet (ragged)", 77, 300, 5);
   std::printf("\n%s\n", failures ? "FAILED" : "all CUDA results match the CPU");
   return failures ? 1 : 0;
 }

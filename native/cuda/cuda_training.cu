@@ -60,35 +60,42 @@ __device__ float block_max(float v, float* scratch) {
   return top;
 }
 
-// h = tanh(h + bias) in place, e = h / |h|: one block per row.
-__global__ void head_epilogue(float* h, const float* bias, float* e, int dout) {
-  __shared__ float scratch[kRowThreads];
+// h = tanh(h + bias) in place: one block per row.
+__global__ void tanh_bias(float* h, const float* bias, int dout) {
   float* hi = h + size_t(blockIdx.x) * dout;
-  float sq = 0;
-  for (int j = threadIdx.x; j < dout; j += kRowThreads) {
-    const float t = tanhf(hi[j] + bias[j]);
-    hi[j] = t;
-    sq += t * t;
-  }
-  const float total = block_sum(sq, scratch);
-  const float inv = total > 0 ? rsqrtf(total) : 0.f;
-  for (int j = threadIdx.x; j < dout; j += kRowThreads) e[size_t(blockIdx.x) * dout + j] = hi[j] * inv;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) hi[j] = tanhf(hi[j] + bias[j]);
 }
 
-// dL/dz from dL/de through the normalisation and tanh, times the loss weight: one block per row.
-__global__ void head_grad_z(const float* h, const float* e, const float* ge, int dout, float weight, float* gz) {
+// e = u / |u| (zero rows stay zero): one block per row.
+__global__ void normalize_rows(const float* u, int dout, float* e) {
+  __shared__ float scratch[kRowThreads];
+  const size_t o = size_t(blockIdx.x) * dout;
+  float sq = 0;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) sq += u[o + j] * u[o + j];
+  const float total = block_sum(sq, scratch);
+  const float inv = total > 0 ? rsqrtf(total) : 0.f;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) e[o + j] = u[o + j] * inv;
+}
+
+// dL/du from dL/de through the normalisation, times the loss weight: one block per row.
+__global__ void head_grad_u(const float* u, const float* e, const float* ge, int dout, float weight, float* gu) {
   __shared__ float scratch[kRowThreads];
   const size_t o = size_t(blockIdx.x) * dout;
   float sq = 0, eg = 0;
   for (int j = threadIdx.x; j < dout; j += kRowThreads) {
-    sq += h[o + j] * h[o + j];
+    sq += u[o + j] * u[o + j];
     eg += e[o + j] * ge[o + j];
   }
   const float norm = sqrtf(block_sum(sq, scratch));
   const float dot = block_sum(eg, scratch);
   const float inv = norm > 0 ? weight / norm : 0.f;
-  for (int j = threadIdx.x; j < dout; j += kRowThreads)
-    gz[o + j] = (ge[o + j] - e[o + j] * dot) * inv * (1.f - h[o + j] * h[o + j]);
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) gu[o + j] = (ge[o + j] - e[o + j] * dot) * inv;
+}
+
+// g *= 1 - h^2 (through tanh): one block per row.
+__global__ void tanh_grad(const float* h, int dout, float* g) {
+  const size_t o = size_t(blockIdx.x) * dout;
+  for (int j = threadIdx.x; j < dout; j += kRowThreads) g[o + j] *= 1.f - h[o + j] * h[o + j];
 }
 
 // Column sums of an r x c matrix: the bias gradient.
@@ -168,22 +175,37 @@ std::vector<float> to_host(const float* d, size_t n) {
 }  // namespace
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias,
-                     size_t dout, const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias) {
-  const size_t sides = loss_sides(loss), rows = sides * batch, side = batch * dout;
+                     size_t dout, const Adapter& adapter, const LossParams& params, double* loss_out,
+                     const HeadGrads& grads) {
+  const size_t sides = loss_sides(loss), rows = sides * batch, side = batch * dout, rank = adapter.rank;
   if (rows > size_t(INT32_MAX) / 2 || din > size_t(INT32_MAX) / 2 || dout > size_t(INT32_MAX) / 2)
     return {Error::bad_argument, "batch too large for the CUDA path"};
-  const int B = int(batch), R = int(rows), Din = int(din), Dout = int(dout);
+  const int B = int(batch), R = int(rows), Din = int(din), Dout = int(dout), Rank = int(rank);
   try {
     DeviceBuffer<float> dx(rows * din), dw(dout * din), db(dout), dh(rows * dout), de(rows * dout), dge(rows * dout);
     DeviceBuffer<float> dgz(rows * dout), dgw(dout * din), dgb(dout), dwork(batch * batch), dvec(4 * batch), dt(batch);
+    // The adapter: its weights, h down^T (kept for the backward pass), u, and the gradients.
+    DeviceBuffer<float> ddown(rank * dout), dup(dout * rank), dmid(rows * rank), du(rank ? rows * dout : 0);
+    DeviceBuffer<float> dgmid(rows * rank), dgdown(rank * dout), dgup(dout * rank);
     check(cudaMemcpy(dx.ptr, x, rows * din * sizeof(float), cudaMemcpyHostToDevice), "copy x");
     check(cudaMemcpy(dw.ptr, wt, dout * din * sizeof(float), cudaMemcpyHostToDevice), "copy weight");
     check(cudaMemcpy(db.ptr, bias, dout * sizeof(float), cudaMemcpyHostToDevice), "copy bias");
     if (params.targets) check(cudaMemcpy(dt.ptr, params.targets, batch * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
-    // Forward: h = x W^T, then tanh and normalisation.
+    // Forward: h = tanh(x W^T + bias), u = h (+ the adapter), e = u / |u|.
     gemm<false, true>(R, Dout, Din, dx.ptr, Din, dw.ptr, Din, dh.ptr, Dout);
-    head_epilogue<<<R, kRowThreads>>>(dh.ptr, db.ptr, de.ptr, Dout);
-    check(cudaGetLastError(), "head epilogue");
+    tanh_bias<<<R, kRowThreads>>>(dh.ptr, db.ptr, Dout);
+    check(cudaGetLastError(), "head tanh");
+    const float* u = dh.ptr;
+    if (rank) {
+      check(cudaMemcpy(ddown.ptr, adapter.down, rank * dout * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
+      check(cudaMemcpy(dup.ptr, adapter.up, dout * rank * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
+      gemm<false, true>(R, Rank, Dout, dh.ptr, Dout, ddown.ptr, Dout, dmid.ptr, Rank);  // mid = h down^T
+      check(cudaMemcpy(du.ptr, dh.ptr, rows * dout * sizeof(float), cudaMemcpyDeviceToDevice), "copy h");
+      gemm<false, true>(R, Dout, Rank, dmid.ptr, Rank, dup.ptr, Rank, du.ptr, Dout, true);  // u = h + mid up^T
+      u = du.ptr;
+    }
+    normalize_rows<<<R, kRowThreads>>>(u, Dout, de.ptr);
+    check(cudaGetLastError(), "head normalisation");
     const float *ea = de.ptr, *ep = de.ptr + side, *en = de.ptr + 2 * side;
     float *ga = dge.ptr, *gp = dge.ptr + side, *gn = dge.ptr + 2 * side;
     float* v0 = dvec.ptr;  // per-row scratch vectors, batch floats each
@@ -258,14 +280,27 @@ Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const 
       }
     }
     *loss_out = value;
-    // Backward through the head: gz, then dW = gz^T x and dbias = column sums of gz.
-    head_grad_z<<<R, kRowThreads>>>(dh.ptr, de.ptr, dge.ptr, Dout, params.weight, dgz.ptr);
+    // Backward: dL/du, through the adapter to dL/dh, through tanh to dL/dz, then dW = dz^T x and
+    // dbias = column sums of dz.
+    head_grad_u<<<R, kRowThreads>>>(u, de.ptr, dge.ptr, Dout, params.weight, dgz.ptr);
     check(cudaGetLastError(), "head backward");
-    gemm<true, false>(Dout, Din, R, dgz.ptr, Dout, dx.ptr, Din, dgw.ptr, Din);
-    column_sums<<<unsigned((dout + 255) / 256), 256>>>(dgz.ptr, R, Dout, dgb.ptr);
-    check(cudaGetLastError(), "bias gradient");
-    check(cudaMemcpy(grad_wt, dgw.ptr, dout * din * sizeof(float), cudaMemcpyDeviceToHost), "copy dW");
-    check(cudaMemcpy(grad_bias, dgb.ptr, dout * sizeof(float), cudaMemcpyDeviceToHost), "copy dbias");
+    if (rank) {
+      gemm<true, false>(Dout, Rank, R, dgz.ptr, Dout, dmid.ptr, Rank, dgup.ptr, Rank);        // d up = gu^T mid
+      gemm<false, false>(R, Rank, Dout, dgz.ptr, Dout, dup.ptr, Rank, dgmid.ptr, Rank);       // d mid = gu up
+      gemm<true, false>(Rank, Dout, R, dgmid.ptr, Rank, dh.ptr, Dout, dgdown.ptr, Dout);      // d down = dmid^T h
+      gemm<false, false>(R, Dout, Rank, dgmid.ptr, Rank, ddown.ptr, Dout, dgz.ptr, Dout, true);  // dh = gu + dmid down
+      check(cudaMemcpy(grads.up, dgup.ptr, dout * rank * sizeof(float), cudaMemcpyDeviceToHost), "copy d up");
+      check(cudaMemcpy(grads.down, dgdown.ptr, rank * dout * sizeof(float), cudaMemcpyDeviceToHost), "copy d down");
+    }
+    if (grads.wt) {
+      tanh_grad<<<R, kRowThreads>>>(dh.ptr, Dout, dgz.ptr);
+      check(cudaGetLastError(), "tanh backward");
+      gemm<true, false>(Dout, Din, R, dgz.ptr, Dout, dx.ptr, Din, dgw.ptr, Din);
+      column_sums<<<unsigned((dout + 255) / 256), 256>>>(dgz.ptr, R, Dout, dgb.ptr);
+      check(cudaGetLastError(), "bias gradient");
+      check(cudaMemcpy(grads.wt, dgw.ptr, dout * din * sizeof(float), cudaMemcpyDeviceToHost), "copy dW");
+      check(cudaMemcpy(grads.bias, dgb.ptr, dout * sizeof(float), cudaMemcpyDeviceToHost), "copy dbias");
+    }
   } catch (const CudaFailure& f) {
     return {Error::device, "CUDA: " + f.what};
   }

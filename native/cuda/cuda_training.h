@@ -8,6 +8,7 @@
 namespace laborspace::cuda {
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias,
-                     size_t dout, const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias);
+                     size_t dout, const Adapter& adapter, const LossParams& params, double* loss_out,
+                     const HeadGrads& grads);
 
 }  // namespace laborspace::cuda

@@ -425,6 +425,24 @@ Napi::Float32Array batch_matrix(const Napi::CallbackInfo& info, size_t i, const 
 
 Napi::Float32Array zeros(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
 
+// Output `slot` of a call: the caller's Float32Array from the array at argument i, when it gives
+// one (a training loop reuses its buffers instead of allocating megabytes per step), else a new one.
+Napi::Float32Array output(const Napi::CallbackInfo& info, size_t i, uint32_t slot, const char* name, size_t n) {
+  if (info[i].IsArray()) {
+    const Napi::Value v = info[i].As<Napi::Array>().Get(slot);
+    if (!v.IsUndefined()) {
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", std::string("out.") + name + " must be a Float32Array");
+      Napi::Float32Array a = v.As<Napi::Float32Array>();
+      if (a.ElementLength() != n)
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             std::string("out.") + name + " has " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
+      return a;
+    }
+  }
+  return zeros(info.Env(), n);
+}
+
 Napi::Object loss_result(Napi::Env env, double loss, std::initializer_list<std::pair<const char*, Napi::Float32Array>> grads) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", Napi::Number::New(env, loss));
@@ -445,6 +463,17 @@ Napi::Value matmul_js(const Napi::CallbackInfo& info) {
   });
 }
 
+// The optional adapter at arguments i (down, rank x dout), i + 1 (up, dout x rank) and i + 2 (rank):
+// none when info[i] is undefined or null.
+Adapter adapter_arg(const Napi::CallbackInfo& info, size_t i, size_t dout) {
+  Adapter adapter;
+  if (info[i].IsUndefined() || info[i].IsNull()) return adapter;
+  adapter.rank = integer(info, i + 2, "adapter rank", 1, dout);
+  adapter.down = batch_matrix(info, i, "adapter down", dout, adapter.rank).Data();
+  adapter.up = batch_matrix(info, i + 1, "adapter up", adapter.rank, dout).Data();
+  return adapter;
+}
+
 Napi::Value head_forward_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t din = integer(info, 1, "dimIn", 1, kMaxDim), dout = integer(info, 4, "dimOut", 1, kMaxDim);
@@ -452,14 +481,42 @@ Napi::Value head_forward_js(const Napi::CallbackInfo& info) {
     Napi::Float32Array x = finite_matrix(info, 0, "x", din, &batch);
     Napi::Float32Array wt = batch_matrix(info, 2, "weight", din, dout);
     Napi::Float32Array bias = batch_matrix(info, 3, "bias", dout, 1);
+    const Adapter adapter = adapter_arg(info, 5, dout);
     Napi::Float32Array h = zeros(info.Env(), batch * dout), e = zeros(info.Env(), batch * dout);
-    if (Error err = head_forward(x.Data(), batch, din, wt.Data(), bias.Data(), dout, h.Data(), e.Data())) throw from_kernel(err);
+    if (Error err = head_forward(x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, h.Data(), e.Data())) throw from_kernel(err);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("hidden", h);
     o.Set("embeddings", e);
     return o;
   });
 }
+
+// The gradients a head asks for, as JavaScript arrays and as the kernels' HeadGrads.
+// Outputs go into the arrays at argument `out` when the caller gives them.
+struct HeadGradArrays {
+  std::optional<Napi::Float32Array> wt, bias, down, up;
+  HeadGrads grads;
+  HeadGradArrays(const Napi::CallbackInfo& info, size_t out, size_t din, size_t dout, const Adapter& adapter, bool dense) {
+    if (dense) {
+      wt = output(info, out, 0, "gradWeight", dout * din);
+      bias = output(info, out, 1, "gradBias", dout);
+      grads.wt = wt->Data();
+      grads.bias = bias->Data();
+    }
+    if (adapter.rank) {
+      down = output(info, out, 2, "gradAdapterDown", adapter.rank * dout);
+      up = output(info, out, 3, "gradAdapterUp", dout * adapter.rank);
+      grads.down = down->Data();
+      grads.up = up->Data();
+    }
+  }
+  void set_on(Napi::Object o) const {
+    if (wt) o.Set("gradWeight", *wt);
+    if (bias) o.Set("gradBias", *bias);
+    if (down) o.Set("gradAdapterDown", *down);
+    if (up) o.Set("gradAdapterUp", *up);
+  }
+};
 
 Napi::Value head_backward_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -469,11 +526,11 @@ Napi::Value head_backward_js(const Napi::CallbackInfo& info) {
     Napi::Float32Array h = batch_matrix(info, 1, "hidden", dout, batch);
     Napi::Float32Array e = batch_matrix(info, 2, "embeddings", dout, batch);
     Napi::Float32Array ge = batch_matrix(info, 3, "gradEmbeddings", dout, batch);
-    Napi::Float32Array gw = zeros(info.Env(), dout * din), gb = zeros(info.Env(), dout);
-    if (Error err = head_backward(x.Data(), h.Data(), e.Data(), ge.Data(), batch, din, dout, gw.Data(), gb.Data())) throw from_kernel(err);
+    const Adapter adapter = adapter_arg(info, 6, dout);
+    const HeadGradArrays out(info, 9, din, dout, adapter, true);
+    if (Error err = head_backward(x.Data(), h.Data(), e.Data(), ge.Data(), batch, din, dout, adapter, 1.f, out.grads)) throw from_kernel(err);
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("gradWeight", gw);
-    o.Set("gradBias", gb);
+    out.set_on(o);
     return o;
   });
 }
@@ -485,7 +542,7 @@ Napi::Value mnrl_js(const Napi::CallbackInfo& info) {
     Napi::Float32Array a = finite_matrix(info, 0, "anchors", d, &batch);
     Napi::Float32Array p = batch_matrix(info, 1, "positives", d, batch);
     const double scale = number_arg(info, 3, "scale");
-    Napi::Float32Array ga = zeros(info.Env(), batch * d), gp = zeros(info.Env(), batch * d);
+    Napi::Float32Array ga = output(info, 5, 0, "gradAnchors", batch * d), gp = output(info, 5, 1, "gradPositives", batch * d);
     const double loss = mnrl_loss(a.Data(), p.Data(), batch, d, float(scale), info[4].ToBoolean().Value(), ga.Data(), gp.Data());
     return loss_result(info.Env(), loss, {{"gradAnchors", ga}, {"gradPositives", gp}});
   });
@@ -499,36 +556,39 @@ Napi::Value triplet_js(const Napi::CallbackInfo& info) {
     Napi::Float32Array p = batch_matrix(info, 1, "positives", d, batch);
     Napi::Float32Array n = batch_matrix(info, 2, "negatives", d, batch);
     const double margin = number_arg(info, 4, "margin");
-    Napi::Float32Array ga = zeros(info.Env(), batch * d), gp = zeros(info.Env(), batch * d), gn = zeros(info.Env(), batch * d);
+    Napi::Float32Array ga = output(info, 6, 0, "gradAnchors", batch * d), gp = output(info, 6, 1, "gradPositives", batch * d);
+    Napi::Float32Array gn = output(info, 6, 2, "gradNegatives", batch * d);
     const double loss = triplet_loss(a.Data(), p.Data(), n.Data(), batch, d, float(margin), info[5].ToBoolean().Value(), ga.Data(), gp.Data(), gn.Data());
     return loss_result(info.Env(), loss, {{"gradAnchors", ga}, {"gradPositives", gp}, {"gradNegatives", gn}});
   });
 }
 
+// The pair losses' common arguments: left, right, targets, dim; their outputs at argument `out`.
 template <class Loss>
-Napi::Value pair_loss(const Napi::CallbackInfo& info, Loss&& loss_fn) {
+Napi::Value pair_loss(const Napi::CallbackInfo& info, size_t out, Loss&& loss_fn) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t d = integer(info, 3, "dim", 1, kMaxDim);
     size_t batch = 0;
     Napi::Float32Array a = finite_matrix(info, 0, "left", d, &batch);
     Napi::Float32Array b = batch_matrix(info, 1, "right", d, batch);
     Napi::Float32Array t = batch_matrix(info, 2, "targets", 1, batch);
-    Napi::Float32Array ga = zeros(info.Env(), batch * d), gb = zeros(info.Env(), batch * d);
+    Napi::Float32Array ga = output(info, out, 0, "gradLeft", batch * d), gb = output(info, out, 1, "gradRight", batch * d);
     const double loss = loss_fn(a.Data(), b.Data(), t.Data(), batch, d, ga.Data(), gb.Data());
     return loss_result(info.Env(), loss, {{"gradLeft", ga}, {"gradRight", gb}});
   });
 }
 
-Napi::Value cosine_mse_js(const Napi::CallbackInfo& info) { return pair_loss(info, cosine_mse_loss); }
+Napi::Value cosine_mse_js(const Napi::CallbackInfo& info) { return pair_loss(info, 4, cosine_mse_loss); }
 
 Napi::Value cosent_js(const Napi::CallbackInfo& info) {
   const double scale = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 20.0;
-  return pair_loss(info, [&](const float* a, const float* b, const float* t, size_t n, size_t d, float* ga, float* gb) {
+  return pair_loss(info, 5, [&](const float* a, const float* b, const float* t, size_t n, size_t d, float* ga, float* gb) {
     return cosent_loss(a, b, t, n, d, float(scale), ga, gb);
   });
 }
 
-// headLossStep(loss, x, dimIn, weight, bias, dimOut, scale, margin, targets?, lossWeight, device?)
+// headLossStep(loss, x, dimIn, weight, bias, dimOut, scale, margin, targets?, lossWeight, device?,
+//              adapterDown?, adapterUp?, adapterRank?, trainDense, out?)
 Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
@@ -558,16 +618,22 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
       params.targets = targets->Data();
     }
     params.weight = float(number_arg(info, 9, "lossWeight"));
-    const bool use_cuda = cuda_wanted(device_arg(info, 10));
-    Napi::Float32Array gw = zeros(info.Env(), dout * din), gb = zeros(info.Env(), dout);
+    const std::string device = device_arg(info, 10);
+    const Adapter adapter = adapter_arg(info, 11, dout);
+    const bool dense = info[14].IsUndefined() || info[14].ToBoolean().Value();
+    if (!dense && !adapter.rank)
+      fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "nothing to train: the dense layer is frozen and there is no adapter");
+    const bool use_cuda = cuda_wanted(device);
+    const HeadGradArrays out(info, 15, din, dout, adapter, dense);
     double value = 0;
     Error err;
 #ifdef LABORSPACE_WITH_CUDA
-    if (use_cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, params, &value, gw.Data(), gb.Data());
+    if (use_cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
 #endif
-    if (!use_cuda) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, params, &value, gw.Data(), gb.Data());
+    if (!use_cuda) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
     if (err) throw from_kernel(err);
-    Napi::Object o = loss_result(info.Env(), value, {{"gradWeight", gw}, {"gradBias", gb}});
+    Napi::Object o = loss_result(info.Env(), value, {});
+    out.set_on(o);
     o.Set("device", Napi::String::New(info.Env(), use_cuda ? "cuda" : "cpu"));
     return o;
   });

@@ -34,6 +34,20 @@ void pack(bool lines_contiguous, const float* src, size_t ld, size_t first, size
     }
 }
 
+constexpr size_t kKeepFloats = size_t(1) << 20;  // packing buffers up to 4 MB stay between products
+
+// A thread's packing buffer for `n` floats, kept between calls (the pool's workers persist): no
+// allocation or zero-filling per product, since packing writes every value it reads back.
+float* pack_buffer(std::vector<float>& buffer, size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Gives back a buffer that one large product grew.
+void trim(std::vector<float>& buffer) {
+  if (buffer.size() > kKeepFloats) std::vector<float>().swap(buffer);
+}
+
 }  // namespace
 
 void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
@@ -51,37 +65,41 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   // Threads take strips of columns when there are enough (each packs its own), else tiles of rows
   // against strips packed up front.
   const bool by_panels = threads <= 1 || panels >= 2 * threads;
-  std::vector<float> shared_b;
+  thread_local std::vector<float> shared_buffer, own_buffer, block_buffer;
+  float* shared_b = nullptr;
   if (!by_panels) {
-    shared_b.resize(panels * k * nr);
+    shared_b = pack_buffer(shared_buffer, panels * k * nr);
     for (size_t pn = 0; pn < panels; ++pn)
-      pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, shared_b.data() + pn * k * nr);
+      pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, shared_b + pn * k * nr);
   }
   const size_t t_count = std::min(threads, by_panels ? panels : tiles);
   fork_join(std::max<size_t>(t_count, 1), [&](size_t t) {
     const size_t count = std::max<size_t>(t_count, 1);
     const size_t pb = by_panels ? panels * t / count : 0, pe = by_panels ? panels * (t + 1) / count : panels;
     const size_t tb = by_panels ? 0 : tiles * t / count, te = by_panels ? tiles : tiles * (t + 1) / count;
-    std::vector<float> own_b;
+    float* own_b = nullptr;
     if (by_panels) {
-      own_b.resize((pe - pb) * k * nr);
+      own_b = pack_buffer(own_buffer, (pe - pb) * k * nr);
       for (size_t pn = pb; pn < pe; ++pn)
-        pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b.data() + (pn - pb) * k * nr);
+        pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b + (pn - pb) * k * nr);
     }
-    std::vector<float> block(kBlockTiles * k * mr);
+    float* block = pack_buffer(block_buffer, kBlockTiles * k * mr);
     for (size_t t0 = tb; t0 < te; t0 += kBlockTiles) {
       const size_t t1 = std::min(te, t0 + kBlockTiles);
       for (size_t ti = t0; ti < t1; ++ti)
-        pack(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block.data() + (ti - t0) * k * mr);
+        pack(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block + (ti - t0) * k * mr);
       for (size_t pn = pb; pn < pe; ++pn) {
-        const float* panel = by_panels ? own_b.data() + (pn - pb) * k * nr : shared_b.data() + pn * k * nr;
+        const float* panel = by_panels ? own_b + (pn - pb) * k * nr : shared_b + pn * k * nr;
         const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
         for (size_t ti = t0; ti < t1; ++ti)
-          kern.gemm_micro(block.data() + (ti - t0) * k * mr, panel, k, c + ti * mr * ldc + n0, ldc,
+          kern.gemm_micro(block + (ti - t0) * k * mr, panel, k, c + ti * mr * ldc + n0, ldc,
                           std::min(mr, m - ti * mr), cols, accumulate);
       }
     }
+    trim(own_buffer);
+    trim(block_buffer);
   });
+  trim(shared_buffer);
 }
 
 }  // namespace laborspace

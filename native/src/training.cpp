@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,13 @@
 namespace laborspace {
 namespace {
 
-double dot(const float* a, const float* b, size_t d) {
-  double s = 0;
-  for (size_t p = 0; p < d; ++p) s += double(a[p]) * b[p];
-  return s;
+// n floats left uninitialised, for scratch that is written before it is read: a std::vector would
+// zero-fill megabytes per training step first.
+std::unique_ptr<float[]> uninit(size_t n) { return std::unique_ptr<float[]>(new float[n]); }
+
+// a_i . b_i for each of n row pairs, on the ISA's dot kernel.
+void pair_dots(const IsaKernels& k, const float* a, const float* b, size_t n, size_t d, float* out) {
+  for (size_t i = 0; i < n; ++i) k.row_dots(a + i * d, b + i * d, 1, d, out + i, nullptr);
 }
 
 // Rows [0, n) split over the threads the work is worth.
@@ -29,42 +33,100 @@ void for_rows(size_t n, double work_per_row, Fn&& fn) {
 
 }  // namespace
 
-Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout, float* h,
-                   float* e) {
+namespace {
+
+// u = h + (h down^T) up^T: the adapter's output before normalisation.
+void adapter_forward(const float* h, size_t rows, size_t dout, const Adapter& adapter, float* mid, float* u) {
+  gemm(Op::none, Op::transpose, rows, adapter.rank, dout, h, dout, adapter.down, dout, mid, adapter.rank, false);
+  std::copy(h, h + rows * dout, u);
+  gemm(Op::none, Op::transpose, rows, dout, adapter.rank, mid, adapter.rank, adapter.up, adapter.rank, u, dout, true);
+}
+
+// Row i of u scaled to unit length into e (zero rows stay zero).
+void normalize_into(const IsaKernels& k, const float* u, size_t rows, size_t dout, float* e) {
+  for_rows(rows, 4.0 * dout, [&](size_t i) {
+    const double sq = k.sum_squares(u + i * dout, dout);
+    const float inv = sq > 0 ? float(1.0 / std::sqrt(sq)) : 0.f;
+    for (size_t j = 0; j < dout; ++j) e[i * dout + j] = u[i * dout + j] * inv;
+  });
+}
+
+}  // namespace
+
+Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
+                   const Adapter& adapter, float* h, float* e) {
   gemm(Op::none, Op::transpose, batch, dout, din, x, din, wt, din, h, dout, false);
   const IsaKernels& k = active_kernels();
   for_rows(batch, 40.0 * dout, [&](size_t i) {
     float* hi = h + i * dout;
     for (size_t j = 0; j < dout; ++j) hi[j] += bias[j];
     k.tanh_inplace(hi, dout);
-    const double sq = k.sum_squares(hi, dout);
-    const float inv = sq > 0 ? float(1.0 / std::sqrt(sq)) : 0.f;
-    for (size_t j = 0; j < dout; ++j) e[i * dout + j] = hi[j] * inv;
   });
   const size_t bad = first_non_finite(h, batch * dout);
   if (bad < batch * dout)
     return {Error::non_finite, "the head's pre-activation of row " + std::to_string(bad / dout) + " is not finite (NaN from overflowing inputs)"};
+  if (adapter.rank == 0) {
+    normalize_into(k, h, batch, dout, e);
+    return {};
+  }
+  adapter_forward(h, batch, dout, adapter, uninit(batch * adapter.rank).get(), e);
+  const size_t bad_u = first_non_finite(e, batch * dout);
+  if (bad_u < batch * dout)
+    return {Error::non_finite, "the adapter's output for row " + std::to_string(bad_u / dout) + " is not finite"};
+  normalize_into(k, e, batch, dout, e);
   return {};
 }
 
 Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
-                    size_t dout, float* grad_wt, float* grad_bias) {
-  // dL/dz for z = x W^T + bias: through the normalisation (project out e, divide by |h|), then tanh.
+                    size_t dout, const Adapter& adapter, float weight, const HeadGrads& grads) {
+  // dL/du through the normalisation (project out e, divide by |u|); with an adapter, u and
+  // h down^T are recomputed (rank-r products, a few percent of the head's).
   const IsaKernels& k = active_kernels();
-  std::vector<float> gz(batch * dout);
+  const size_t r = adapter.rank;
+  std::unique_ptr<float[]> mid, u;
+  if (r) {
+    mid = uninit(batch * r);
+    u = uninit(batch * dout);
+    adapter_forward(h, batch, dout, adapter, mid.get(), u.get());
+  }
+  const float* un = r ? u.get() : h;
+  const std::unique_ptr<float[]> gu_buffer = uninit(batch * dout);
+  float* gu = gu_buffer.get();
   for_rows(batch, 10.0 * dout, [&](size_t i) {
-    const float* hi = h + i * dout;
     const float* ei = e + i * dout;
     const float* gi = grad_e + i * dout;
-    const double norm = std::sqrt(k.sum_squares(hi, dout));
-    const float inv = norm > 0 ? float(1.0 / norm) : 0.f;
-    const float eg = float(dot(ei, gi, dout));
-    for (size_t j = 0; j < dout; ++j) gz[i * dout + j] = (gi[j] - ei[j] * eg) * inv * (1.f - hi[j] * hi[j]);
+    const double norm = std::sqrt(k.sum_squares(un + i * dout, dout));
+    const float inv = norm > 0 ? float(weight / norm) : 0.f;
+    float eg = 0;
+    k.row_dots(ei, gi, 1, dout, &eg, nullptr);
+    float* out = gu + i * dout;
+    if (r) {
+      for (size_t j = 0; j < dout; ++j) out[j] = (gi[j] - ei[j] * eg) * inv;
+    } else {  // u = h: straight on through tanh, dL/dz = dL/dh (1 - h^2)
+      const float* hi = h + i * dout;
+      for (size_t j = 0; j < dout; ++j) out[j] = (gi[j] - ei[j] * eg) * inv * (1.f - hi[j] * hi[j]);
+    }
   });
-  std::fill(grad_bias, grad_bias + dout, 0.f);
+  if (r) {
+    // dL/dup = gu^T mid, dL/dmid = gu up, dL/ddown = dmid^T h, and dL/dh = gu + dmid down.
+    const std::unique_ptr<float[]> gmid = uninit(batch * r);
+    gemm(Op::transpose, Op::none, dout, r, batch, gu, dout, mid.get(), r, grads.up, r, false);
+    gemm(Op::none, Op::none, batch, r, dout, gu, dout, adapter.up, r, gmid.get(), r, false);
+    gemm(Op::transpose, Op::none, r, dout, batch, gmid.get(), r, h, dout, grads.down, dout, false);
+    gemm(Op::none, Op::none, batch, dout, r, gmid.get(), r, adapter.down, dout, gu, dout, true);
+  }
+  if (!grads.wt) return {};
+  if (r)  // through tanh: dL/dz = dL/dh (1 - h^2)
+    for_rows(batch, 2.0 * dout, [&](size_t i) {
+      float* gi = gu + i * dout;
+      const float* hi = h + i * dout;
+      for (size_t j = 0; j < dout; ++j) gi[j] *= 1.f - hi[j] * hi[j];
+    });
+  // dW = dz^T x and dbias = column sums of dz.
+  std::fill(grads.bias, grads.bias + dout, 0.f);
   for (size_t i = 0; i < batch; ++i)
-    for (size_t j = 0; j < dout; ++j) grad_bias[j] += gz[i * dout + j];
-  gemm(Op::transpose, Op::none, dout, din, batch, gz.data(), dout, x, din, grad_wt, din, false);
+    for (size_t j = 0; j < dout; ++j) grads.bias[j] += gu[i * dout + j];
+  gemm(Op::transpose, Op::none, dout, din, batch, gu, dout, x, din, grads.wt, din, false);
   return {};
 }
 
@@ -72,97 +134,105 @@ double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float s
                  float* grad_p) {
   const size_t B = batch;
   const IsaKernels& k = active_kernels();
-  std::vector<float> s(B * B);
-  gemm(Op::none, Op::transpose, B, B, d, a, d, p, d, s.data(), B, false);
-  for (float& v : s) v *= scale;
-  // dS accumulates dL/dS: the softmax over each row (a_i against every p_j) and, when symmetric,
-  // over each column (p_j against every a_i), done as rows of S^T.
-  std::vector<float> ds(B * B, 0.f), t(B);
+  const std::unique_ptr<float[]> s = uninit(B * B), ds = uninit(B * B), t = uninit(B);
+  gemm(Op::none, Op::transpose, B, B, d, a, d, p, d, s.get(), B, false);
+  // dL/dS: the softmax over each row of scale * S (a_i against every p_j) and, when symmetric, over
+  // each column (p_j against every a_i), done as rows of S^T.
   const float weight = symmetric ? 0.5f / float(B) : 1.f / float(B);
   double loss = 0;
-  auto row_softmax = [&](const std::vector<float>& scores, std::vector<float>& grad) {
+  auto row_softmax = [&](const float* scores, float* grad) {
     for (size_t i = 0; i < B; ++i) {
-      const float* si = scores.data() + i * B;
-      const float top = *std::max_element(si, si + B);
-      for (size_t j = 0; j < B; ++j) t[j] = si[j] - top;
-      k.exp_inplace(t.data(), B);
+      const float* si = scores + i * B;
+      const float top = scale * *std::max_element(si, si + B);
+      for (size_t j = 0; j < B; ++j) t[j] = scale * si[j] - top;
+      k.exp_inplace(t.get(), B);
       double sum = 0;
       for (size_t j = 0; j < B; ++j) sum += t[j];
-      loss += weight * (double(top) + std::log(sum) - si[i]);
-      const float w = float(weight / sum);
-      float* gi = grad.data() + i * B;
-      for (size_t j = 0; j < B; ++j) gi[j] += w * t[j];
-      gi[i] -= weight;
+      loss += weight * (double(top) + std::log(sum) - scale * si[i]);
+      const float w = float(scale * weight / sum);
+      float* gi = grad + i * B;
+      for (size_t j = 0; j < B; ++j) gi[j] = w * t[j];
+      gi[i] -= scale * weight;
     }
   };
-  row_softmax(s, ds);
+  row_softmax(s.get(), ds.get());
   if (symmetric) {
-    std::vector<float> st(B * B), dst(B * B, 0.f);
+    const std::unique_ptr<float[]> st = uninit(B * B), dst = uninit(B * B);
     for (size_t i = 0; i < B; ++i)
       for (size_t j = 0; j < B; ++j) st[j * B + i] = s[i * B + j];
-    row_softmax(st, dst);
+    row_softmax(st.get(), dst.get());
     for (size_t i = 0; i < B; ++i)
       for (size_t j = 0; j < B; ++j) ds[i * B + j] += dst[j * B + i];
   }
-  for (float& v : ds) v *= scale;
-  gemm(Op::none, Op::none, B, d, B, ds.data(), B, p, d, grad_a, d, false);       // dL/dA = dS P
-  gemm(Op::transpose, Op::none, B, d, B, ds.data(), B, a, d, grad_p, d, false);  // dL/dP = dS^T A
+  gemm(Op::none, Op::none, B, d, B, ds.get(), B, p, d, grad_a, d, false);       // dL/dA = dS P
+  gemm(Op::transpose, Op::none, B, d, B, ds.get(), B, a, d, grad_p, d, false);  // dL/dP = dS^T A
   return loss;
 }
 
 double triplet_loss(const float* a, const float* p, const float* n, size_t batch, size_t d, float margin, bool euclidean,
                     float* grad_a, float* grad_p, float* grad_n) {
+  const IsaKernels& k = active_kernels();
   double loss = 0;
-  const double inv_b = 1.0 / double(batch);
+  const float inv_b = 1.f / float(batch);
   for (size_t i = 0; i < batch; ++i) {
     const float *ai = a + i * d, *pi = p + i * d, *ni = n + i * d;
     float *ga = grad_a + i * d, *gp = grad_p + i * d, *gn = grad_n + i * d;
-    std::fill(ga, ga + d, 0.f);
-    std::fill(gp, gp + d, 0.f);
-    std::fill(gn, gn + d, 0.f);
     if (euclidean) {
       double dp = 0, dn = 0;
-      for (size_t k = 0; k < d; ++k) {
-        dp += double(ai[k] - pi[k]) * (ai[k] - pi[k]);
-        dn += double(ai[k] - ni[k]) * (ai[k] - ni[k]);
+      for (size_t q = 0; q < d; ++q) {
+        dp += double(ai[q] - pi[q]) * (ai[q] - pi[q]);
+        dn += double(ai[q] - ni[q]) * (ai[q] - ni[q]);
       }
       dp = std::sqrt(dp);
       dn = std::sqrt(dn);
       const double v = dp - dn + margin;
-      if (v <= 0) continue;
-      loss += v * inv_b;
-      for (size_t k = 0; k < d; ++k) {
-        const double up = dp > 0 ? (ai[k] - pi[k]) / dp : 0.0;
-        const double un = dn > 0 ? (ai[k] - ni[k]) / dn : 0.0;
-        ga[k] = float((up - un) * inv_b);
-        gp[k] = float(-up * inv_b);
-        gn[k] = float(un * inv_b);
+      if (v > 0) {
+        loss += v * inv_b;
+        // d|a - p| / da = (a - p) / |a - p| (0 where a = p).
+        const float cp = dp > 0 ? float(inv_b / dp) : 0.f, cn = dn > 0 ? float(inv_b / dn) : 0.f;
+        for (size_t q = 0; q < d; ++q) {
+          gp[q] = -(ai[q] - pi[q]) * cp;
+          gn[q] = (ai[q] - ni[q]) * cn;
+          ga[q] = -gp[q] - gn[q];
+        }
+        continue;
       }
     } else {
       // (1 - a.p) - (1 - a.n) + margin = a.n - a.p + margin
-      const double v = dot(ai, ni, d) - dot(ai, pi, d) + margin;
-      if (v <= 0) continue;
-      loss += v * inv_b;
-      for (size_t k = 0; k < d; ++k) {
-        ga[k] = float((ni[k] - pi[k]) * inv_b);
-        gp[k] = float(-ai[k] * inv_b);
-        gn[k] = float(ai[k] * inv_b);
+      float ap = 0, an = 0;
+      k.row_dots(ai, pi, 1, d, &ap, nullptr);
+      k.row_dots(ai, ni, 1, d, &an, nullptr);
+      const double v = double(an) - ap + margin;
+      if (v > 0) {
+        loss += v * inv_b;
+        for (size_t q = 0; q < d; ++q) {
+          ga[q] = (ni[q] - pi[q]) * inv_b;
+          gp[q] = -ai[q] * inv_b;
+          gn[q] = ai[q] * inv_b;
+        }
+        continue;
       }
     }
+    std::fill(ga, ga + d, 0.f);
+    std::fill(gp, gp + d, 0.f);
+    std::fill(gn, gn + d, 0.f);
   }
   return loss;
 }
 
 double cosine_mse_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float* grad_a,
                        float* grad_b) {
+  const IsaKernels& k = active_kernels();
+  const std::unique_ptr<float[]> cos = uninit(batch);
+  pair_dots(k, a, b, batch, d, cos.get());
   double loss = 0;
   for (size_t i = 0; i < batch; ++i) {
-    const double diff = dot(a + i * d, b + i * d, d) - target[i];
+    const double diff = double(cos[i]) - target[i];
     loss += diff * diff / double(batch);
-    const double g = 2.0 * diff / double(batch);
-    for (size_t k = 0; k < d; ++k) {
-      grad_a[i * d + k] = float(g * b[i * d + k]);
-      grad_b[i * d + k] = float(g * a[i * d + k]);
+    const float g = float(2.0 * diff / double(batch));
+    for (size_t q = 0; q < d; ++q) {
+      grad_a[i * d + q] = g * b[i * d + q];
+      grad_b[i * d + q] = g * a[i * d + q];
     }
   }
   return loss;
@@ -171,8 +241,8 @@ double cosine_mse_loss(const float* a, const float* b, const float* target, size
 double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
                    float* grad_a, float* grad_b) {
   const IsaKernels& k = active_kernels();
-  std::vector<float> cos(batch);
-  for (size_t i = 0; i < batch; ++i) cos[i] = float(dot(a + i * d, b + i * d, d));
+  const std::unique_ptr<float[]> cos = uninit(batch), terms = uninit(batch * batch);
+  pair_dots(k, a, b, batch, d, cos.get());
   // log(1 + sum exp(x_ij)) over ordered pairs (target_i > target_j), x_ij = scale * (cos_j - cos_i),
   // with the largest term taken out; the terms of each row are exponentiated as one vector and
   // pairs that do not count are zeroed after.
@@ -180,10 +250,9 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
   for (size_t i = 0; i < batch; ++i)
     for (size_t j = 0; j < batch; ++j)
       if (target[i] > target[j]) top = std::max(top, scale * (cos[j] - cos[i]));
-  std::vector<float> terms(batch * batch);
   double sum = std::exp(-double(top));
   for (size_t i = 0; i < batch; ++i) {
-    float* ti = terms.data() + i * batch;
+    float* ti = terms.get() + i * batch;
     for (size_t j = 0; j < batch; ++j) ti[j] = scale * (cos[j] - cos[i]) - top;
     k.exp_inplace(ti, batch);
     for (size_t j = 0; j < batch; ++j) {
@@ -199,21 +268,23 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
       dcos[j] += g;
       dcos[i] -= g;
     }
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t p = 0; p < d; ++p) {
-      grad_a[i * d + p] = float(dcos[i] * b[i * d + p]);
-      grad_b[i * d + p] = float(dcos[i] * a[i * d + p]);
+  for (size_t i = 0; i < batch; ++i) {
+    const float g = float(dcos[i]);
+    for (size_t q = 0; q < d; ++q) {
+      grad_a[i * d + q] = g * b[i * d + q];
+      grad_b[i * d + q] = g * a[i * d + q];
     }
+  }
   return double(top) + std::log(sum);
 }
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
-                     const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias) {
+                     const Adapter& adapter, const LossParams& params, double* loss_out, const HeadGrads& grads) {
   const size_t rows = loss_sides(loss) * batch, side = batch * dout;
-  std::vector<float> h(rows * dout), e(rows * dout), grad(rows * dout);
-  if (Error err = head_forward(x, rows, din, wt, bias, dout, h.data(), e.data())) return err;
-  const float* ea = e.data();
-  float* ga = grad.data();
+  const std::unique_ptr<float[]> h = uninit(rows * dout), e = uninit(rows * dout), grad = uninit(rows * dout);
+  if (Error err = head_forward(x, rows, din, wt, bias, dout, adapter, h.get(), e.get())) return err;
+  const float* ea = e.get();
+  float* ga = grad.get();
   switch (loss) {
     case Loss::mnrl: *loss_out = mnrl_loss(ea, ea + side, batch, dout, params.scale, false, ga, ga + side); break;
     case Loss::triplet:
@@ -222,9 +293,7 @@ Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const 
     case Loss::cosine_mse: *loss_out = cosine_mse_loss(ea, ea + side, params.targets, batch, dout, ga, ga + side); break;
     case Loss::cosent: *loss_out = cosent_loss(ea, ea + side, params.targets, batch, dout, params.scale, ga, ga + side); break;
   }
-  if (params.weight != 1.f)
-    for (float& g : grad) g *= params.weight;
-  return head_backward(x, h.data(), e.data(), grad.data(), rows, din, dout, grad_wt, grad_bias);
+  return head_backward(x, h.get(), e.get(), grad.get(), rows, din, dout, adapter, params.weight, grads);
 }
 
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,

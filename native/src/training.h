@@ -8,16 +8,33 @@
 
 namespace laborspace {
 
-// e = normalize(tanh(x W^T + bias)) for x (B x din), W stored as wt (dout x din) so that the
-// forward product is the same Q X^T the scoring driver computes. h (B x dout) keeps tanh's output
-// for the backward pass; e may not alias h.
-Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout, float* h,
-                   float* e);
+// The optional low-rank residual adapter after the head's tanh: u = h + (h down^T) up^T, with down
+// (rank x dout) and up (dout x rank); rank 0 means none. Training starts it with up = 0, so it
+// begins as the identity and the pretrained head is unchanged.
+struct Adapter {
+  const float* down = nullptr;
+  const float* up = nullptr;
+  size_t rank = 0;
+};
 
-// Gradients of a loss L with respect to wt and bias, given dL/de. Overwrites grad_wt (dout x din)
-// and grad_bias (dout).
+// e = normalize(u), u = tanh(x W^T + bias) (+ the adapter), for x (B x din), W stored as wt
+// (dout x din) so that the forward product is the same Q X^T the scoring driver computes. h
+// (B x dout) keeps tanh's output for the backward pass; e may not alias h.
+Error head_forward(const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
+                   const Adapter& adapter, float* h, float* e);
+
+// Where the head's gradients go: a null grad_wt (and grad_bias) leaves the dense layer frozen and
+// skips its product; grad_down and grad_up are written when the head has an adapter.
+struct HeadGrads {
+  float* wt = nullptr;
+  float* bias = nullptr;
+  float* down = nullptr;
+  float* up = nullptr;
+};
+
+// Gradients of a loss L with respect to the head's parameters, given dL/de times `weight`.
 Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
-                    size_t dout, float* grad_wt, float* grad_bias);
+                    size_t dout, const Adapter& adapter, float weight, const HeadGrads& grads);
 
 // Multiple-negatives ranking loss with in-batch negatives: rows of a and p are unit vectors, p_i
 // the positive of a_i and every p_j (j != i) a negative; cross-entropy over scale * a_i . p_j.
@@ -54,9 +71,9 @@ inline size_t loss_sides(Loss loss) { return loss == Loss::triplet ? 3 : 2; }
 // The head and a loss, forward and backward, over a batch whose sides are stacked in x
 // (loss_sides(loss) * batch rows of din: anchors, positives, negatives): the head runs once over
 // every side and its backward pass once over their stacked gradients. Writes the unweighted loss,
-// and dL/dW (dout x din) and dL/dbias scaled by params.weight.
+// and the gradients `grads` asks for scaled by params.weight.
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
-                     const LossParams& params, double* loss_out, float* grad_wt, float* grad_bias);
+                     const Adapter& adapter, const LossParams& params, double* loss_out, const HeadGrads& grads);
 
 // One AdamW step (decoupled weight decay) on n parameters; `step` counts from 1.
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,

@@ -13,6 +13,7 @@ import { nativeInfo } from '../native.js';
 import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
+import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
 import { trainStep, type TrainOptions } from '../train/run.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
@@ -20,7 +21,7 @@ import { progress } from './progress.js';
 import { showEntity } from '../store/entity-view.js';
 import { formatShow } from './show.js';
 import { formatArith, formatAxis, formatComparison, formatShock, shockCsv } from './analyses.js';
-import { formatBuild, formatEncode, formatIndex, formatNear, formatTrain } from './space.js';
+import { formatBuild, formatEncode, formatIndex, formatEvaluation, formatNear, formatTrain } from './space.js';
 
 interface GlobalOptions {
   home: string;
@@ -118,10 +119,11 @@ export function buildProgram(): Command {
 
   const trainOptions = (cmd: Command) =>
     cmd
-      .option('--config <file>', 'training configuration (JSON: steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, holdOut, kinds)')
+      .option('--config <file>', 'training configuration (JSON: steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, adapterRank, adapterLr, trainDense, holdOut, kinds)')
       .option('--steps <n>', 'training steps (overrides the configuration)', positiveInt)
+      .option('--adapter-rank <n>', 'add a low-rank residual adapter of this rank after the tanh layer (overrides the configuration)', positiveInt)
       .option('--fresh', "train from the start even where an interrupted run's checkpoint could be resumed");
-  const readTrainConfig = (opts: { config?: string; steps?: number; fresh?: boolean }): TrainOptions => {
+  const readTrainConfig = (opts: { config?: string; steps?: number; adapterRank?: number; fresh?: boolean }): TrainOptions => {
     let config: TrainOptions = {};
     if (opts.config) {
       try {
@@ -130,7 +132,7 @@ export function buildProgram(): Command {
         throw new InvalidArgumentError(`${opts.config}: ${(e as Error).message}`);
       }
     }
-    return { ...config, ...(opts.steps ? { steps: opts.steps } : {}), ...(opts.fresh ? { resume: false } : {}) };
+    return { ...config, ...(opts.steps ? { steps: opts.steps } : {}), ...(opts.adapterRank ? { adapterRank: opts.adapterRank } : {}), ...(opts.fresh ? { resume: false } : {}) };
   };
   const trainProgress = (json: boolean | undefined) => {
     const bar = progress('train', json);
@@ -146,7 +148,7 @@ export function buildProgram(): Command {
 
   trainOptions(encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it, fine-tune the head and index it: the whole space, resuming where a previous run stopped'))))
     .option('--no-train', 'stop at the pretrained space')
-    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number; fresh?: boolean }) => {
+    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number; adapterRank?: number; fresh?: boolean }) => {
       const { home, json } = globals();
       checkFirms(opts);
       const bar = progress('encode', json);
@@ -203,7 +205,7 @@ export function buildProgram(): Command {
   );
 
   trainOptions(program.command('train').description('fine-tune the head on the relations, write the fine-tuned encoder, re-embed every entity')).action(
-    async (opts: { config?: string; steps?: number; fresh?: boolean }) => {
+    async (opts: { config?: string; steps?: number; adapterRank?: number; fresh?: boolean }) => {
       const { home, json } = globals();
       const store = openHomeStore(home);
       const { bar, hooks } = trainProgress(json);
@@ -221,16 +223,15 @@ export function buildProgram(): Command {
 
   program
     .command('eval')
-    .description('held-out MRR and recall@10 per relation kind, base and fine-tuned side by side, type clustering, sector purity (of the last training run)')
+    .description('held-out MRR and recall@10 per relation kind, base and fine-tuned side by side, type clustering, sector purity: recomputed for the last training run')
     .action(() => {
       const { home, json } = globals();
       const store = openHomeStore(home);
       try {
-        const run = store.runs({ kind: 'train' }).reverse().find((r) => r.status === 'done');
+        const run = lastTrainingRun(store);
         if (!run) throw new InvalidArgumentError(`${home} has no finished training run: run \`laborspace train\``);
-        const m = run.metrics as unknown as Parameters<typeof formatTrain>[0];
-        const summary = { ...m, runId: run.id, config: run.config, modelDir: '', seconds: 0 } as unknown as Parameters<typeof formatTrain>[0];
-        print(json, { runId: run.id, base: m.base, tuned: m.tuned }, () => formatTrain(summary));
+        const evaluation = evaluateRun(store, run);
+        print(json, evaluation, () => formatEvaluation(evaluation));
       } finally {
         store.close();
       }

@@ -3,6 +3,8 @@ import type { BuildSummary } from '../build.js';
 import type { EncodeSummary } from '../encoder/encode-entities.js';
 import type { IndexManifest } from '../index/space-index.js';
 import type { NearResult } from '../space.js';
+import type { SpaceMetrics } from '../train/evaluate.js';
+import type { RunEvaluation } from '../train/evaluate-run.js';
 import type { TrainSummary } from '../train/run.js';
 import { formatIngestSummary } from './ingest.js';
 import { newTable } from './table.js';
@@ -31,17 +33,26 @@ export function formatNear(r: NearResult): string {
 
 const fixed = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
-export function formatTrain(s: TrainSummary): string {
+/** Base and tuned metrics side by side. */
+function formatMetrics(base: SpaceMetrics, tuned: SpaceMetrics): string[] {
   const table = newTable(['relation kind (held out)', 'anchors', 'MRR base', 'MRR tuned', 'R@10 base', 'R@10 tuned']);
-  s.base.kinds.forEach((b, i) => {
-    const t = s.tuned.kinds[i];
+  base.kinds.forEach((b, i) => {
+    const t = tuned.kinds[i];
     table.push([b.kind, b.anchors, fixed(b.mrr), fixed(t.mrr), fixed(b.recallAt10), fixed(t.recallAt10)]);
   });
+  return [table.toString(), `type clustering ${fixed(base.typeClustering)} -> ${fixed(tuned.typeClustering)}; NAICS sector purity ${fixed(base.sectorPurity)} -> ${fixed(tuned.sectorPurity)}`];
+}
+
+export function formatTrain(s: TrainSummary): string {
+  const adapter = s.config.adapterRank ? `, with a rank-${s.config.adapterRank} adapter${s.config.trainDense ? '' : ' (dense layer frozen)'}` : '';
   return [
-    `Training run ${s.runId}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : ''}.`,
-    table.toString(),
-    `type clustering ${fixed(s.base.typeClustering)} -> ${fixed(s.tuned.typeClustering)}; NAICS sector purity ${fixed(s.base.sectorPurity)} -> ${fixed(s.tuned.sectorPurity)}`,
+    `Training run ${s.runId}${adapter}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : ''}.`,
+    ...formatMetrics(s.base, s.tuned),
   ].join('\n');
+}
+
+export function formatEvaluation(e: RunEvaluation): string {
+  return [`Training run ${e.runId}, evaluated now over ${e.entities.toLocaleString('en-US')} entities:`, ...formatMetrics(e.base, e.tuned)].join('\n');
 }
 
 export function formatBuild(s: BuildSummary): string {

@@ -61,6 +61,18 @@ export interface UseLiteGraphOptions {
    * products, layer norms and the embedding table stay fp32.
    */
   quantize?: 'int8';
+  /**
+   * A low-rank residual adapter after the tanh layer (fine-tuning): t + (t down^T) up^T before the
+   * normalisation, down rank x 512 and up 512 x rank, row-major.
+   */
+  adapter?: { rank: number; down: Float32Array; up: Float32Array };
+}
+
+/** The cols x rows transpose of a row-major rows x cols matrix. */
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
+  return out;
 }
 
 /** Symmetric per-column int8 weights and their column scales. */
@@ -80,21 +92,20 @@ export function buildUseLiteGraph(weights: Map<string, TfjsTensor>, options: Use
   let counter = 0;
   const fresh = (hint: string) => `${hint}_${counter++}`;
 
+  const floats32 = (data: Float32Array, dims: number[], hint: string): string => {
+    const id = fresh(hint);
+    initializers.push({ name: id, dims, type: DataType.FLOAT, data });
+    return id;
+  };
   const weight = (name: string, expected?: number[]): string => {
     const w = weights.get(name);
     if (!w) throw new Error(`the TF.js model has no weight ${name}: not Universal Sentence Encoder lite`);
     // 1 x 1 convolution kernels [1, 1, in, out] are [in, out] matrices.
     const dims = w.shape.length === 4 ? w.shape.slice(2) : w.shape;
     if (expected && dims.join() !== expected.join()) throw new Error(`${name} has shape [${w.shape}], expected [${expected}]`);
-    const id = fresh('w');
-    initializers.push({ name: id, dims, type: DataType.FLOAT, data: w.data as Float32Array });
-    return id;
+    return floats32(w.data as Float32Array, dims, 'w');
   };
-  const floats = (values: number[], dims: number[] = [values.length]): string => {
-    const id = fresh('c');
-    initializers.push({ name: id, dims, type: DataType.FLOAT, data: Float32Array.from(values) });
-    return id;
-  };
+  const floats = (values: number[], dims: number[] = [values.length]) => floats32(Float32Array.from(values), dims, 'c');
   const ints = (values: number[]): string => {
     const id = fresh('i');
     initializers.push({ name: id, dims: [values.length], type: DataType.INT64, data: BigInt64Array.from(values.map(BigInt)) });
@@ -168,7 +179,15 @@ export function buildUseLiteGraph(weights: Map<string, TfjsTensor>, options: Use
   const summed = one('ReduceSum', [one('Mul', [x, mask3]), ints([1])], { keepdims: 0 });
   const count = one('Max', [one('ReduceSum', [mask, ints([1])], { keepdims: 1 }), floats([1], [])]);
   nodes.push({ op: 'Div', inputs: [summed, count], outputs: ['pooled_states'] });
-  const t = one('Tanh', [dense('pooled_states', USE_LITE_TANH_WEIGHTS, USE_LITE_TANH_BIAS, [512, 512])]);
+  const tanh = one('Tanh', [dense('pooled_states', USE_LITE_TANH_WEIGHTS, USE_LITE_TANH_BIAS, [512, 512])]);
+  const { adapter } = options;
+  let t = tanh;
+  if (adapter) {
+    // t + (t down^T) up^T: MatMul takes the transposes, 512 x rank and rank x 512.
+    const downT = floats32(transpose(adapter.down, adapter.rank, USE_LITE_DIM), [USE_LITE_DIM, adapter.rank], 'w');
+    const upT = floats32(transpose(adapter.up, USE_LITE_DIM, adapter.rank), [adapter.rank, USE_LITE_DIM], 'w');
+    t = one('Add', [tanh, one('MatMul', [one('MatMul', [tanh, downT]), upT])]);
+  }
   const squared = one('ReduceSum', [one('Mul', [t, t]), ints([1])], { keepdims: 1 });
   const inverseNorm = one('Reciprocal', [one('Sqrt', [one('Max', [squared, floats([1e-12], [])])])]);
   nodes.push({ op: 'Mul', inputs: [t, inverseNorm], outputs: ['sentence_embedding'] });

@@ -8,17 +8,27 @@ const dot = (a: ArrayLike<number>, ai: number, b: ArrayLike<number>, bi: number,
   return s;
 };
 
-export function headForwardRef(x: ArrayLike<number>, dimIn: number, weight: ArrayLike<number>, bias: ArrayLike<number>, dimOut: number): Float64Array {
+/** normalize(tanh(x W^T + bias) + adapter), the adapter (optional) being u = t + (t down^T) up^T. */
+export function headForwardRef(
+  x: ArrayLike<number>,
+  dimIn: number,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  dimOut: number,
+  adapter?: { rank: number; down: ArrayLike<number>; up: ArrayLike<number> },
+): Float64Array {
   const batch = x.length / dimIn;
   const e = new Float64Array(batch * dimOut);
+  const t = new Float64Array(dimOut);
   for (let i = 0; i < batch; i++) {
-    let sq = 0;
-    for (let j = 0; j < dimOut; j++) {
-      const t = Math.tanh(dot(x, i, weight, j, dimIn) + bias[j]);
-      e[i * dimOut + j] = t;
-      sq += t * t;
+    for (let j = 0; j < dimOut; j++) t[j] = Math.tanh(dot(x, i, weight, j, dimIn) + bias[j]);
+    const u = Float64Array.from(t);
+    if (adapter) {
+      const mid = Array.from({ length: adapter.rank }, (_, r) => dot(t, 0, adapter.down, r, dimOut));
+      for (let j = 0; j < dimOut; j++) for (let r = 0; r < adapter.rank; r++) u[j] += mid[r] * adapter.up[j * adapter.rank + r];
     }
-    for (let j = 0; j < dimOut; j++) e[i * dimOut + j] /= Math.sqrt(sq);
+    const norm = Math.sqrt(u.reduce((s, v) => s + v * v, 0));
+    for (let j = 0; j < dimOut; j++) e[i * dimOut + j] = u[j] / norm;
   }
   return e;
 }

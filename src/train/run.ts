@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { buildExamples, DEFAULT_KINDS, type KindConfig } from './examples.js';
-import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
+import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, initialHead, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
 
 /** The store's model id for the fine-tuned space. */
 export const TUNED_MODEL_ID = 'use-lite-tuned';
@@ -62,7 +62,7 @@ function writeTunedModel(home: string, baseDir: string, head: HeadParams): { dir
   for (let i = 0; i < head.dimIn; i++) for (let o = 0; o < head.dimOut; o++) kernel[i * head.dimOut + o] = head.weight[o * head.dimIn + i];
   weights.set(USE_LITE_TANH_WEIGHTS, { shape: [head.dimIn, head.dimOut], data: kernel });
   weights.set(USE_LITE_TANH_BIAS, { shape: [head.dimOut], data: head.bias });
-  const onnx = encodeModel(buildUseLiteGraph(weights), { opset: 17, producer: 'laborspace', producerVersion: VERSION, docString: 'Universal Sentence Encoder lite with a head fine-tuned on labor-market relations' });
+  const onnx = encodeModel(buildUseLiteGraph(weights, { adapter: head.adapter }), { opset: 17, producer: 'laborspace', producerVersion: VERSION, docString: 'Universal Sentence Encoder lite with a head fine-tuned on labor-market relations' });
   const hash = sha256(onnx);
   const dir = join(home, 'models', `use-lite-tuned-${hash.slice(0, 12)}`);
   if (!existsSync(dir)) {
@@ -120,8 +120,9 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   }
   const runId = store.startRun({ kind: 'train', config: fullConfig, dataHash: hash });
   try {
-    const initial = pretrainedHead();
-    const baseMetrics = evaluateSpace(embedAll(pooled, initial), pooled.dim, pooled.refs, examples.test);
+    const pretrained = pretrainedHead();
+    const baseMetrics = evaluateSpace(embedAll(pooled, pretrained), pooled.dim, pooled.refs, examples.test);
+    const initial = initialHead(pretrained, config.adapterRank, config.seed);
     const onCheckpoint = (state: TrainState) => {
       writeCheckpoint(checkpoint, key, state);
       hooks.onCheckpoint?.(state);

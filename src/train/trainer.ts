@@ -1,11 +1,12 @@
 /**
- * Trains the head (the model's own dense 512 x 512 + tanh layer, then L2 normalisation) on frozen
- * pooled states: batches round-robin over relation kinds, each kind's loss (MNRL, CoSENT, triplet)
- * weighted, AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
- * on validation MRR. Deterministic for a seed and thread count.
+ * Trains the head (the model's own dense 512 x 512 + tanh layer, an optional low-rank residual
+ * adapter, then L2 normalisation) on frozen pooled states: batches round-robin over relation kinds,
+ * each kind's loss (MNRL, CoSENT, triplet) weighted, AdamW with linear warm-up and decay, gradient
+ * clipping by global norm, early stopping on validation MRR. Deterministic for a seed and thread
+ * count.
  */
-import { adamwStep, headForward, headLossStep, type LossKind } from '../native.js';
-import { seededRandom } from '../util/random.js';
+import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind } from '../native.js';
+import { randomMatrix, seededRandom } from '../util/random.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import type { PairSet } from './examples.js';
 
@@ -15,6 +16,7 @@ export interface HeadParams {
   bias: Float32Array;
   dimIn: number;
   dimOut: number;
+  adapter?: HeadAdapter;
 }
 
 export interface TrainConfig {
@@ -31,6 +33,12 @@ export interface TrainConfig {
   /** Evaluations without a better validation MRR before stopping. */
   patience: number;
   seed: number;
+  /** Rank of the low-rank residual adapter after tanh; 0: none. */
+  adapterRank: number;
+  /** The adapter's peak learning rate (it starts from zero, so it wants a larger one than the dense layer). */
+  adapterLr: number;
+  /** false: only the adapter trains, the dense layer keeps its pretrained weights. */
+  trainDense: boolean;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -45,6 +53,9 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   evalEvery: 200,
   patience: 3,
   seed: 42,
+  adapterRank: 0,
+  adapterLr: 1e-3,
+  trainDense: true,
 };
 
 export interface Pooled {
@@ -53,11 +64,10 @@ export interface Pooled {
   matrix: Float32Array;
 }
 
+/** AdamW's first and second moments, one pair per tensor of headTensors. */
 export interface Moments {
-  mw: Float32Array;
-  vw: Float32Array;
-  mb: Float32Array;
-  vb: Float32Array;
+  m: Float32Array[];
+  v: Float32Array[];
 }
 
 /** Everything a run needs to go on from the end of `step` exactly as if it had not stopped. */
@@ -89,7 +99,24 @@ export interface TrainResult {
 
 /** Embeddings of every pooled row through a head: the space it defines. */
 export function embedAll(pooled: Pooled, head: HeadParams): Float32Array {
-  return headForward(pooled.matrix, pooled.dim, head.weight, head.bias, head.dimOut).embeddings;
+  return headForward(pooled.matrix, pooled.dim, head.weight, head.bias, head.dimOut, head.adapter).embeddings;
+}
+
+/** The head's tensors in a fixed order: weight, bias, then the adapter's down and up. */
+export function headTensors(head: HeadParams): Float32Array[] {
+  return head.adapter ? [head.weight, head.bias, head.adapter.down, head.adapter.up] : [head.weight, head.bias];
+}
+
+/**
+ * The head training starts from: `pretrained`, with a new adapter of `rank` when asked for (down
+ * small and random, up zero, so the adapter starts as the identity).
+ */
+export function initialHead(pretrained: HeadParams, rank: number, seed: number): HeadParams {
+  if (rank <= 0) return pretrained;
+  if (!Number.isInteger(rank) || rank > pretrained.dimOut) throw new RangeError(`adapterRank must be an integer from 0 to ${pretrained.dimOut}, got ${rank}`);
+  const scale = 1 / Math.sqrt(pretrained.dimOut);
+  const down = randomMatrix(rank, pretrained.dimOut, seed + 1).map((v) => v * scale);
+  return { ...pretrained, adapter: { rank, down, up: new Float32Array(pretrained.dimOut * rank) } };
 }
 
 /** Mean MRR over kinds: the early-stopping criterion. */
@@ -115,7 +142,13 @@ export function lossSides(loss: LossKind): number {
   return loss === 'triplet' ? 3 : 2;
 }
 
-const copyHead = (h: HeadParams): HeadParams => ({ ...h, weight: h.weight.slice(), bias: h.bias.slice() });
+const copyHead = (h: HeadParams): HeadParams => ({
+  ...h,
+  weight: h.weight.slice(),
+  bias: h.bias.slice(),
+  ...(h.adapter ? { adapter: { rank: h.adapter.rank, down: h.adapter.down.slice(), up: h.adapter.up.slice() } } : {}),
+});
+const copyMoments = (m: Moments): Moments => ({ m: m.m.map((a) => a.slice()), v: m.v.map((a) => a.slice()) });
 
 /**
  * Trains the head from `initial`, or goes on from `resume` (a state onCheckpoint gave): a resumed
@@ -124,10 +157,12 @@ const copyHead = (h: HeadParams): HeadParams => ({ ...h, weight: h.weight.slice(
 export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[], initial: HeadParams, config: TrainConfig, hooks: TrainHooks = {}, resume?: TrainState): TrainResult {
   if (!train.length) throw new RangeError('no training pairs: ingest and encode the data first');
   const head = copyHead(resume?.head ?? initial);
-  const zeros = (n: number) => new Float32Array(n);
-  const moments: Moments = resume
-    ? { mw: resume.moments.mw.slice(), vw: resume.moments.vw.slice(), mb: resume.moments.mb.slice(), vb: resume.moments.vb.slice() }
-    : { mw: zeros(head.weight.length), vw: zeros(head.weight.length), mb: zeros(head.bias.length), vb: zeros(head.bias.length) };
+  const tensors = headTensors(head);
+  const moments: Moments = resume ? copyMoments(resume.moments) : { m: tensors.map((t) => new Float32Array(t.length)), v: tensors.map((t) => new Float32Array(t.length)) };
+  if (!config.trainDense && !head.adapter) throw new RangeError('trainDense false needs an adapter (adapterRank > 0): there would be nothing to train');
+  // The step writes its gradients into the same arrays every time.
+  const [gradWeight, gradBias, gradAdapterDown, gradAdapterUp] = tensors.map((t) => new Float32Array(t.length));
+  const buffers = { gradWeight, gradBias, gradAdapterDown, gradAdapterUp };
   const next = seededRandom(resume ? resume.rng : config.seed);
   const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
   let best = resume
@@ -151,19 +186,30 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     const lists = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])];
     const x = gather(pooled, ...lists.slice(0, lossSides(set.loss)));
     const targets = set.loss === 'cosent' || set.loss === 'cosine_mse' ? Float32Array.from(rows, (i) => set.targets[i]) : undefined;
-    const { loss, gradWeight: gw, gradBias: gb } = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, { scale: config.scale, margin: config.margin, targets, weight: set.weight });
-    losses[set.kind] = loss;
+    const out = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, {
+      scale: config.scale,
+      margin: config.margin,
+      targets,
+      weight: set.weight,
+      adapter: head.adapter,
+      trainDense: config.trainDense,
+      out: buffers,
+    });
+    losses[set.kind] = out.loss;
+    // Gradients in headTensors' order; a frozen dense layer has none.
+    const grads = [out.gradWeight, out.gradBias, out.gradAdapterDown, out.gradAdapterUp];
     let norm = 0;
-    for (const v of gw) norm += v * v;
-    for (const v of gb) norm += v * v;
+    for (const g of grads) if (g) for (const v of g) norm += v * v;
     norm = Math.sqrt(norm);
-    if (norm > config.clipNorm) {
-      scaleInPlace(gw, config.clipNorm / norm);
-      scaleInPlace(gb, config.clipNorm / norm);
-    }
-    const lr = config.lr * (step <= config.warmupSteps ? step / config.warmupSteps : Math.max(0, (config.steps - step) / Math.max(1, config.steps - config.warmupSteps)));
-    adamwStep(head.weight, gw, moments.mw, moments.vw, { lr, weightDecay: config.weightDecay, step });
-    adamwStep(head.bias, gb, moments.mb, moments.vb, { lr, weightDecay: 0, step });
+    if (norm > config.clipNorm) for (const g of grads) if (g) scaleInPlace(g, config.clipNorm / norm);
+    const schedule = step <= config.warmupSteps ? step / config.warmupSteps : Math.max(0, (config.steps - step) / Math.max(1, config.steps - config.warmupSteps));
+    tensors.forEach((tensor, t) => {
+      const grad = grads[t];
+      if (!grad) return;
+      // The bias has no weight decay; the adapter (t >= 2) has its own learning rate.
+      const lr = (t >= 2 ? config.adapterLr : config.lr) * schedule;
+      adamwStep(tensor, grad, moments.m[t], moments.v[t], { lr, weightDecay: t === 1 ? 0 : config.weightDecay, step });
+    });
     hooks.onStep?.(step, config.steps, losses);
     if (step % config.evalEvery === 0 || step === config.steps) {
       const mrr = meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation));
@@ -177,7 +223,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
       hooks.onCheckpoint?.({
         step,
         head: copyHead(head),
-        moments: { mw: moments.mw.slice(), vw: moments.vw.slice(), mb: moments.mb.slice(), vb: moments.vb.slice() },
+        moments: copyMoments(moments),
         best: { ...best, head: copyHead(best.head) },
         stale,
         rng: next.state(),

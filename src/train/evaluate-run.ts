@@ -1,0 +1,55 @@
+/**
+ * `laborspace eval`: the held-out metrics of the last finished training run, recomputed from the
+ * store's base and fine-tuned vectors on its current relations, held out as that run held them out
+ * (its kinds, hold-out share and seed). On unchanged data the tuned figures equal the run's.
+ */
+import { BASE_MODEL_ID } from '../space.js';
+import type { Run, Store, VectorSet } from '../store/index.js';
+import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
+import { buildExamples, type KindConfig } from './examples.js';
+import { TUNED_MODEL_ID } from './run.js';
+
+export interface RunEvaluation {
+  runId: number;
+  /** Entities with both a base and a fine-tuned vector: the ones evaluated. */
+  entities: number;
+  base: SpaceMetrics;
+  tuned: SpaceMetrics;
+}
+
+/** The last finished training run, or undefined when there is none. */
+export function lastTrainingRun(store: Store): Run | undefined {
+  return store
+    .runs({ kind: 'train' })
+    .reverse()
+    .find((r) => r.status === 'done');
+}
+
+export function evaluateRun(store: Store, run: Run): RunEvaluation {
+  // trainStep stores its whole configuration with the run.
+  const config = run.config as unknown as { kinds: Record<string, KindConfig>; holdOut: number; seed: number };
+  const base = store.vectors(BASE_MODEL_ID);
+  const tuned = store.vectors(TUNED_MODEL_ID);
+  // Rows in the base set's (entity id) order, as training laid them out; an entity ingested since
+  // has no tuned vector and is left out.
+  const rowsOf = (set: VectorSet) => new Map(set.refs.map((r, i) => [r, i]));
+  const baseRow = rowsOf(base);
+  const tunedRow = rowsOf(tuned);
+  const refs = base.refs.filter((r) => tunedRow.has(r));
+  const { dim } = base;
+  const gather = (set: VectorSet, rowOf: Map<string, number>) => {
+    const out = new Float32Array(refs.length * dim);
+    refs.forEach((ref, i) => {
+      const row = rowOf.get(ref)!;
+      out.set(set.matrix.subarray(row * dim, (row + 1) * dim), i * dim);
+    });
+    return out;
+  };
+  const examples = buildExamples(store, new Map(refs.map((r, i) => [r, i])), config.kinds, config.holdOut, config.seed);
+  return {
+    runId: run.id,
+    entities: refs.length,
+    base: evaluateSpace(gather(base, baseRow), dim, refs, examples.test),
+    tuned: evaluateSpace(gather(tuned, tunedRow), dim, refs, examples.test),
+  };
+}
