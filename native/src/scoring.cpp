@@ -10,6 +10,7 @@
 // - row (few queries): each row is streamed once per query from L2 in chunks of kChunkRows; the
 //   single-query case is bound by memory bandwidth, not arithmetic.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -267,14 +268,20 @@ Error describe_bad_row(const float* x, size_t row, size_t d) {
 }
 
 size_t first_non_finite(const float* x, size_t len) {
-  // x - x is 0 for finite x and NaN otherwise; a branch-free pass over each chunk vectorises, and
-  // only a chunk that holds a bad value is searched element by element.
+  // A float is NaN or infinite when its exponent bits are all set. Or-ing that test over a chunk is
+  // integer work the compiler vectorises (a float sum would be a serial chain of adds), and only a
+  // chunk that holds a bad value is searched element by element.
   constexpr size_t kChunk = 256;
+  constexpr uint32_t kExponent = 0x7f800000u;
   for (size_t c = 0; c < len; c += kChunk) {
     const size_t end = std::min(len, c + kChunk);
-    float probe = 0.f;
-    for (size_t i = c; i < end; ++i) probe += x[i] - x[i];
-    if (probe == 0.f) continue;
+    uint32_t bad = 0;
+    for (size_t i = c; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      bad |= uint32_t((bits & kExponent) == kExponent);
+    }
+    if (bad == 0) continue;
     for (size_t i = c; i < end; ++i)
       if (!std::isfinite(x[i])) return i;
   }

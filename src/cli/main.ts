@@ -230,6 +230,7 @@ export function buildProgram(): Command {
       try {
         const run = lastTrainingRun(store);
         if (!run) throw new InvalidArgumentError(`${home} has no finished training run: run \`laborspace train\``);
+        note(`evaluating training run ${run.id} on its held-out relations...`);
         const evaluation = evaluateRun(store, run);
         print(json, evaluation, () => formatEvaluation(evaluation));
       } finally {
