@@ -84,6 +84,17 @@ Losses('should reject mismatched batches and non-finite values', () => {
   assertThrowsCode(() => tripletLoss(a, a, unit(4, 3, 2).fill(NaN, 0, 1), 3), RangeError, 'ERR_LABORSPACE_NON_FINITE', /negatives row 0, column 0 is not finite/);
   assertThrowsCode(() => cosineMseLoss(a, a, new Float32Array(3), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /targets has 3 rows, expected 4/);
   assertThrowsCode(() => tripletLoss(a, a, a, 3, { margin: Infinity }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /margin must be finite/);
+  // The check runs over chunks of 256 values: bad values at either edge of a chunk, and the largest
+  // finite floats (whose exponent is one short of a non-finite one) accepted.
+  const d = 300;
+  const big = unit(3, d, 3).fill(3.4028234663852886e38, 0, 5).fill(-3.4028234663852886e38, 5, 10);
+  assert.not.throws(() => cosineMseLoss(big, unit(3, d, 4), new Float32Array(3), d));
+  for (const at of [0, 255, 256, 511, 899])
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const x = unit(3, d, 5);
+      x[at] = bad;
+      assertThrowsCode(() => cosineMseLoss(x, unit(3, d, 6), new Float32Array(3), d), RangeError, 'ERR_LABORSPACE_NON_FINITE', new RegExp(`left row ${Math.floor(at / d)}, column ${at % d} is not finite`));
+    }
 });
 
 Losses('should write the gradients into caller-given arrays, overwriting what was there', () => {
