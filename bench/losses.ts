@@ -3,7 +3,8 @@
  * batch 256, dim 512, 2 threads: each loss forward and backward on unit rows; each loss with the
  * head (512 x 512 + tanh + L2) in front, over the sides the loss reads (anchors and positives;
  * negatives too for the triplet loss); one AdamW step over the head's matrix. Reports the median of
- * 20 repetitions, the ratio, and the largest difference of the losses and of the gradients.
+ * 20 repetitions (the better of 3 rounds that alternate between the two sides), the ratio, and the
+ * largest difference of the losses and of the gradients.
  * Needs: apt-get install python3-torch libopenblas0-openmp (not needed by CI).
  * Usage: npm run bench:losses
  */
@@ -25,6 +26,7 @@ const B = 256;
 const D = 512;
 const THREADS = 2;
 const REPS = 20;
+const ROUNDS = 3;
 const scale = 20;
 const margin = 0.25;
 
@@ -42,9 +44,10 @@ try {
   const files: Record<string, Float32Array> = { xa, xp, xn, targets, w, b: bias };
   for (const [name, data] of Object.entries(files)) writeFileSync(join(work, `${name}.f32`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   writeFileSync(join(work, 'meta.json'), JSON.stringify({ batch: B, dim: D, scale, margin, reps: REPS }));
-  const torch = JSON.parse(
-    execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
-  ) as Record<string, { ms: number; loss?: number }>;
+  const runTorch = () =>
+    JSON.parse(
+      execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
+    ) as Record<string, { ms: number; loss?: number }>;
 
   const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
   const median = (run: () => void): number => {
@@ -59,60 +62,85 @@ try {
   // The loss alone on unit rows (the head's outputs), forward and backward, every side's gradient
   // (PyTorch computes the same), written into arrays reused across repetitions as a training loop
   // would (PyTorch's caching allocator does the same for its side).
+  // Each case has its own arrays: the gradients kept for the comparison must not be overwritten.
   const sideArray = () => new Float32Array(B * D);
-  const sides3 = { gradAnchors: sideArray(), gradPositives: sideArray(), gradNegatives: sideArray() };
-  const pair = { gradLeft: sideArray(), gradRight: sideArray() };
+  const sides3 = () => ({ gradAnchors: sideArray(), gradPositives: sideArray(), gradNegatives: sideArray() });
+  const pair = () => ({ gradLeft: sideArray(), gradRight: sideArray() });
+  const [mnrlOut, tripletOut, mseOut, cosentOut] = [sides3(), sides3(), pair(), pair()];
   const raw: Record<LossKind, () => { loss: number; grad: Float32Array }> = {
     mnrl: () => {
-      const r = mnrlLoss(units[0], units[1], D, { scale, out: sides3 });
+      const r = mnrlLoss(units[0], units[1], D, { scale, out: mnrlOut });
       return { loss: r.loss, grad: r.gradAnchors };
     },
     triplet: () => {
-      const r = tripletLoss(units[0], units[1], units[2], D, { margin, out: sides3 });
+      const r = tripletLoss(units[0], units[1], units[2], D, { margin, out: tripletOut });
       return { loss: r.loss, grad: r.gradAnchors };
     },
     cosine_mse: () => {
-      const r = cosineMseLoss(units[0], units[1], targets, D, { out: pair });
+      const r = cosineMseLoss(units[0], units[1], targets, D, { out: mseOut });
       return { loss: r.loss, grad: r.gradLeft };
     },
     cosent: () => {
-      const r = cosentLoss(units[0], units[1], targets, D, { scale, out: pair });
+      const r = cosentLoss(units[0], units[1], targets, D, { scale, out: cosentOut });
       return { loss: r.loss, grad: r.gradLeft };
     },
   };
-  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', '|loss diff|', 'max |grad diff|'] });
-  const rows: Record<string, unknown>[] = [];
-  const compare = (label: string, name: string, ms: number, loss: number, grad: Float32Array, peer: { ms: number; loss?: number }) => {
-    const theirs = new Float32Array(readFileSync(join(work, `${name}.torch.f32`)).buffer.slice(0));
-    let maxDiff = 0;
-    for (let j = 0; j < theirs.length; j++) maxDiff = Math.max(maxDiff, Math.abs(theirs[j] - grad[j]));
-    const lossDiff = Math.abs(loss - peer.loss!);
-    table.push([label, ms.toFixed(2), peer.ms.toFixed(2), `${(peer.ms / ms).toFixed(2)}x`, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
-    rows.push({ name, ms, torchMs: peer.ms, lossDiff, maxGradDiff: maxDiff });
-  };
-  for (const name of Object.keys(raw) as LossKind[]) {
-    let result = raw[name]();
-    const ms = median(() => (result = raw[name]()));
-    compare(`${name} (loss only)`, `${name}_raw`, ms, result.loss, result.grad, torch[`${name}_raw`]);
-  }
   // The head (512 x 512 + tanh + L2) in front: the sides a loss reads are stacked and go through it once.
-  for (const name of Object.keys(raw) as LossKind[]) {
+  const withHead = (name: LossKind) => {
     const x = new Float32Array(lossSides(name) * B * D);
     [xa, xp, xn].slice(0, lossSides(name)).forEach((side, i) => x.set(side, i * B * D));
     const options = { scale, margin, targets, device: 'cpu', out: { gradWeight: new Float32Array(D * D), gradBias: new Float32Array(D) } } as const;
-    let result = headLossStep(name, x, D, w, bias, D, options);
-    const ms = median(() => (result = headLossStep(name, x, D, w, bias, D, options)));
-    compare(`${name} + head (dL/dW)`, name, ms, result.loss, result.gradWeight!, torch[name]);
-  }
+    return () => {
+      const r = headLossStep(name, x, D, w, bias, D, options);
+      return { loss: r.loss, grad: r.gradWeight! };
+    };
+  };
   const m = new Float32Array(D * D), v = new Float32Array(D * D), params = w.slice(), grad = w.map((x) => x * 0.01);
   let adamStep = 0;
-  const adamMs = median(() => adamwStep(params, grad, m, v, { lr: 1e-3, weightDecay: 0.01, step: ++adamStep }));
-  table.push(['AdamW step (512 x 512)', adamMs.toFixed(3), torch.adamw.ms.toFixed(3), `${(torch.adamw.ms / adamMs).toFixed(2)}x`, '', '']);
-  console.log(`\nTraining kernels, batch ${B}, dim ${D}, ${THREADS} threads, median of ${REPS}`);
+  const cases: { label: string; name: string; run: () => { loss: number; grad?: Float32Array } }[] = [
+    ...(Object.keys(raw) as LossKind[]).map((name) => ({ label: `${name} (loss only)`, name: `${name}_raw`, run: raw[name] })),
+    ...(Object.keys(raw) as LossKind[]).map((name) => ({ label: `${name} + head (dL/dW)`, name, run: withHead(name) })),
+    { label: 'AdamW step (512 x 512)', name: 'adamw', run: () => (adamwStep(params, grad, m, v, { lr: 1e-3, weightDecay: 0.01, step: ++adamStep }), { loss: 0 }) },
+  ];
+  // Rounds alternate between the two sides, and each side keeps its best median: on a shared
+  // machine, interference then falls on both alike.
+  const ours = new Map<string, { ms: number; loss: number; grad?: Float32Array }>();
+  const theirs = new Map<string, { ms: number; loss?: number }>();
+  const keepBest = <T extends { ms: number }>(best: Map<string, T>, name: string, entry: T) => {
+    const had = best.get(name);
+    if (!had || entry.ms < had.ms) best.set(name, entry);
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, peer] of Object.entries(runTorch())) keepBest(theirs, name, peer);
+    for (const c of cases) {
+      let result = c.run();
+      const ms = median(() => (result = c.run()));
+      keepBest(ours, c.name, { ms, ...result });
+    }
+  }
+  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', '|loss diff|', 'max |grad diff|'] });
+  const rows: Record<string, unknown>[] = [];
+  for (const c of cases) {
+    const mine = ours.get(c.name)!, peer = theirs.get(c.name)!;
+    const digits = c.name === 'adamw' ? 3 : 2;
+    const cells = [c.label, mine.ms.toFixed(digits), peer.ms.toFixed(digits), `${(peer.ms / mine.ms).toFixed(2)}x`];
+    if (!mine.grad) {
+      table.push([...cells, '', '']);
+      rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms });
+      continue;
+    }
+    const torchGrad = new Float32Array(readFileSync(join(work, `${c.name}.torch.f32`)).buffer.slice(0));
+    let maxDiff = 0;
+    for (let j = 0; j < torchGrad.length; j++) maxDiff = Math.max(maxDiff, Math.abs(torchGrad[j] - mine.grad[j]));
+    const lossDiff = Math.abs(mine.loss - peer.loss!);
+    table.push([...cells, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
+    rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, lossDiff, maxGradDiff: maxDiff });
+  }
+  console.log(`\nTraining kernels, batch ${B}, dim ${D}, ${THREADS} threads, best of ${ROUNDS} alternating rounds of the median of ${REPS}`);
   console.log(machineLine(describeMachine()));
   console.log(table.toString());
   mkdirSync(join(here, 'out'), { recursive: true });
-  writeFileSync(join(here, 'out', 'losses.json'), JSON.stringify({ machine: describeMachine(), batch: B, dim: D, threads: THREADS, rows, adamw: { ms: adamMs, torchMs: torch.adamw.ms } }, null, 2));
+  writeFileSync(join(here, 'out', 'losses.json'), JSON.stringify({ machine: describeMachine(), batch: B, dim: D, threads: THREADS, rounds: ROUNDS, rows }, null, 2));
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

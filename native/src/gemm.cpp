@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "parallel.h"
+#include "scratch.h"
 
 namespace laborspace {
 namespace {
@@ -34,20 +35,6 @@ void pack(bool lines_contiguous, const float* src, size_t ld, size_t first, size
     }
 }
 
-constexpr size_t kKeepFloats = size_t(1) << 20;  // packing buffers up to 4 MB stay between products
-
-// A thread's packing buffer for `n` floats, kept between calls (the pool's workers persist): no
-// allocation or zero-filling per product, since packing writes every value it reads back.
-float* pack_buffer(std::vector<float>& buffer, size_t n) {
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
-
-// Gives back a buffer that one large product grew.
-void trim(std::vector<float>& buffer) {
-  if (buffer.size() > kKeepFloats) std::vector<float>().swap(buffer);
-}
-
 }  // namespace
 
 void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
@@ -65,25 +52,26 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   // Threads take strips of columns when there are enough (each packs its own), else tiles of rows
   // against strips packed up front.
   const bool by_panels = threads <= 1 || panels >= 2 * threads;
+  // Packing writes every value the micro-kernel reads, so the buffers need no clearing.
   thread_local std::vector<float> shared_buffer, own_buffer, block_buffer;
-  float* shared_b = nullptr;
-  if (!by_panels) {
-    shared_b = pack_buffer(shared_buffer, panels * k * nr);
+  const Scratch shared(shared_buffer, by_panels ? 0 : panels * k * nr);
+  float* shared_b = shared.get();
+  if (!by_panels)
     for (size_t pn = 0; pn < panels; ++pn)
       pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, shared_b + pn * k * nr);
-  }
   const size_t t_count = std::min(threads, by_panels ? panels : tiles);
   fork_join(std::max<size_t>(t_count, 1), [&](size_t t) {
     const size_t count = std::max<size_t>(t_count, 1);
     const size_t pb = by_panels ? panels * t / count : 0, pe = by_panels ? panels * (t + 1) / count : panels;
     const size_t tb = by_panels ? 0 : tiles * t / count, te = by_panels ? tiles : tiles * (t + 1) / count;
-    float* own_b = nullptr;
+    const Scratch own(own_buffer, by_panels ? (pe - pb) * k * nr : 0);
+    float* own_b = own.get();
     if (by_panels) {
-      own_b = pack_buffer(own_buffer, (pe - pb) * k * nr);
       for (size_t pn = pb; pn < pe; ++pn)
         pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b + (pn - pb) * k * nr);
     }
-    float* block = pack_buffer(block_buffer, kBlockTiles * k * mr);
+    const Scratch packed_block(block_buffer, kBlockTiles * k * mr);
+    float* block = packed_block.get();
     for (size_t t0 = tb; t0 < te; t0 += kBlockTiles) {
       const size_t t1 = std::min(te, t0 + kBlockTiles);
       for (size_t ti = t0; ti < t1; ++ti)
@@ -96,10 +84,7 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
                           std::min(mr, m - ti * mr), cols, accumulate);
       }
     }
-    trim(own_buffer);
-    trim(block_buffer);
   });
-  trim(shared_buffer);
 }
 
 }  // namespace laborspace

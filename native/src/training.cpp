@@ -4,18 +4,24 @@
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "parallel.h"
+#include "scratch.h"
 
 namespace laborspace {
 namespace {
 
-// n floats left uninitialised, for scratch that is written before it is read: a std::vector would
-// zero-fill megabytes per training step first.
-std::unique_ptr<float[]> uninit(size_t n) { return std::unique_ptr<float[]>(new float[n]); }
+// The step's intermediates, one kept buffer per use (scratch.h); uses that are live at the same
+// time have different slots. Every one is written before it is read.
+enum Slot { kHidden, kEmbedded, kGradEmbedded, kMid, kAdapterOut, kGradU, kGradMid, kScores, kGradScores,
+            kRowLoss, kScoresT, kGradScoresT, kCosines, kPairTerms, kSlots };
+
+Scratch scratch(Slot slot, size_t n) {
+  thread_local std::vector<float> kept[kSlots];
+  return Scratch(kept[slot], n);
+}
 
 // a_i . b_i for each of n row pairs, on the ISA's dot kernel.
 void pair_dots(const IsaKernels& k, const float* a, const float* b, size_t n, size_t d, float* out) {
@@ -69,7 +75,7 @@ Error head_forward(const float* x, size_t batch, size_t din, const float* wt, co
     normalize_into(k, h, batch, dout, e);
     return {};
   }
-  adapter_forward(h, batch, dout, adapter, uninit(batch * adapter.rank).get(), e);
+  adapter_forward(h, batch, dout, adapter, scratch(kMid, batch * adapter.rank).get(), e);
   const size_t bad_u = first_non_finite(e, batch * dout);
   if (bad_u < batch * dout)
     return {Error::non_finite, "the adapter's output for row " + std::to_string(bad_u / dout) + " is not finite"};
@@ -83,14 +89,10 @@ Error head_backward(const float* x, const float* h, const float* e, const float*
   // h down^T are recomputed (rank-r products, a few percent of the head's).
   const IsaKernels& k = active_kernels();
   const size_t r = adapter.rank;
-  std::unique_ptr<float[]> mid, u;
-  if (r) {
-    mid = uninit(batch * r);
-    u = uninit(batch * dout);
-    adapter_forward(h, batch, dout, adapter, mid.get(), u.get());
-  }
+  const Scratch mid = scratch(kMid, batch * r), u = scratch(kAdapterOut, r ? batch * dout : 0);
+  if (r) adapter_forward(h, batch, dout, adapter, mid.get(), u.get());
   const float* un = r ? u.get() : h;
-  const std::unique_ptr<float[]> gu_buffer = uninit(batch * dout);
+  const Scratch gu_buffer = scratch(kGradU, batch * dout);
   float* gu = gu_buffer.get();
   for_rows(batch, 10.0 * dout, [&](size_t i) {
     const float* ei = e + i * dout;
@@ -109,7 +111,7 @@ Error head_backward(const float* x, const float* h, const float* e, const float*
   });
   if (r) {
     // dL/dup = gu^T mid, dL/dmid = gu up, dL/ddown = dmid^T h, and dL/dh = gu + dmid down.
-    const std::unique_ptr<float[]> gmid = uninit(batch * r);
+    const Scratch gmid = scratch(kGradMid, batch * r);
     gemm(Op::transpose, Op::none, dout, r, batch, gu, dout, mid.get(), r, grads.up, r, false);
     gemm(Op::none, Op::none, batch, r, dout, gu, dout, adapter.up, r, gmid.get(), r, false);
     gemm(Op::transpose, Op::none, r, dout, batch, gmid.get(), r, h, dout, grads.down, dout, false);
@@ -134,30 +136,32 @@ double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float s
                  float* grad_p) {
   const size_t B = batch;
   const IsaKernels& k = active_kernels();
-  const std::unique_ptr<float[]> s = uninit(B * B), ds = uninit(B * B), t = uninit(B);
+  const Scratch s = scratch(kScores, B * B), ds = scratch(kGradScores, B * B), row_loss = scratch(kRowLoss, B);
   gemm(Op::none, Op::transpose, B, B, d, a, d, p, d, s.get(), B, false);
   // dL/dS: the softmax over each row of scale * S (a_i against every p_j) and, when symmetric, over
-  // each column (p_j against every a_i), done as rows of S^T.
+  // each column (p_j against every a_i), done as rows of S^T. Rows are independent: on threads,
+  // with the exponentials computed in the gradient's own row, and the loss summed in row order.
   const float weight = symmetric ? 0.5f / float(B) : 1.f / float(B);
   double loss = 0;
   auto row_softmax = [&](const float* scores, float* grad) {
-    for (size_t i = 0; i < B; ++i) {
+    for_rows(B, 30.0 * B, [&](size_t i) {
       const float* si = scores + i * B;
-      const float top = scale * *std::max_element(si, si + B);
-      for (size_t j = 0; j < B; ++j) t[j] = scale * si[j] - top;
-      k.exp_inplace(t.get(), B);
-      double sum = 0;
-      for (size_t j = 0; j < B; ++j) sum += t[j];
-      loss += weight * (double(top) + std::log(sum) - scale * si[i]);
-      const float w = float(scale * weight / sum);
       float* gi = grad + i * B;
-      for (size_t j = 0; j < B; ++j) gi[j] = w * t[j];
+      const float top = scale * *std::max_element(si, si + B);
+      for (size_t j = 0; j < B; ++j) gi[j] = scale * si[j] - top;
+      k.exp_inplace(gi, B);
+      double sum = 0;
+      for (size_t j = 0; j < B; ++j) sum += gi[j];
+      row_loss[i] = float(weight * (double(top) + std::log(sum) - scale * si[i]));
+      const float w = float(scale * weight / sum);
+      for (size_t j = 0; j < B; ++j) gi[j] *= w;
       gi[i] -= scale * weight;
-    }
+    });
+    for (size_t i = 0; i < B; ++i) loss += row_loss[i];
   };
   row_softmax(s.get(), ds.get());
   if (symmetric) {
-    const std::unique_ptr<float[]> st = uninit(B * B), dst = uninit(B * B);
+    const Scratch st = scratch(kScoresT, B * B), dst = scratch(kGradScoresT, B * B);
     for (size_t i = 0; i < B; ++i)
       for (size_t j = 0; j < B; ++j) st[j * B + i] = s[i * B + j];
     row_softmax(st.get(), dst.get());
@@ -223,7 +227,7 @@ double triplet_loss(const float* a, const float* p, const float* n, size_t batch
 double cosine_mse_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float* grad_a,
                        float* grad_b) {
   const IsaKernels& k = active_kernels();
-  const std::unique_ptr<float[]> cos = uninit(batch);
+  const Scratch cos = scratch(kCosines, batch);
   pair_dots(k, a, b, batch, d, cos.get());
   double loss = 0;
   for (size_t i = 0; i < batch; ++i) {
@@ -241,7 +245,7 @@ double cosine_mse_loss(const float* a, const float* b, const float* target, size
 double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
                    float* grad_a, float* grad_b) {
   const IsaKernels& k = active_kernels();
-  const std::unique_ptr<float[]> cos = uninit(batch), terms = uninit(batch * batch);
+  const Scratch cos = scratch(kCosines, batch), terms = scratch(kPairTerms, batch * batch);
   pair_dots(k, a, b, batch, d, cos.get());
   // log(1 + sum exp(x_ij)) over ordered pairs (target_i > target_j), x_ij = scale * (cos_j - cos_i),
   // with the largest term taken out; the terms of each row are exponentiated as one vector and
@@ -281,7 +285,7 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
                      const Adapter& adapter, const LossParams& params, double* loss_out, const HeadGrads& grads) {
   const size_t rows = loss_sides(loss) * batch, side = batch * dout;
-  const std::unique_ptr<float[]> h = uninit(rows * dout), e = uninit(rows * dout), grad = uninit(rows * dout);
+  const Scratch h = scratch(kHidden, rows * dout), e = scratch(kEmbedded, rows * dout), grad = scratch(kGradEmbedded, rows * dout);
   if (Error err = head_forward(x, rows, din, wt, bias, dout, adapter, h.get(), e.get())) return err;
   const float* ea = e.get();
   float* ga = grad.get();
