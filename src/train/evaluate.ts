@@ -28,7 +28,11 @@ const SAMPLE = 1000;
 export function evaluateSpace(embeddings: Float32Array, dim: number, refs: readonly string[], sets: readonly PairSet[], seed = 1): SpaceMetrics {
   const types = refs.map((r) => parseRef(r)!.type);
   const rowsOfType = new Map<string, number[]>();
-  types.forEach((t, i) => rowsOfType.set(t, [...(rowsOfType.get(t) ?? []), i]));
+  types.forEach((t, i) => {
+    const rows = rowsOfType.get(t);
+    if (rows) rows.push(i);
+    else rowsOfType.set(t, [i]);
+  });
   const matrixOf = new Map<string, Float32Array>();
   const matrix = (type: string) => {
     if (!matrixOf.has(type)) {
@@ -62,15 +66,20 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
       const best = Math.max(...truth.map((t) => row[t]));
       const truthSet = new Set(truth);
       let rank = 1;
-      const order: number[] = [];
+      const top: number[] = []; // the 10 best candidates, by score, then by index
       for (let j = 0; j < row.length; j++) {
         if (j === self) continue;
         if (!truthSet.has(j) && row[j] > best) rank++;
-        order.push(j);
+        if (top.length === 10) {
+          if (row[j] <= row[top[9]]) continue;
+          top.pop();
+        }
+        let at = top.length;
+        while (at > 0 && row[top[at - 1]] < row[j]) at--;
+        top.splice(at, 0, j);
       }
       mrr += 1 / rank;
       ranked++;
-      const top = order.sort((x, y) => row[y] - row[x]).slice(0, 10);
       recall += top.filter((j) => truthSet.has(j)).length / Math.min(10, truth.length);
     });
     if (ranked) kinds.push({ kind: set.kind, anchors: ranked, mrr: mrr / ranked, recallAt10: recall / ranked });
