@@ -47,6 +47,17 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   }
   const IsaKernels& kern = active_kernels();
   const size_t mr = kern.gemm_mr, nr = kern.gemm_nr;
+  if (!accumulate && 2 * n < nr && m > n) {
+    // A product narrower than half a column strip (the adapter's rank-r ones) would be mostly
+    // padding: C^T = op(B)^T op(A)^T instead, whose n rows fill row tiles, transposed back after.
+    thread_local std::vector<float> transposed_buffer;
+    const Scratch ct(transposed_buffer, n * m);
+    const auto flip = [](Op op) { return op == Op::none ? Op::transpose : Op::none; };
+    gemm(flip(op_b), flip(op_a), n, m, k, b, ldb, a, lda, ct.get(), m, false);
+    for (size_t i = 0; i < m; ++i)
+      for (size_t j = 0; j < n; ++j) c[i * ldc + j] = ct[j * m + i];
+    return;
+  }
   const size_t panels = (n + nr - 1) / nr, tiles = (m + mr - 1) / mr;
   const size_t threads = threads_for(double(m) * double(n) * double(k));
   // Threads take strips of columns when there are enough (each packs its own), else tiles of rows

@@ -37,10 +37,6 @@ void for_rows(size_t n, double work_per_row, Fn&& fn) {
   });
 }
 
-}  // namespace
-
-namespace {
-
 // u = h + (h down^T) up^T: the adapter's output before normalisation.
 void adapter_forward(const float* h, size_t rows, size_t dout, const Adapter& adapter, float* mid, float* u) {
   gemm(Op::none, Op::transpose, rows, adapter.rank, dout, h, dout, adapter.down, dout, mid, adapter.rank, false);
