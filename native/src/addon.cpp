@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "training.h"
 #ifdef LABORSPACE_WITH_CUDA
 #include "../cuda/cuda_topk.h"
@@ -293,6 +294,7 @@ class CallWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    use_own_threads_here();  // libuv's threads run several calls at once
     try {
       error_ = call_.run();
     } catch (const std::bad_alloc&) {

@@ -26,7 +26,7 @@ namespace {
 
 constexpr uint64_t kWidthBits = 16;
 constexpr uint64_t kWidthMask = (uint64_t(1) << kWidthBits) - 1;
-constexpr auto kSpinFor = std::chrono::microseconds(200);
+constexpr auto kSpinFor = std::chrono::microseconds(50);
 
 struct Pool {
   std::atomic<bool> busy{false};     // a run holds the pool
@@ -73,7 +73,11 @@ void run_on_own_threads(size_t threads, void (*call)(void*, size_t), void* ctx) 
   for (auto& th : own) th.join();
 }
 
+thread_local bool own_threads = false;
+
 }  // namespace
+
+void use_own_threads_here() { own_threads = true; }
 
 void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx) {
   if (threads <= 1) {
@@ -81,7 +85,7 @@ void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx) {
     return;
   }
   Pool& p = pool();
-  if (threads > kWidthMask || p.busy.exchange(true, std::memory_order_acquire)) {
+  if (own_threads || threads > kWidthMask || p.busy.exchange(true, std::memory_order_acquire)) {
     run_on_own_threads(threads, call, ctx);
     return;
   }

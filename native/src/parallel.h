@@ -8,9 +8,15 @@
 namespace laborspace {
 
 // Runs call(ctx, t) for t in [0, threads), the caller taking t = 0, and returns when all are done.
-// One run at a time uses the pool; a concurrent or nested run (the async bindings run on libuv's
-// threads) gets threads of its own instead.
+// One run at a time uses the pool; a concurrent or nested run, or one from a thread marked by
+// use_own_threads_here, gets threads of its own instead.
 void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx);
+
+// Marks the calling thread as one of several that run kernels side by side (libuv's threads, for
+// the async bindings): its parallel runs start threads of their own instead of waking the pool,
+// whose spinning workers would compete with the other callers for the cores (under concurrent
+// server load that doubled the p99 latency of a query).
+void use_own_threads_here();
 
 // fn(t) for t in [0, threads).
 template <class Fn>
