@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -244,30 +245,37 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
   const Scratch cos = scratch(kCosines, batch), terms = scratch(kPairTerms, batch * batch);
   pair_dots(k, a, b, batch, d, cos.get());
   // log(1 + sum exp(x_ij)) over ordered pairs (target_i > target_j), x_ij = scale * (cos_j - cos_i),
-  // with the largest term taken out; the terms of each row are exponentiated as one vector and
-  // pairs that do not count are zeroed after.
+  // with the largest term taken out; the terms of each row are exponentiated as one vector (rows on
+  // threads) and pairs that do not count are zeroed after. The largest exponent of row i comes
+  // from the largest cos_j among the j it outranks.
   float top = 0;  // the "1" is exp(0)
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t j = 0; j < batch; ++j)
-      if (target[i] > target[j]) top = std::max(top, scale * (cos[j] - cos[i]));
-  double sum = std::exp(-double(top));
   for (size_t i = 0; i < batch; ++i) {
+    float best = -std::numeric_limits<float>::infinity();
+    for (size_t j = 0; j < batch; ++j) best = std::max(best, target[i] > target[j] ? cos[j] : -std::numeric_limits<float>::infinity());
+    top = std::max(top, scale * (best - cos[i]));
+  }
+  const Scratch row_sums = scratch(kRowLoss, batch);
+  for_rows(batch, 40.0 * batch, [&](size_t i) {
     float* ti = terms.get() + i * batch;
     for (size_t j = 0; j < batch; ++j) ti[j] = scale * (cos[j] - cos[i]) - top;
     k.exp_inplace(ti, batch);
+    double sum = 0;
     for (size_t j = 0; j < batch; ++j) {
-      if (!(target[i] > target[j])) ti[j] = 0.f;
+      ti[j] = target[i] > target[j] ? ti[j] : 0.f;
       sum += ti[j];
     }
-  }
+    row_sums[i] = float(sum);
+  });
+  // dL/dcos_k = scale / sum * (sum_i t_ik - sum_j t_kj): column sums less row sums.
+  double sum = std::exp(-double(top));
   std::vector<double> dcos(batch, 0.0);
+  for (size_t i = 0; i < batch; ++i) {
+    sum += row_sums[i];
+    const float* ti = terms.get() + i * batch;
+    for (size_t j = 0; j < batch; ++j) dcos[j] += ti[j];
+  }
   const double w = scale / sum;
-  for (size_t i = 0; i < batch; ++i)
-    for (size_t j = 0; j < batch; ++j) {
-      const double g = terms[i * batch + j] * w;
-      dcos[j] += g;
-      dcos[i] -= g;
-    }
+  for (size_t i = 0; i < batch; ++i) dcos[i] = (dcos[i] - row_sums[i]) * w;
   for (size_t i = 0; i < batch; ++i) {
     const float g = float(dcos[i]);
     for (size_t q = 0; q < d; ++q) {
