@@ -80,7 +80,7 @@ Trainer('should learn the same with only a low-rank adapter, leaving the dense l
   assert.ok(after > before + 0.2, `held-out MRR ${before} -> ${after}`);
   assert.equal(Array.from(result.head.weight), Array.from(initial.weight), 'the frozen dense layer is untouched');
   assert.is(result.head.adapter!.rank, 4);
-  assert.throws(() => initialHead(initial, 17, 1), /adapterRank must be an integer from 0 to 16, got 17/);
+  for (const bad of [17, -1, 2.5]) assert.throws(() => initialHead(initial, bad, 1), new RegExp(`adapterRank must be an integer from 0 to 16, got ${bad}`));
   assert.throws(() => trainHead(pooled, [pairs(0, 200)], [pairs(200, 250)], initial, { ...config, adapterRank: 0 }), /trainDense false needs an adapter/);
 });
 

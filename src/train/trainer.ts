@@ -112,8 +112,8 @@ export function headTensors(head: HeadParams): Float32Array[] {
  * small and random, up zero, so the adapter starts as the identity).
  */
 export function initialHead(pretrained: HeadParams, rank: number, seed: number): HeadParams {
-  if (rank <= 0) return pretrained;
-  if (!Number.isInteger(rank) || rank > pretrained.dimOut) throw new RangeError(`adapterRank must be an integer from 0 to ${pretrained.dimOut}, got ${rank}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank > pretrained.dimOut) throw new RangeError(`adapterRank must be an integer from 0 to ${pretrained.dimOut}, got ${rank}`);
+  if (rank === 0) return pretrained;
   const scale = 1 / Math.sqrt(pretrained.dimOut);
   const down = randomMatrix(rank, pretrained.dimOut, seed + 1).map((v) => v * scale);
   return { ...pretrained, adapter: { rank, down, up: new Float32Array(pretrained.dimOut * rank) } };
