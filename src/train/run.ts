@@ -46,7 +46,7 @@ export interface TrainSummary {
 }
 
 /** The pretrained head: TF.js stores the tanh layer's kernel as [in, out]; the head wants [out, in]. */
-function pretrainedHead(): HeadParams {
+export function pretrainedHead(): HeadParams {
   const weights = readTfjsWeights(useLitePackageDir());
   const w = weights.get(USE_LITE_TANH_WEIGHTS)!;
   const [dimIn, dimOut] = w.shape;
