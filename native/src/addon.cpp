@@ -138,6 +138,16 @@ bool cuda_wanted(const std::string& dev) {
 
 // ---- Scoring calls, shared by the sync and async entry points ----
 
+// { indices, scores, k, device } from a top-k call's output arrays.
+Napi::Object topk_result(Napi::Env env, const std::vector<Napi::Value>& outs, size_t k, const char* device) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("indices", outs[0]);
+  o.Set("scores", outs[1]);
+  o.Set("k", Napi::Number::New(env, double(k)));
+  o.Set("device", Napi::String::New(env, device));
+  return o;
+}
+
 struct TopkCall {
   Napi::Float32Array queries, database;
   std::optional<Napi::Uint8Array> mask;
@@ -210,12 +220,7 @@ struct TopkCall {
   std::vector<Napi::Value> outputs() const { return {indices, scores}; }
 
   Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("indices", outs[0]);
-    o.Set("scores", outs[1]);
-    o.Set("k", Napi::Number::New(env, double(k)));
-    o.Set("device", Napi::String::New(env, use_cuda ? "cuda" : "cpu"));
-    return o;
+    return topk_result(env, outs, k, use_cuda ? "cuda" : "cpu");
   }
 };
 
@@ -271,12 +276,7 @@ struct QuantizedTopkCall {
   }
   std::vector<Napi::Value> outputs() const { return {indices, scores}; }
   Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("indices", outs[0]);
-    o.Set("scores", outs[1]);
-    o.Set("k", Napi::Number::New(env, double(k_out)));
-    o.Set("device", Napi::String::New(env, "cpu"));
-    return o;
+    return topk_result(env, outs, k_out, "cpu");
   }
 };
 

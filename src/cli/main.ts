@@ -12,7 +12,7 @@ import { defaultHome, openHomeStore } from '../home.js';
 import { nativeInfo } from '../native.js';
 import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
-import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
+import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../store/index.js';
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
 import { trainStep, type TrainOptions } from '../train/run.js';
 import { VERSION } from '../version.js';
@@ -96,6 +96,23 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
   const globals = () => program.opts<GlobalOptions>();
+  // The home's store or space for one command, closed however the command ends.
+  const withStore = async (use: (store: Store) => void | Promise<void>) => {
+    const store = openHomeStore(globals().home);
+    try {
+      await use(store);
+    } finally {
+      store.close();
+    }
+  };
+  const withSpace = async (use: (space: LaborSpace) => Promise<void>) => {
+    const space = await LaborSpace.open(globals().home, { onNote: note });
+    try {
+      await use(space);
+    } finally {
+      await space.close();
+    }
+  };
   const note = (message: string) => {
     if (!globals().json) process.stderr.write(`${message}\n`);
   };
@@ -176,30 +193,27 @@ export function buildProgram(): Command {
     });
 
   ingestOptions(program.command('ingest').description('load NAICS, O*NET, ESCO, firms and crosswalks into the store')).action(async (opts: IngestFlags) => {
-    const { home, json } = globals();
+    const { json } = globals();
     checkFirms(opts);
-    const store = openHomeStore(home);
-    try {
+    await withStore(async (store) => {
       const summary = await runIngest(store, { ...opts, json });
       print(json, summary, () => formatIngestSummary(summary));
-    } finally {
-      store.close();
-    }
+    });
   });
 
   encoderOptions(program.command('encode').description('embed every entity with the encoder (cached: only changed texts are encoded again)')).action(
     async (opts: { threads?: number; batchSize: number; quantized?: boolean }) => {
       const { home, json } = globals();
-      const store = openHomeStore(home);
       const bar = progress('encode', json);
       const rate = encodeRate();
       try {
-        const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)) });
-        bar.stop();
-        print(json, summary, () => formatEncode(summary));
+        await withStore(async (store) => {
+          const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)) });
+          bar.stop();
+          print(json, summary, () => formatEncode(summary));
+        });
       } finally {
         bar.stop();
-        store.close();
       }
     },
   );
@@ -207,16 +221,16 @@ export function buildProgram(): Command {
   trainOptions(program.command('train').description('fine-tune the head on the relations, write the fine-tuned encoder, re-embed every entity')).action(
     async (opts: { config?: string; steps?: number; adapterRank?: number; fresh?: boolean }) => {
       const { home, json } = globals();
-      const store = openHomeStore(home);
       const { bar, hooks } = trainProgress(json);
       try {
-        const summary = await trainStep(store, home, readTrainConfig(opts), { ...hooks, onNote: note });
-        bar.stop();
-        indexStep(store, home, { onNote: note });
-        print(json, summary, () => formatTrain(summary));
+        await withStore(async (store) => {
+          const summary = await trainStep(store, home, readTrainConfig(opts), { ...hooks, onNote: note });
+          bar.stop();
+          indexStep(store, home, { onNote: note });
+          print(json, summary, () => formatTrain(summary));
+        });
       } finally {
         bar.stop();
-        store.close();
       }
     },
   );
@@ -224,18 +238,15 @@ export function buildProgram(): Command {
   program
     .command('eval')
     .description('held-out MRR and recall@10 per relation kind, base and fine-tuned side by side, type clustering, sector purity: recomputed for the last training run')
-    .action(() => {
+    .action(async () => {
       const { home, json } = globals();
-      const store = openHomeStore(home);
-      try {
+      await withStore(async (store) => {
         const run = lastTrainingRun(store);
         if (!run) throw new InvalidArgumentError(`${home} has no finished training run: run \`laborspace train\``);
         note(`evaluating training run ${run.id} on its held-out relations...`);
         const evaluation = evaluateRun(store, run);
         print(json, evaluation, () => formatEvaluation(evaluation));
-      } finally {
-        store.close();
-      }
+      });
     });
 
   program
@@ -244,15 +255,12 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--method <method>', 'auto: the fastest reaching recall@10 0.99; or exact, int8, hnsw everywhere').choices(['auto', 'exact', 'int8', 'hnsw']).default('auto'),
     )
-    .action((opts: { method: 'auto' | 'exact' | 'int8' | 'hnsw' }) => {
+    .action(async (opts: { method: 'auto' | 'exact' | 'int8' | 'hnsw' }) => {
       const { home, json } = globals();
-      const store = openHomeStore(home);
-      try {
+      await withStore(async (store) => {
         const manifest = indexStep(store, home, { onNote: note, method: opts.method });
         print(json, manifest, () => formatIndex(manifest));
-      } finally {
-        store.close();
-      }
+      });
     });
 
   program
@@ -263,14 +271,11 @@ export function buildProgram(): Command {
     .option('--k <n>', 'results per type', positiveInt, 10)
     .option('--exact', 'scan every vector exactly instead of using HNSW indices')
     .action(async (query: string, opts: { types?: EntityType[]; k: number; exact?: boolean }) => {
-      const { home, json } = globals();
-      const space = await LaborSpace.open(home, { onNote: note });
-      try {
+      const { json } = globals();
+      await withSpace(async (space) => {
         const result = await space.near(query, { types: opts.types, k: opts.k, exact: opts.exact });
         print(json, result, () => formatNear(result));
-      } finally {
-        await space.close();
-      }
+      });
     });
 
   program
@@ -281,14 +286,11 @@ export function buildProgram(): Command {
     .option('--k <n>', 'results per type', positiveInt, 10)
     .option('--include-operands', "keep the expression's own references in the results")
     .action(async (expr: string, opts: { types?: EntityType[]; k: number; includeOperands?: boolean }) => {
-      const { home, json } = globals();
-      const space = await LaborSpace.open(home, { onNote: note });
-      try {
+      const { json } = globals();
+      await withSpace(async (space) => {
         const result = await space.arith(expr, { types: opts.types, k: opts.k, includeOperands: opts.includeOperands });
         print(json, result, () => formatArith(result));
-      } finally {
-        await space.close();
-      }
+      });
     });
 
   program
@@ -302,7 +304,7 @@ export function buildProgram(): Command {
     .option('--show <refs>', 'comma-separated references whose positions are always reported')
     .option('--bootstrap <n>', 'resamples of the pole members for the intervals (0: none)', nonNegativeInt, 200)
     .action(async (name: string | undefined, opts: { from?: string; to?: string; types?: EntityType[]; top: number; show?: string; bootstrap: number }) => {
-      const { home, json } = globals();
+      const { json } = globals();
       let from: string[], to: string[];
       if (name) {
         const named = NAMED_AXES[name];
@@ -313,13 +315,10 @@ export function buildProgram(): Command {
         if (!opts.from || !opts.to) throw new InvalidArgumentError('give a named axis, or both --from and --to');
         [from, to] = [splitPoles(opts.from), splitPoles(opts.to)];
       }
-      const space = await LaborSpace.open(home, { onNote: note });
-      try {
+      await withSpace(async (space) => {
         const result = await space.axis(from, to, { types: opts.types, top: opts.top, bootstrap: opts.bootstrap, positions: opts.show ? splitPoles(opts.show) : [] });
         print(json, result, () => formatAxis(result));
-      } finally {
-        await space.close();
-      }
+      });
     });
 
   program
@@ -330,17 +329,14 @@ export function buildProgram(): Command {
     .option('--top <n>', 'entities listed per type', positiveInt, 10)
     .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
     .action(async (opts: { direction: string; types?: EntityType[]; top: number; out?: string }) => {
-      const { home, json } = globals();
+      const { json } = globals();
       checkOut(opts.out);
-      const space = await LaborSpace.open(home, { onNote: note });
-      try {
+      await withSpace(async (space) => {
         const result = await space.shock(opts.direction, { types: opts.types, top: opts.top });
         if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
         const { all: _all, ...shown } = result;
         print(json, shown, () => formatShock(result));
-      } finally {
-        await space.close();
-      }
+      });
     });
 
   program
@@ -356,12 +352,11 @@ export function buildProgram(): Command {
     .option('--soc-vintage <year>', 'SOC vintage of the codes: 2010 or 2018', socVintage, 2010)
     .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
     .action(async (direction: string, opts: { types?: EntityType[]; top: number; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
-      const { home, json } = globals();
+      const { json } = globals();
       if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
       if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
       checkOut(opts.out);
-      const space = await LaborSpace.open(home, { onNote: note });
-      try {
+      await withSpace(async (space) => {
         const types = opts.types ?? ['occupation', 'industry'];
         const result = await aiExposure(space, { types, top: opts.top });
         if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
@@ -371,9 +366,7 @@ export function buildProgram(): Command {
         const { all: _all, ...shown } = result;
         const summary = comparison ? { ...shown, comparison: { ...comparison, matches: undefined } } : shown;
         print(json, summary, () => [formatShock(result), ...(comparison ? [formatComparison(comparison)] : [])].join('\n\n'));
-      } finally {
-        await space.close();
-      }
+      });
     });
 
   program
@@ -388,35 +381,35 @@ export function buildProgram(): Command {
     .option('--to <poles>', 'the other end of the drawn axis')
     .option('--out <file>', 'map.svg, map.png, or map.json (the coordinates)', 'map.svg')
     .action(async (opts: { types?: EntityType[]; method: 'pca' | 'umap'; sample: number; label?: string; axis?: string; from?: string; to?: string; out: string }) => {
-      const { home, json } = globals();
+      const { json } = globals();
       if (!/\.(svg|png|json)$/i.test(opts.out)) throw new InvalidArgumentError(`--out ${opts.out}: the file must end in .svg, .png or .json`);
       if (opts.axis && !NAMED_AXES[opts.axis]) throw new InvalidArgumentError(`unknown axis "${opts.axis}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
       if (!opts.from !== !opts.to) throw new InvalidArgumentError('--from and --to go together');
       const axis = opts.axis ? NAMED_AXES[opts.axis] : opts.from ? { from: splitPoles(opts.from), to: splitPoles(opts.to!) } : undefined;
       // Loaded here: the drawing libraries are heavy and only this command needs them.
       const { mapSvg, spaceMap, svgToPng } = await import('../analysis/map.js');
-      const space = await LaborSpace.open(home, { onNote: note });
       const bar = progress('umap', json);
       try {
-        const map = await spaceMap(space, {
-          types: opts.types,
-          method: opts.method,
-          sample: opts.sample,
-          labels: opts.label ? splitPoles(opts.label) : undefined,
-          axis,
-          onProgress: (done, total) => bar.update(done, total, `epochs (${Math.floor((10 * done) / total) * 10}%)`),
+        await withSpace(async (space) => {
+          const map = await spaceMap(space, {
+            types: opts.types,
+            method: opts.method,
+            sample: opts.sample,
+            labels: opts.label ? splitPoles(opts.label) : undefined,
+            axis,
+            onProgress: (done, total) => bar.update(done, total, `epochs (${Math.floor((10 * done) / total) * 10}%)`),
+          });
+          bar.stop();
+          if (/\.json$/i.test(opts.out)) writeFileSync(opts.out, JSON.stringify(map));
+          else {
+            const svg = await mapSvg(map);
+            writeFileSync(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
+          }
+          const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
+          print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);
         });
-        bar.stop();
-        if (/\.json$/i.test(opts.out)) writeFileSync(opts.out, JSON.stringify(map));
-        else {
-          const svg = await mapSvg(map);
-          writeFileSync(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
-        }
-        const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
-        print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);
       } finally {
         bar.stop();
-        await space.close();
       }
     });
 
@@ -432,34 +425,34 @@ export function buildProgram(): Command {
     .addOption(new Option('--on-error <mode>', 'a malformed row or empty text: skip it (reported) or fail').choices(['skip', 'fail']).default('skip'))
     .option('--batch-size <n>', 'texts embedded together', positiveInt, 256)
     .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number }) => {
-      const { home, json } = globals();
+      const { json } = globals();
       const names = opts.axes === 'none' ? [] : (opts.axes ?? Object.keys(NAMED_AXES).join(',')).split(',').map((n) => n.trim()).filter(Boolean);
       for (const n of names) if (!NAMED_AXES[n]) throw new InvalidArgumentError(`unknown axis "${n}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
       if (!existsSync(opts.input)) throw new InvalidArgumentError(`--input ${opts.input}: no such file`);
       const out = opts.out ?? `${opts.input.replace(/\.(csv|tsv|jsonl)(\.gz)?$/i, '')}.scored.csv`;
-      const space = await LaborSpace.open(home, { onNote: note });
       const bar = progress('score', json);
       try {
-        const summary = await scoreFile(space, opts.input, out, {
-          textColumn: opts.textColumn,
-          idColumn: opts.idColumn,
-          skills: opts.skills,
-          axes: Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]])),
-          onError: opts.onError,
-          batchSize: opts.batchSize,
-          onProgress: (rows, rate) => bar.update(rows, rows, `rows, ${Math.round(rate)}/s`),
+        await withSpace(async (space) => {
+          const summary = await scoreFile(space, opts.input, out, {
+            textColumn: opts.textColumn,
+            idColumn: opts.idColumn,
+            skills: opts.skills,
+            axes: Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]])),
+            onError: opts.onError,
+            batchSize: opts.batchSize,
+            onProgress: (rows, rate) => bar.update(rows, rows, `rows, ${Math.round(rate)}/s`),
+          });
+          bar.stop();
+          print(json, { out, ...summary }, () =>
+            [
+              `${summary.rows} rows scored to ${out} in ${summary.seconds.toFixed(1)} s (${Math.round(summary.rowsPerSecond)} rows/s).`,
+              ...summary.skipped.slice(0, 10).map((s) => `skipped line ${s.line ?? '?'}: ${s.reason}`),
+              ...(summary.skipped.length > 10 ? [`... and ${summary.skipped.length - 10} more skipped`] : []),
+            ].join('\n'),
+          );
         });
-        bar.stop();
-        print(json, { out, ...summary }, () =>
-          [
-            `${summary.rows} rows scored to ${out} in ${summary.seconds.toFixed(1)} s (${Math.round(summary.rowsPerSecond)} rows/s).`,
-            ...summary.skipped.slice(0, 10).map((s) => `skipped line ${s.line ?? '?'}: ${s.reason}`),
-            ...(summary.skipped.length > 10 ? [`... and ${summary.skipped.length - 10} more skipped`] : []),
-          ].join('\n'),
-        );
       } finally {
         bar.stop();
-        await space.close();
       }
     });
 
@@ -490,15 +483,12 @@ export function buildProgram(): Command {
     .description('an entity, its text and its relations')
     .argument('<ref>', 'TYPE:SOURCE:CODE, or TYPE:CODE where unambiguous')
     .option('--limit <n>', 'relations shown per kind', positiveInt, 10)
-    .action((ref: string, opts: { limit: number }) => {
-      const { home, json } = globals();
-      const store = openHomeStore(home);
-      try {
+    .action(async (ref: string, opts: { limit: number }) => {
+      const { json } = globals();
+      await withStore(async (store) => {
         const result = showEntity(store, ref, opts.limit);
         print(json, result, () => formatShow(result, (r) => store.entity(r)?.title));
-      } finally {
-        store.close();
-      }
+      });
     });
 
   program
@@ -509,14 +499,11 @@ export function buildProgram(): Command {
     .option('--out <path>', 'file (jsonl; default: standard output) or folder (projector; default: ./projector)')
     .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string }) => {
       const { home } = globals();
-      const store = openHomeStore(home);
-      try {
+      await withStore(async (store) => {
         if (!store.model(BASE_MODEL_ID)) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
         const result = await exportVectors(store, BASE_MODEL_ID, opts);
         if (result.files.length) note(`exported ${result.count} vectors to ${result.files.join(', ')}`);
-      } finally {
-        store.close();
-      }
+      });
     });
 
   program
