@@ -14,6 +14,10 @@ bool isa_from_name(const std::string& name, Isa* out);
 
 // One instruction set's kernels. The driver (topk.cpp) packs operands for `gemm_tile` using the
 // table's own tile shape, so each ISA picks the shape that fits its register file.
+// Values of an int8 dot product the SIMD kernels sum in int32 lanes before widening them to int64:
+// a lane then holds at most kI8Block / 8 products of at most 127^2, far below 2^31.
+constexpr size_t kI8Block = size_t(1) << 16;
+
 struct IsaKernels {
   Isa isa;
   size_t tile_rows;     // database rows per tile: read in place and broadcast, never packed
@@ -31,9 +35,9 @@ struct IsaKernels {
   void (*axpy)(float alpha, const float* x, float* y, size_t d);
   // sum of squares, accumulated in double so a long row's norm is exact to float precision.
   double (*sum_squares)(const float* x, size_t d);
-  // out[r] = sum_p q[p] * x[r*d + p] for int8 rows and a query widened to int16 (exact in int32
-  // for d < 2^17).
-  void (*row_dots_i8)(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out);
+  // out[r] = sum_p q[p] * x[r*d + p] for int8 rows and a query of int8 values widened to int16,
+  // exact for every d: a row's sum passes 2^31 from d ~ 2^17, so it is kept in int64.
+  void (*row_dots_i8)(const int16_t* q, const int8_t* x, size_t rows, size_t d, int64_t* out);
   // The GEMM micro-kernel: a gemm_mr x gemm_nr block of C from op(A) packed as
   // a[p*gemm_mr + i] and op(B) packed as b[p*gemm_nr + j] (both zero-padded), for p < k:
   //   c[i*ldc + j] (+)= sum_p a[p*gemm_mr + i] * b[p*gemm_nr + j], for i < rows, j < cols.

@@ -1,12 +1,12 @@
 // AVX2 + FMA kernels (Haswell and later, Zen). Compiled with a target attribute on this region
 // only, so the binary still runs on CPUs without AVX2; dispatch.cpp decides at run time.
-#include <immintrin.h>
-
 #include <algorithm>
 
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>  // x86 only: other CPUs build the stub below
+
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
@@ -124,20 +124,24 @@ double sum_squares_avx2(const float* x, size_t d) {
 }
 
 // int8 rows widened to int16 and multiplied pairwise into int32 (vpmaddwd): no saturation, unlike
-// the u8 x s8 instruction.
-void row_dots_i8_avx2(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out) {
+// the u8 x s8 instruction. The int32 lanes are added into int64 every kI8Block values.
+void row_dots_i8_avx2(const int16_t* q, const int8_t* x, size_t rows, size_t d, int64_t* out) {
   const size_t body = d & ~size_t(15);
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* xr = x + r * d;
-    __m256i acc = _mm256_setzero_si256();
+    int64_t s = 0;
     size_t p = 0;
-    for (; p < body; p += 16) {
-      const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + p)));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + p))));
+    while (p < body) {
+      const size_t end = std::min(body, p + kI8Block);
+      __m256i acc = _mm256_setzero_si256();
+      for (; p < end; p += 16) {
+        const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + p)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + p))));
+      }
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+      for (const int32_t lane : lanes) s += lane;
     }
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
-    int32_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
     for (; p < d; ++p) s += int32_t(q[p]) * xr[p];
     out[r] = s;
   }
@@ -185,7 +189,8 @@ void gemm_micro_avx2(const float* a, const float* b, size_t k, float* c, size_t 
 // As exp_ps in kernels_avx512.cpp; without scalef, 2^n is built in the exponent field (n is in
 // [-126, 127] after the clamp, so it stays a normal float).
 inline __m256 exp_ps(__m256 x) {
-  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), _mm256_set1_ps(-87.3f));
+  // The constant first: min/max return their second operand when either is NaN, so NaN stays NaN.
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);

@@ -1,10 +1,12 @@
 // AVX-512 kernels (Skylake-X, Ice Lake, Zen 4). Same arrangement as kernels_avx2.cpp: a target
 // region, chosen at run time.
-#include <immintrin.h>
+#include <algorithm>
 
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>  // x86 only: other CPUs build the stub below
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
 // GCC 12's own reduce/cast intrinsics trip these on purpose-undefined upper lanes.
@@ -155,19 +157,25 @@ double sum_squares_avx512(const float* x, size_t d) {
 }
 
 // As the AVX2 kernel, 32 bytes of a row per step; two accumulators hide the add latency.
-void row_dots_i8_avx512(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out) {
+void row_dots_i8_avx512(const int16_t* q, const int8_t* x, size_t rows, size_t d, int64_t* out) {
   const size_t body = d & ~size_t(63);
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* xr = x + r * d;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+    int64_t s = 0;
     size_t p = 0;
-    for (; p < body; p += 64) {
-      const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p)));
-      const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p + 32)));
-      a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(x0, _mm512_loadu_si512(q + p)));
-      a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(x1, _mm512_loadu_si512(q + p + 32)));
+    while (p < body) {  // int32 lanes widened to int64 every kI8Block values, as in kernels_avx2.cpp
+      const size_t end = std::min(body, p + kI8Block);
+      __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+      for (; p < end; p += 64) {
+        const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p)));
+        const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + p + 32)));
+        a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(x0, _mm512_loadu_si512(q + p)));
+        a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(x1, _mm512_loadu_si512(q + p + 32)));
+      }
+      const __m512i sum = _mm512_add_epi32(a0, a1);
+      s += _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(sum)),
+                                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(sum, 1))));
     }
-    int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
     for (; p < d; ++p) s += int32_t(q[p]) * xr[p];
     out[r] = s;
   }
@@ -177,7 +185,8 @@ void row_dots_i8_avx512(const int16_t* q, const int8_t* x, size_t rows, size_t d
 // float) so it stays exact, e^r is Taylor to degree 7 (error < 6e-9 for |r| <= 0.347) and scalef
 // applies 2^n. Inputs are clamped to the float range (exp(-87.3) ~ 1.2e-38).
 inline __m512 exp_ps(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
+  // The constant first: min/max return their second operand when either is NaN, so NaN stays NaN.
+  x = _mm512_max_ps(_mm512_set1_ps(-87.3f), _mm512_min_ps(_mm512_set1_ps(88.3f), x));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);

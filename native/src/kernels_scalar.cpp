@@ -55,9 +55,9 @@ double sum_squares_scalar(const float* x, size_t d) {
   return s;
 }
 
-void row_dots_i8_scalar(const int16_t* q, const int8_t* x, size_t rows, size_t d, int32_t* out) {
+void row_dots_i8_scalar(const int16_t* q, const int8_t* x, size_t rows, size_t d, int64_t* out) {
   for (size_t r = 0; r < rows; ++r) {
-    int32_t s = 0;
+    int64_t s = 0;
     for (size_t p = 0; p < d; ++p) s += int32_t(q[p]) * x[r * d + p];
     out[r] = s;
   }

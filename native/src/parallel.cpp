@@ -7,8 +7,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -28,12 +30,33 @@ constexpr uint64_t kWidthBits = 16;
 constexpr uint64_t kWidthMask = (uint64_t(1) << kWidthBits) - 1;
 constexpr auto kSpinFor = std::chrono::microseconds(50);
 
+// The first exception thrown by any thread of a run, rethrown to the caller once all are done: an
+// exception escaping a worker would call std::terminate (and leave the pool busy).
+class FirstError {
+ public:
+  template <class Fn>
+  void capture(Fn&& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  std::exception_ptr take() { return std::exchange(error_, nullptr); }
+
+ private:
+  std::mutex m_;
+  std::exception_ptr error_;
+};
+
 struct Pool {
   std::atomic<bool> busy{false};     // a run holds the pool
   std::atomic<uint64_t> job{0};      // (run counter << kWidthBits) | width
   std::atomic<size_t> remaining{0};  // workers of the current run still working
   void (*call)(void*, size_t) = nullptr;
   void* ctx = nullptr;
+  FirstError error;
   size_t workers = 0;  // started so far; they live until the process exits
   std::mutex m;
   std::condition_variable wake;
@@ -59,18 +82,27 @@ void work(Pool& p, size_t index, uint64_t seen) {
     }
     seen = job;
     if (index < (job & kWidthMask)) {
-      p.call(p.ctx, index);
+      p.error.capture([&] { p.call(p.ctx, index); });
       p.remaining.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 }
 
 void run_on_own_threads(size_t threads, void (*call)(void*, size_t), void* ctx) {
+  FirstError error;
   std::vector<std::thread> own;
   own.reserve(threads - 1);
-  for (size_t t = 1; t < threads; ++t) own.emplace_back([=] { call(ctx, t); });
-  call(ctx, 0);
+  for (size_t t = 1; t < threads; ++t) {
+    try {
+      own.emplace_back([&error, call, ctx, t] { error.capture([&] { call(ctx, t); }); });
+    } catch (...) {  // no thread could start: this one does the rest of the work
+      for (size_t rest = t; rest < threads; ++rest) error.capture([&] { call(ctx, rest); });
+      break;
+    }
+  }
+  error.capture([&] { call(ctx, 0); });
   for (auto& th : own) th.join();
+  if (std::exception_ptr e = error.take()) std::rethrow_exception(e);
 }
 
 thread_local bool own_threads = false;
@@ -90,22 +122,33 @@ void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx) {
     return;
   }
   const uint64_t previous = p.job.load(std::memory_order_relaxed);
-  for (; p.workers + 1 < threads; ++p.workers) std::thread(work, std::ref(p), p.workers + 1, previous).detach();
+  for (; p.workers + 1 < threads; ++p.workers) {
+    try {
+      std::thread(work, std::ref(p), p.workers + 1, previous).detach();
+    } catch (...) {  // no more threads (a process limit): the caller runs the parts no worker takes
+      break;
+    }
+  }
+  const size_t width = std::min(threads, p.workers + 1);
   p.call = call;
   p.ctx = ctx;
-  p.remaining.store(threads - 1, std::memory_order_relaxed);
+  p.remaining.store(width - 1, std::memory_order_relaxed);
   {
     // Published under the mutex so a worker about to sleep cannot miss it.
     std::lock_guard<std::mutex> lock(p.m);
-    p.job.store((((previous >> kWidthBits) + 1) << kWidthBits) | threads, std::memory_order_release);
+    p.job.store((((previous >> kWidthBits) + 1) << kWidthBits) | width, std::memory_order_release);
   }
   p.wake.notify_all();
-  call(ctx, 0);
+  p.error.capture([&] { call(ctx, 0); });
+  for (size_t t = width; t < threads; ++t) p.error.capture([&] { call(ctx, t); });  // parts no worker took
   for (unsigned spins = 0; p.remaining.load(std::memory_order_acquire) != 0; ++spins) {
     if (spins < 4096) LABORSPACE_PAUSE();
     else std::this_thread::yield();  // a worker was descheduled: give it the core
   }
+  // Taken before the pool is released, so the next run cannot mix its error with this one's.
+  const std::exception_ptr error = p.error.take();
   p.busy.store(false, std::memory_order_release);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace laborspace

@@ -1,7 +1,5 @@
 // Machine probes for the benchmarks' bounds: streaming read bandwidth and fp32 FMA throughput.
 // Written independently of the scoring kernels so the bound is not defined by what we measure.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -13,6 +11,10 @@ namespace laborspace {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define LABORSPACE_X86_PROBES 1  // other CPUs have the scalar read only
+#include <immintrin.h>
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -71,6 +73,7 @@ float fma_loop_avx512(size_t iters) {
   return _mm512_reduce_add_ps(s);
 }
 #pragma GCC pop_options
+#endif
 
 float read_sum_scalar(const float* x, size_t n) {
   float s[8] = {};
@@ -92,9 +95,14 @@ double probe_read_bandwidth(const float* x, size_t len, size_t threads) {
     fork_join(threads, [&](size_t t) {
       const float* part = x + len * t / threads;
       const size_t n = len * (t + 1) / threads - len * t / threads;
+#ifdef LABORSPACE_X86_PROBES
       sink_value = isa == Isa::avx512 ? read_sum_avx512(part, n)
                    : isa == Isa::avx2 ? read_sum_avx2(part, n)
                                       : read_sum_scalar(part, n);
+#else
+      (void)isa;
+      sink_value = read_sum_scalar(part, n);
+#endif
     });
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     best = std::max(best, double(len) * sizeof(float) / s);
@@ -103,6 +111,10 @@ double probe_read_bandwidth(const float* x, size_t len, size_t threads) {
 }
 
 double probe_fma_peak(size_t threads) {
+#ifndef LABORSPACE_X86_PROBES
+  (void)threads;
+  return 0;  // no x86 FMA unit to measure
+#else
   threads = std::max<size_t>(1, threads);
   const bool avx512 = active_kernels().isa == Isa::avx512;
   const bool avx2 = isa_supported(Isa::avx2);
@@ -117,6 +129,7 @@ double probe_fma_peak(size_t threads) {
     best = std::max(best, flop_per_iter * iters * threads / s);
   }
   return best;
+#endif
 }
 
 }  // namespace laborspace

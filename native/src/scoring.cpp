@@ -387,7 +387,7 @@ Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float*
   const size_t threads = std::max<size_t>(1, std::min(threads_for(double(m) * n * d / 4), (n + kChunkRows - 1) / kChunkRows));
   std::vector<TopkSink> sinks(threads, TopkSink(m, pool));
   fork_join(threads, [&](size_t t) {
-    std::vector<int32_t> dots(kChunkRows);
+    std::vector<int64_t> dots(kChunkRows);
     const size_t end = n * (t + 1) / threads;
     for (size_t r0 = n * t / threads; r0 < end; r0 += kChunkRows) {
       const size_t count = std::min(kChunkRows, end - r0);
