@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -5,6 +9,7 @@ import {
   combine,
   matmul,
   meanRows,
+  mnrlLoss,
   nativeInfo,
   normalize,
   project,
@@ -275,6 +280,18 @@ Matmul('should reject operands of the wrong size and non-finite values', () => {
   assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(6), { m: 0, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_RANGE', /m must be an integer from 1/);
 });
 
+Matmul('should turn an allocation failure on a worker thread into an error, and leave the pool usable', () => {
+  if (process.platform !== 'linux' || !existsSync('/usr/bin/prlimit')) {
+    console.log('  skipped: the out-of-memory check needs Linux and prlimit (util-linux)');
+    return;
+  }
+  const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'gemm-out-of-memory.ts')], { encoding: 'utf8' });
+  assert.is(child.status, 0, `the process survives (signal ${child.signal}): ${child.stderr}`);
+  const { error, after } = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { error?: { code: string; message: string }; after: number[] };
+  assert.equal(error, { code: 'ERR_LABORSPACE_MEMORY', message: 'out of memory for this input size' });
+  assert.equal(after, [300, 300]);
+});
+
 Matmul.run();
 
 const Normalize = suite('normalize');
@@ -419,6 +436,19 @@ Quantized('should reject codes of another matrix and bad values', () => {
   assertThrowsCode(() => topkQuantized(randomMatrix(1, 4, 2), { codes: new Uint8Array(40) as unknown as Int8Array, scales: codes.scales }, x, 4, { k: 2, candidates: 5 }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /codes must be a Int8Array/);
 });
 
+Quantized('should score exactly past dim 2^17, where an int32 sum of int8 products overflows, for every ISA', () => {
+  // Every code is 127, so a row's int8 dot is dim * 127^2: 2.26e9 here, past 2^31. Wrapped, the
+  // row pointing away from the query would look best and be the one candidate re-scored.
+  const dim = 140_001;
+  const q = new Float32Array(dim).fill(1);
+  const x = new Float32Array(2 * dim).fill(-1, 0, dim).fill(1, dim);
+  const codes = quantize(x, dim);
+  forEachIsa((isa) => {
+    const got = topkQuantized(q, codes, x, dim, { k: 1, candidates: 1 });
+    assert.equal([Array.from(got.indices), Array.from(got.scores)], [[1], [dim]], isa);
+  });
+});
+
 Quantized.run();
 
 const Dispatch = suite('dispatch');
@@ -430,6 +460,16 @@ Dispatch('should report the ISA in use and accept only supported ones', () => {
   assert.ok(info.threads >= 1);
   assertThrowsCode(() => setIsa('sse9' as Isa), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /isa must be 'avx512', 'avx2' or 'scalar'/);
   assertThrowsCode(() => setThreads(0), RangeError, 'ERR_LABORSPACE_RANGE', /threads must be an integer from 1 to 1024/);
+});
+
+Dispatch('should keep NaN through the vectorised exp on every ISA, as the scalar path does', () => {
+  // scale * 2 overflows to infinity, so row 0's softmax exponents are inf - inf = NaN; the AVX
+  // kernels' clamp used to turn them finite, and the gradients with them.
+  const nanMask = () => {
+    const r = mnrlLoss(Float32Array.of(2, 1), Float32Array.of(1, 1), 1, { scale: 3e38 });
+    return [...r.gradAnchors, ...r.gradPositives].map(Number.isNaN);
+  };
+  forEachIsa((isa) => assert.equal(nanMask(), [true, false, true, true], isa));
 });
 
 Dispatch.run();
