@@ -145,6 +145,11 @@ export function project(vectors: Float32Array, axes: Float32Array, dim: number):
   return binding.similarity(vectors, axes, dim, 'cosine');
 }
 
+/** `project` on the libuv thread pool, off the event loop. */
+export function projectAsync(vectors: Float32Array, axes: Float32Array, dim: number): Promise<Float32Array> {
+  return binding.similarityAsync(vectors, axes, dim, 'cosine');
+}
+
 /** Exact k nearest database rows for each query. */
 export function topk(queries: Float32Array, database: Float32Array, dim: number, options: TopKOptions): TopK {
   return binding.topk(queries, database, dim, options.k, options.metric ?? 'cosine', options.mask, options.device ?? 'auto');

@@ -7,8 +7,9 @@
 import { join } from 'node:path';
 
 import { arith, type ArithOptions, type ArithResult, axis, type AxisOptions, type AxisResult, shock, type ShockOptions, type ShockResult } from './analysis/analyses.js';
+import { MAX_QUERY_LENGTH } from './analysis/expr.js';
 import { ensureUseLiteModel } from './encoder/model-cache.js';
-import { SentenceEncoder } from './encoder/sentence-encoder.js';
+import { EncoderThread } from './encoder/encoder-thread.js';
 import { TUNED_MODEL_ID } from './train/run.js';
 import { openHomeStore } from './home.js';
 import { SpaceIndex } from './index/space-index.js';
@@ -24,6 +25,8 @@ export interface NearOptions {
   k?: number;
   /** Scan every vector exactly instead of using HNSW where it is built. */
   exact?: boolean;
+  /** Stops the text's encoding when aborted. */
+  signal?: AbortSignal;
 }
 
 export interface NearHit {
@@ -40,7 +43,8 @@ export interface NearResult {
 }
 
 export class SpaceError extends Error {
-  readonly code: 'NOT_BUILT' | 'BAD_QUERY' | 'BAD_OPTION';
+  /** UNKNOWN_ENTITY: a reference names no stored entity (the server's 404). */
+  readonly code: 'NOT_BUILT' | 'BAD_QUERY' | 'BAD_OPTION' | 'UNKNOWN_ENTITY';
   constructor(code: SpaceError['code'], message: string) {
     super(message);
     this.name = 'SpaceError';
@@ -48,10 +52,15 @@ export class SpaceError extends Error {
   }
 }
 
-/** Quoted text is always text; `TYPE:...` is a reference; anything else is text. */
+/**
+ * Quoted text is always text; `TYPE:...` is a reference; anything else is text. A query longer
+ * than MAX_QUERY_LENGTH characters is refused: the encoder reads only its first 128 tokens anyway.
+ */
 export function parseQuery(query: string): { text: string } | { ref: string } {
   const q = typeof query === 'string' ? query.trim() : '';
   if (!q) throw new SpaceError('BAD_QUERY', 'the query is empty: give a reference (TYPE:SOURCE:CODE) or some text');
+  if (q.length > MAX_QUERY_LENGTH)
+    throw new SpaceError('BAD_QUERY', `the query is ${q.length.toLocaleString('en-US')} characters long; at most ${MAX_QUERY_LENGTH.toLocaleString('en-US')} are accepted (the encoder reads only the first 128 tokens, some 500-900 characters)`);
   const quoted = /^"(.*)"$|^'(.*)'$/s.exec(q);
   if (quoted) {
     const text = (quoted[1] ?? quoted[2]).trim();
@@ -71,7 +80,7 @@ export class LaborSpace {
   private readonly modelHash: string;
   private readonly modelDir: string;
   private readonly quantized: boolean;
-  private encoder?: Promise<SentenceEncoder>;
+  private encoder?: Promise<EncoderThread>;
   private readonly titles = new Map<string, string>();
   /** Row of each reference in its type's vectors, built on first use. */
   private readonly rows = new WeakMap<object, Map<string, number>>();
@@ -104,21 +113,26 @@ export class LaborSpace {
     }
   }
 
-  /** The encoder of the space's model, loaded on first use (the base one converted again if its files went missing). */
-  encoderInstance(): Promise<SentenceEncoder> {
+  /**
+   * The encoder of the space's model, loaded on first use (the base one converted again if its
+   * files went missing), on a worker thread so that encoding leaves the event loop free.
+   */
+  private encoderInstance(): Promise<EncoderThread> {
     this.encoder ??= (async () => {
       const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
-      const encoder = await SentenceEncoder.load(dir, { quantized: this.quantized });
-      if (encoder.hash !== this.modelHash)
+      const encoder = await EncoderThread.load(dir, { quantized: this.quantized });
+      if (encoder.hash !== this.modelHash) {
+        await encoder.close();
         throw new SpaceError('NOT_BUILT', `the encoder of ${this.modelId} changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
+      }
       return encoder;
     })();
     return this.encoder;
   }
 
-  /** Embeds texts with the space's encoder: texts.length x dim, unit rows. */
-  async embed(texts: readonly string[]): Promise<Float32Array> {
-    return (await (await this.encoderInstance()).encode(texts)).vectors;
+  /** Embeds texts with the space's encoder: texts.length x dim, unit rows (`signal` stops it between batches). */
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array> {
+    return (await (await this.encoderInstance()).encode(texts, signal)).vectors;
   }
 
   /** Dimension of the space's vectors. */
@@ -150,13 +164,27 @@ export class LaborSpace {
     return this.store.resolve(ref);
   }
 
+  /**
+   * The full reference (TYPE:SOURCE:CODE) of `ref`, without a store query when it is one already
+   * (an axis reads hundreds); a SpaceError when it names no entity or several.
+   */
+  resolveRef(ref: string): string {
+    if (this.titles.has(ref)) return ref;
+    try {
+      return this.store.resolve(ref).ref;
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
+      throw new SpaceError(e.code === 'UNKNOWN_ENTITY' ? 'UNKNOWN_ENTITY' : 'BAD_QUERY', e.message);
+    }
+  }
+
   /** The unit vector of a stored entity. */
   vectorOf(ref: string): Float32Array {
-    const entity = this.store.resolve(ref);
-    const set = this.index.vectors(entity.type);
+    const full = this.resolveRef(ref);
+    const set = this.index.vectors(full.slice(0, full.indexOf(':')) as EntityType);
     if (set && !this.rows.has(set)) this.rows.set(set, new Map(set.refs.map((r, i) => [r, i])));
-    const row = set ? this.rows.get(set)!.get(entity.ref) ?? -1 : -1;
-    if (!set || row < 0) throw new SpaceError('NOT_BUILT', `${entity.ref} has no vector yet: run \`laborspace build\``);
+    const row = set ? this.rows.get(set)!.get(full) ?? -1 : -1;
+    if (!set || row < 0) throw new SpaceError('NOT_BUILT', `${full} has no vector yet: run \`laborspace build\``);
     return set.matrix.slice(row * set.dim, (row + 1) * set.dim);
   }
 
@@ -170,14 +198,10 @@ export class LaborSpace {
     let vector: Float32Array;
     let ref: string | undefined;
     if ('ref' in parsed) {
-      try {
-        ref = this.store.resolve(parsed.ref).ref;
-      } catch (e) {
-        throw e instanceof StoreError ? new SpaceError('BAD_QUERY', e.message) : e;
-      }
+      ref = this.resolveRef(parsed.ref);
       vector = this.vectorOf(ref);
     } else {
-      vector = await this.embed([parsed.text]);
+      vector = await this.embed([parsed.text], options.signal);
     }
     // The types are searched at once, off the event loop (see SpaceIndex.searchAsync).
     const found = await Promise.all(types.map((type) => this.index.searchAsync(type, vector, ref ? k + 1 : k, options.exact === true)));

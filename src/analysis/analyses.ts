@@ -3,13 +3,13 @@
  * intervals) and shocks with their ripple. The sums of vectors run through the native `combine`,
  * the scoring of every entity through the native `project` and the index's search.
  */
-import { combine, meanRows, normalize, project } from '../native.js';
-import { ENTITY_TYPES, type EntityType, isEntityType, StoreError } from '../store/index.js';
+import { combine, meanRows, normalize, projectAsync, similarityAsync, topkAsync } from '../native.js';
+import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
 import type { LaborSpace, NearHit } from '../space.js';
 import { SpaceError } from '../space.js';
 import { seededRandom } from '../util/random.js';
 import { linearize, type Operand } from './expr.js';
-import { ripple, type WeightedEdge } from './ripple.js';
+import { type CompiledRippleGraph, compileRippleGraph, rippleNodes, type WeightedEdge } from './ripple.js';
 
 function checkTypes(types: readonly string[] | undefined): readonly EntityType[] {
   const list = types ?? ENTITY_TYPES;
@@ -22,44 +22,43 @@ function checkCount(name: string, n: number, max: number): number {
   return n;
 }
 
-function resolveRef(space: LaborSpace, ref: string): string {
-  try {
-    return space.store.resolve(ref).ref;
-  } catch (e) {
-    throw e instanceof StoreError ? new SpaceError('BAD_QUERY', e.message) : e;
-  }
-}
-
 /** Unit vectors of operands, rows in order: references from the space, texts embedded in one batch. */
-async function operandVectors(space: LaborSpace, operands: readonly Operand[]): Promise<Float32Array> {
+async function operandVectors(space: LaborSpace, operands: readonly Operand[], signal?: AbortSignal): Promise<Float32Array> {
   const dim = space.dim;
   const out = new Float32Array(operands.length * dim);
   const texts = operands.flatMap((o, i) => (o.kind === 'text' ? [{ i, text: o.text }] : []));
-  const embedded = texts.length ? await space.embed(texts.map((t) => t.text)) : new Float32Array(0);
+  const embedded = texts.length ? await space.embed(texts.map((t) => t.text), signal) : new Float32Array(0);
   texts.forEach((t, j) => out.set(embedded.subarray(j * dim, (j + 1) * dim), t.i * dim));
   operands.forEach((o, i) => {
-    if (o.kind === 'ref') out.set(space.vectorOf(resolveRef(space, o.ref)), i * dim);
+    if (o.kind === 'ref') out.set(space.vectorOf(o.ref), i * dim);
   });
   return out;
 }
 
 /** The unit vector of a linear expression, with the references it names. */
-export async function expressionVector(space: LaborSpace, expr: string): Promise<{ vector: Float32Array; refs: string[] }> {
+export async function expressionVector(space: LaborSpace, expr: string, signal?: AbortSignal): Promise<{ vector: Float32Array; refs: string[] }> {
   const { terms } = linearize(expr);
-  const rows = await operandVectors(space, terms.map((t) => t.operand));
+  const rows = await operandVectors(space, terms.map((t) => t.operand), signal);
+  // Scaled so the largest is 1: the direction is the same, and 1e308 fits a float32 weight.
+  const largest = Math.max(...terms.map((t) => Math.abs(t.coefficient)));
   const sum = combine(rows, space.dim, {
     indices: Int32Array.from(terms, (_, i) => i),
-    weights: Float32Array.from(terms, (t) => t.coefficient),
+    weights: Float32Array.from(terms, (t) => t.coefficient / largest),
     offsets: Int32Array.of(0, terms.length),
   });
   let norm = 0;
   for (const v of sum) norm += v * v;
   if (!(norm > 1e-12)) throw new SpaceError('BAD_QUERY', `"${expr}" is the zero vector: its operands cancel out`);
-  const refs = terms.flatMap((t) => (t.operand.kind === 'ref' ? [resolveRef(space, t.operand.ref)] : []));
+  const refs = terms.flatMap((t) => (t.operand.kind === 'ref' ? [space.resolveRef(t.operand.ref)] : []));
   return { vector: normalize(sum, space.dim), refs };
 }
 
-export interface ArithOptions {
+/** Lets a caller (the server, for a client gone or a request out of time) stop an analysis between its steps. */
+export interface Cancellable {
+  signal?: AbortSignal;
+}
+
+export interface ArithOptions extends Cancellable {
   types?: readonly EntityType[];
   k?: number;
   /** Keep the expression's own references in the results (left out by default). */
@@ -75,12 +74,13 @@ export interface ArithResult {
 export async function arith(space: LaborSpace, expr: string, options: ArithOptions = {}): Promise<ArithResult> {
   const types = checkTypes(options.types);
   const k = checkCount('k', options.k ?? 10, 1000);
-  const { vector, refs } = await expressionVector(space, expr);
+  const { vector, refs } = await expressionVector(space, expr, options.signal);
   const skip = new Set(options.includeOperands ? [] : refs);
+  const found = await Promise.all(types.map((type) => space.index.searchAsync(type, vector, k + skip.size)));
   const results: ArithResult['results'] = {};
-  for (const type of types) {
+  for (const [t, type] of types.entries()) {
     const set = space.index.vectors(type)!;
-    const hits = space.index.search(type, vector, k + skip.size, false);
+    const hits = found[t];
     results[type] = hits.rows
       .map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] }))
       .filter((h) => !skip.has(h.ref))
@@ -123,11 +123,13 @@ export function splitPoles(list: string): string[] {
 }
 
 /** A NAICS sector (two digits, or a range like 31-33) stands for every industry code in it. */
-function poleMembers(space: LaborSpace, pole: string): Operand[] {
-  const quoted = /^"(.*)"$|^'(.*)'$/s.exec(pole);
-  if (quoted) return [{ kind: 'text', text: (quoted[1] ?? quoted[2]).trim(), position: 0 }];
+function poleMembers(space: LaborSpace, pole: string, name: string): Operand[] {
+  const quoted = /^"(.*)"$|^'(.*)'$/s.exec(pole.trim());
+  const text = quoted ? quoted[1] ?? quoted[2] : pole;
+  if (!text.trim()) throw new SpaceError('BAD_QUERY', `${name} is blank: a pole is a reference or some text`);
+  if (quoted) return [{ kind: 'text', text: text.trim(), position: 0 }];
   if (!/^[a-z]+:/.test(pole)) return [{ kind: 'text', text: pole, position: 0 }];
-  const entity = space.store.resolve(resolveRef(space, pole));
+  const entity = space.store.resolve(space.resolveRef(pole));
   const sector = entity.type === 'industry' && entity.source === 'naics' ? /^(\d\d)(?:-(\d\d))?$/.exec(entity.code) : null;
   if (!sector) return [{ kind: 'ref', ref: entity.ref, position: 0 }];
   const lo = Number(sector[1]), hi = Number(sector[2] ?? sector[1]);
@@ -144,18 +146,18 @@ function poleMembers(space: LaborSpace, pole: string): Operand[] {
 /** The members of both ends of an axis. */
 function axisMembers(space: LaborSpace, from: readonly string[], to: readonly string[]): { fromOps: Operand[]; toOps: Operand[] } {
   if (!from.length || !to.length) throw new SpaceError('BAD_QUERY', 'an axis needs at least one pole at each end (--from and --to)');
-  return { fromOps: from.flatMap((p) => poleMembers(space, p)), toOps: to.flatMap((p) => poleMembers(space, p)) };
+  return { fromOps: from.flatMap((p, i) => poleMembers(space, p, `from/${i}`)), toOps: to.flatMap((p, i) => poleMembers(space, p, `to/${i}`)) };
 }
 
 /** Mean unit vectors of the two ends of an axis (its members as `axis` reads them). */
-export async function axisPoleMeans(space: LaborSpace, from: readonly string[], to: readonly string[]): Promise<{ from: Float32Array; to: Float32Array }> {
+export async function axisPoleMeans(space: LaborSpace, from: readonly string[], to: readonly string[], signal?: AbortSignal): Promise<{ from: Float32Array; to: Float32Array }> {
   const { fromOps, toOps } = axisMembers(space, from, to);
-  const rows = await operandVectors(space, [...fromOps, ...toOps]);
+  const rows = await operandVectors(space, [...fromOps, ...toOps], signal);
   const means = meanRows(rows, space.dim, [fromOps.map((_, i) => i), toOps.map((_, i) => fromOps.length + i)]);
   return { from: means.slice(0, space.dim), to: means.slice(space.dim) };
 }
 
-export interface AxisOptions {
+export interface AxisOptions extends Cancellable {
   types?: readonly EntityType[];
   /** Entities listed at each end, per type (default 10). */
   top?: number;
@@ -193,23 +195,26 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
   if (!Number.isInteger(resamples) || resamples < 0 || resamples > 10000) throw new SpaceError('BAD_OPTION', `bootstrap must be an integer from 0 to 10000, got ${resamples}`);
   const { fromOps, toOps } = axisMembers(space, from, to);
   const dim = space.dim;
-  const members = await operandVectors(space, [...toOps, ...fromOps]);
+  const members = await operandVectors(space, [...toOps, ...fromOps], options.signal);
   const nt = toOps.length, nf = fromOps.length;
-  // Row 0: the axis; rows 1..: the bootstrap axes, each a resample of both poles.
+  // Row 0: the axis; rows 1..: the bootstrap axes, each a resample of both poles. Row b is
+  // sum_j weights[b][j] members[j], one product of the weights and the members (on the libuv pool:
+  // with 1,000 resamples of 740 members it is 4e8 multiply-adds).
   const next = seededRandom(options.seed ?? 1);
   const draw = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
-  const indices: number[] = [], weights: number[] = [], offsets = [0];
-  for (let b = 0; b <= resamples; b++) {
-    for (let i = 0; i < nt; i++) indices.push(b === 0 ? i : draw(nt)), weights.push(1 / nt);
-    for (let i = 0; i < nf; i++) indices.push(nt + (b === 0 ? i : draw(nf))), weights.push(-1 / nf);
-    offsets.push(indices.length);
+  const nm = nt + nf, width = resamples + 1;
+  const weights = new Float32Array(width * nm);
+  for (let b = 0; b < width; b++) {
+    for (let i = 0; i < nt; i++) weights[b * nm + (b === 0 ? i : draw(nt))] += 1 / nt;
+    for (let i = 0; i < nf; i++) weights[b * nm + nt + (b === 0 ? i : draw(nf))] -= 1 / nf;
   }
-  const directions = combine(members, dim, { indices: Int32Array.from(indices), weights: Float32Array.from(weights), offsets: Int32Array.from(offsets) });
+  const membersT = new Float32Array(dim * nm);
+  for (let j = 0; j < nm; j++) for (let p = 0; p < dim; p++) membersT[p * nm + j] = members[j * dim + p];
+  const directions = await similarityAsync(weights, membersT, nm, 'dot');
   const hitOf = (scores: Float32Array, row: number, ref: string): AxisHit => {
-    const width = resamples + 1;
     const hit: AxisHit = { ref, title: space.title(ref), score: scores[row * width] };
     if (resamples > 0) {
-      const boot = Array.from(scores.subarray(row * width + 1, (row + 1) * width)).sort((a, b) => a - b);
+      const boot = scores.slice(row * width + 1, (row + 1) * width).sort();
       hit.low = boot[Math.floor(0.025 * (boot.length - 1))];
       hit.high = boot[Math.ceil(0.975 * (boot.length - 1))];
     }
@@ -217,15 +222,21 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
   };
   const results: AxisResult['results'] = {}, fromEnd: AxisResult['fromEnd'] = {};
   const scoresOf = new Map<EntityType, Float32Array>();
-  const wanted = new Set(options.positions?.map((r) => resolveRef(space, r)) ?? []);
+  const wanted = new Set(options.positions?.map((r) => space.resolveRef(r)) ?? []);
   for (const type of new Set([...types, ...[...wanted].map((r) => space.store.resolve(r).type)])) {
+    options.signal?.throwIfAborted();
     const set = space.index.vectors(type)!;
-    const scores = project(set.matrix, directions, dim);
+    // Every entity against every resample: the bulk of the work, on the libuv pool.
+    const scores = await projectAsync(set.matrix, directions, dim);
     scoresOf.set(type, scores);
     if (!types.includes(type)) continue;
-    const order = Array.from(set.refs.keys()).sort((a, b) => scores[b * (resamples + 1)] - scores[a * (resamples + 1)]);
-    results[type] = order.slice(0, top).map((row) => hitOf(scores, row, set.refs[row]));
-    fromEnd[type] = order.slice(-top).reverse().map((row) => hitOf(scores, row, set.refs[row]));
+    // The ends of the axis scores as the top k of a one-column matrix against +1 and -1 (equal
+    // scores by ascending row), natively instead of sorting every entity.
+    const axisScores = Float32Array.from({ length: set.refs.length }, (_, row) => scores[row * width]);
+    const ends = await topkAsync(Float32Array.of(1, -1), axisScores, 1, { k: top, metric: 'dot', device: 'cpu' });
+    const end = (q: number) => Array.from(ends.indices.subarray(q * ends.k, (q + 1) * ends.k), (row) => hitOf(scores, row, set.refs[row]));
+    results[type] = end(0);
+    fromEnd[type] = end(1);
   }
   const positions = [...wanted].map((ref) => {
     const type = space.store.resolve(ref).type;
@@ -250,7 +261,7 @@ export interface ShockHit {
   rippled?: number;
 }
 
-export interface ShockOptions {
+export interface ShockOptions extends Cancellable {
   types?: readonly EntityType[];
   /** Entities listed per type (default 10), ranked by rippled exposure where there is one. */
   top?: number;
@@ -265,36 +276,57 @@ export interface ShockResult {
 
 const SKILL_WEIGHTS: Record<string, number | 'weight'> = { onet_skill: 'weight', onet_knowledge: 'weight', esco_essential_skill: 1, esco_optional_skill: 0.5 };
 
+/** The ripple graph of an open space, with each type's row -> node numbers: read from the store once (~300k relations). */
+const rippleGraphs = new WeakMap<LaborSpace, { graph: CompiledRippleGraph; nodeOfRow: Map<EntityType, Int32Array> }>();
+
 function rippleGraph(space: LaborSpace) {
-  const edges = (kind: string, weight: number | 'weight', flip: boolean): WeightedEdge[] =>
-    space.store.relationsOfKind(kind).map((r) => ({ to: flip ? r.target : r.source, from: flip ? r.source : r.target, weight: weight === 'weight' ? r.weight : weight }));
-  return {
-    occupationSkills: Object.entries(SKILL_WEIGHTS).flatMap(([kind, w]) => edges(kind, w, false)),
-    sectorOccupations: edges('oews_employment', 'weight', false),
-    industryParents: edges('naics_parent', 1, false),
-    firmIndustries: edges('firm_industry', 'weight', false),
-  };
+  let cached = rippleGraphs.get(space);
+  if (!cached) {
+    const edges = (kind: string, weight: number | 'weight'): WeightedEdge[] =>
+      space.store.relationsOfKind(kind).map((r) => ({ to: r.source, from: r.target, weight: weight === 'weight' ? r.weight : weight }));
+    const graph = compileRippleGraph({
+      occupationSkills: Object.entries(SKILL_WEIGHTS).flatMap(([kind, w]) => edges(kind, w)),
+      sectorOccupations: edges('oews_employment', 'weight'),
+      industryParents: edges('naics_parent', 1),
+      firmIndustries: edges('firm_industry', 'weight'),
+    });
+    const nodeOfRow = new Map(ENTITY_TYPES.map((type) => [type, Int32Array.from(space.index.vectors(type)?.refs ?? [], (ref) => graph.nodes.get(ref) ?? -1)]));
+    rippleGraphs.set(space, (cached = { graph, nodeOfRow }));
+  }
+  return cached;
+}
+
+/** Reads the relations a shock ripples along now, so that the first shock does not wait for them. */
+export function prepareShock(space: LaborSpace): void {
+  rippleGraph(space);
 }
 
 /** Direct exposure of every entity to a shock direction, and its ripple along the relations. */
 export async function shock(space: LaborSpace, direction: string, options: ShockOptions = {}): Promise<ShockResult> {
   const types = checkTypes(options.types);
   const top = checkCount('top', options.top ?? 10, 100000);
-  const { vector } = await expressionVector(space, direction);
-  const direct = new Map<string, number>();
+  const { vector } = await expressionVector(space, direction, options.signal);
+  const { graph, nodeOfRow } = rippleGraph(space);
+  const direct = new Map<EntityType, Float32Array>();
+  const directOfNode = new Float64Array(graph.nodes.size).fill(NaN);
   for (const type of ENTITY_TYPES) {
     const set = space.index.vectors(type);
     if (!set) continue;
-    const scores = project(set.matrix, vector, space.dim);
-    set.refs.forEach((ref, i) => direct.set(ref, scores[i]));
+    const scores = await projectAsync(set.matrix, vector, space.dim);
+    direct.set(type, scores);
+    nodeOfRow.get(type)!.forEach((node, row) => {
+      if (node >= 0) directOfNode[node] = scores[row];
+    });
   }
-  const rippled = ripple(direct, rippleGraph(space));
+  options.signal?.throwIfAborted();
+  const rippled = rippleNodes(directOfNode, graph);
   const all: ShockResult['all'] = [];
   const results: ShockResult['results'] = {};
   for (const type of types) {
-    const hits = space.index.vectors(type)!.refs.map((ref) => {
-      const r = rippled.get(ref);
-      return { ref, title: space.title(ref), direct: direct.get(ref)!, ...(r === undefined ? {} : { rippled: r }) };
+    const scores = direct.get(type)!, nodes = nodeOfRow.get(type)!;
+    const hits = space.index.vectors(type)!.refs.map((ref, row) => {
+      const r = nodes[row] >= 0 ? rippled[nodes[row]] : NaN;
+      return { ref, title: space.title(ref), direct: scores[row], ...(Number.isNaN(r) ? {} : { rippled: r }) };
     });
     // Rippled exposure first (entities it reaches, then the rest), direct exposure within ties:
     // industries below the sector level share their sector's rippled value.

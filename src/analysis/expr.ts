@@ -14,6 +14,11 @@
  */
 import { ENTITY_TYPES } from '../store/index.js';
 
+/** Longest query or expression accepted, in characters (the encoder reads 128 tokens of a text). */
+export const MAX_QUERY_LENGTH = 5000;
+/** Deepest nesting of parentheses and unary minus: the parser recurses once per level. */
+export const MAX_NESTING = 100;
+
 export class ExprError extends Error {
   readonly position: number;
   constructor(expr: string, position: number, what: string) {
@@ -75,8 +80,10 @@ function tokenize(expr: string): Token[] {
 /** The syntax tree of an expression; an ExprError points at what is wrong. */
 export function parseExpr(expr: string): ExprNode {
   if (typeof expr !== 'string' || !expr.trim()) throw new ExprError(String(expr ?? ''), 0, 'empty expression');
+  if (expr.length > MAX_QUERY_LENGTH) throw new ExprError(expr.slice(0, 60), 60, `the expression is ${expr.length.toLocaleString('en-US')} characters long; at most ${MAX_QUERY_LENGTH.toLocaleString('en-US')} are accepted`);
   const tokens = tokenize(expr);
   let at = 0;
+  let depth = 0;
   const peek = () => tokens[at];
   const isOp = (op: string) => peek()?.kind === 'op' && (peek() as { op: string }).op === op;
   const fail = (what: string): never => {
@@ -98,10 +105,18 @@ export function parseExpr(expr: string): ExprNode {
     }
     return left;
   };
+  const nested = <T>(parse: () => T): T => {
+    if (++depth > MAX_NESTING) fail(`nested more than ${MAX_NESTING} levels deep (parentheses or minus signs)`);
+    try {
+      return parse();
+    } finally {
+      depth--;
+    }
+  };
   const parseUnary = (): ExprNode => {
     if (isOp('-')) {
       const { position } = tokens[at++];
-      return { kind: 'negate', arg: parseUnary(), position };
+      return { kind: 'negate', arg: nested(parseUnary), position };
     }
     return parsePrimary();
   };
@@ -118,7 +133,7 @@ export function parseExpr(expr: string): ExprNode {
     }
     if (token.op === '(') {
       at++;
-      const inner = parseSum();
+      const inner = nested(parseSum);
       if (!isOp(')')) fail('expected ")"');
       at++;
       return inner;
@@ -147,7 +162,14 @@ export function linearize(expr: string): LinearExpr {
   const keyOf = (o: Operand) => (o.kind === 'ref' ? `ref\u0000${o.ref}` : `text\u0000${o.text}`);
   const scaled = (v: Value, f: number): Value =>
     'scalar' in v ? { scalar: v.scalar * f } : { terms: new Map([...v.terms].map(([k, t]) => [k, { ...t, coefficient: t.coefficient * f }])) };
-  const evaluate = (node: ExprNode): Value => {
+  // A number or coefficient past float64's range (1e308 * 10) is an error where it arises.
+  const finite = (v: Value, node: ExprNode): Value => {
+    const values = 'scalar' in v ? [v.scalar] : [...v.terms.values()].map((t) => t.coefficient);
+    if (!values.every(Number.isFinite)) throw new ExprError(expr, node.position, 'a number out of range (beyond ±1.8e308)');
+    return v;
+  };
+  const evaluate = (node: ExprNode): Value => finite(evaluateNode(node), node);
+  const evaluateNode = (node: ExprNode): Value => {
     switch (node.kind) {
       case 'number':
         return { scalar: node.value };

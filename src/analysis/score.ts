@@ -13,7 +13,7 @@ import { stringify } from 'csv-stringify/sync';
 
 import { IngestReport } from '../data/report.js';
 import { readTable } from '../data/table.js';
-import { project } from '../native.js';
+import { projectAsync } from '../native.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
 import { axisPoleMeans } from './analyses.js';
@@ -97,11 +97,11 @@ const CSV_COLUMNS = (skills: number, axes: string[]) => [
 ];
 
 /** Each axis's direction mean(to) - mean(from), one row per axis in the record's order. */
-export async function axisDirections(space: LaborSpace, axes: Record<string, { from: readonly string[]; to: readonly string[] }>): Promise<Float32Array> {
+export async function axisDirections(space: LaborSpace, axes: Record<string, { from: readonly string[]; to: readonly string[] }>, signal?: AbortSignal): Promise<Float32Array> {
   const names = Object.keys(axes);
   const directions = new Float32Array(names.length * space.dim);
   for (const [i, name] of names.entries()) {
-    const { from, to } = await axisPoleMeans(space, axes[name].from, axes[name].to);
+    const { from, to } = await axisPoleMeans(space, axes[name].from, axes[name].to, signal);
     directions.set(to.map((v, j) => v - from[j]), i * space.dim);
   }
   return directions;
@@ -109,36 +109,36 @@ export async function axisDirections(space: LaborSpace, axes: Record<string, { f
 
 /**
  * Nearest occupation and industry, top skills and axis positions of each text (ids left empty).
- * `directions` may be given when the same axes score many batches.
+ * `directions` may be given when the same axes score many batches. Every text's searches run as
+ * one batched scan per type, off the event loop; an aborted `signal` stops between the steps.
  */
 export async function scoreTexts(
   space: LaborSpace,
   texts: readonly string[],
-  options: { skills?: number; axes?: Record<string, { from: readonly string[]; to: readonly string[] }> },
+  options: { skills?: number; axes?: Record<string, { from: readonly string[]; to: readonly string[] }>; signal?: AbortSignal },
   directions?: Float32Array,
 ): Promise<ScoredRow[]> {
-  const dim = space.dim;
+  const { signal } = options;
   const skills = options.skills ?? 5;
   const axisNames = Object.keys(options.axes ?? {});
-  const dirs = directions ?? (await axisDirections(space, options.axes ?? {}));
-  const vectors = await space.embed(texts); // unit rows
-  const positions = axisNames.length ? project(vectors, dirs, dim) : new Float32Array(0);
-  const nearest = (type: 'occupation' | 'industry' | 'skill', vector: Float32Array, k: number) => {
+  const dirs = directions ?? (await axisDirections(space, options.axes ?? {}, signal));
+  const vectors = await space.embed(texts, signal); // unit rows
+  const nearest = async (type: 'occupation' | 'industry' | 'skill', k: number) => {
+    signal?.throwIfAborted();
     const set = space.index.vectors(type);
-    if (!set) return [];
-    const hits = space.index.search(type, vector, k, false);
-    return hits.rows.map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] }));
+    if (!set || !k) return texts.map(() => []);
+    const found = await space.index.searchManyAsync(type, vectors, k);
+    return found.map((hits) => hits.rows.map((row, i) => ({ ref: set.refs[row], title: space.title(set.refs[row]), score: hits.scores[i] })));
   };
-  return texts.map((_, i) => {
-    const v = vectors.subarray(i * dim, (i + 1) * dim);
-    return {
-      id: '',
-      occupation: nearest('occupation', v, 1)[0] ?? null,
-      industry: nearest('industry', v, 1)[0] ?? null,
-      skills: skills ? nearest('skill', v, skills) : [],
-      axes: Object.fromEntries(axisNames.map((name, a) => [name, positions[i * axisNames.length + a]])),
-    };
-  });
+  const occupations = await nearest('occupation', 1), industries = await nearest('industry', 1), skillHits = await nearest('skill', skills);
+  const positions = axisNames.length ? await projectAsync(vectors, dirs, space.dim) : new Float32Array(0);
+  return texts.map((_, i) => ({
+    id: '',
+    occupation: occupations[i][0] ?? null,
+    industry: industries[i][0] ?? null,
+    skills: skillHits[i],
+    axes: Object.fromEntries(axisNames.map((name, a) => [name, positions[i * axisNames.length + a]])),
+  }));
 }
 
 /** Scores every text of `input` into `output` (.csv or .jsonl, by its extension). */

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import ort from 'onnxruntime-node';
@@ -122,24 +123,32 @@ export class SentenceEncoder {
   /**
    * Embeds texts; an empty or blank text is an error naming its index. `output` picks another
    * [batch, dim] output of the model (e.g. the converted model's pooled_states), returned as is.
+   * An aborted `signal` stops the work between batches (rejecting with its reason); tokenizing
+   * also goes batch by batch, giving the event loop a turn in between.
    */
-  async encode(texts: readonly string[], onProgress?: (p: EncodeProgress) => void, output?: string): Promise<EncodeResult> {
+  async encode(texts: readonly string[], onProgress?: (p: EncodeProgress) => void, output?: string, signal?: AbortSignal): Promise<EncodeResult> {
     if (output !== undefined && !this.session.outputNames.includes(output))
       throw new EncoderError('BAD_OPTION', `the model has no output ${output} (it has ${this.session.outputNames.join(', ')})`);
     texts.forEach((t, i) => {
       if (typeof t !== 'string' || t.trim() === '') throw new EncoderError('EMPTY_TEXT', `text ${i} is empty: there is nothing to embed`);
     });
     let truncated = 0;
-    const ids = texts.map((t) => {
-      const all = this.tokenize(t);
-      if (all.length > this.maxTokens) truncated++;
-      return all.slice(0, this.maxTokens);
-    });
+    const ids: number[][] = [];
+    for (let start = 0; start < texts.length; start += this.batchSize) {
+      if (start > 0) await nextTurn();
+      signal?.throwIfAborted();
+      for (const t of texts.slice(start, start + this.batchSize)) {
+        const all = this.tokenize(t);
+        if (all.length > this.maxTokens) truncated++;
+        ids.push(all.slice(0, this.maxTokens));
+      }
+    }
     // Shortest first: each batch pads to its longest text, so neighbours in length batch together.
     const order = ids.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length || a - b);
     let vectors: Float32Array | undefined;
     let dim = 0;
     for (let start = 0; start < order.length; start += this.batchSize) {
+      signal?.throwIfAborted();
       const batch = order.slice(start, start + this.batchSize);
       const out = await this.run(batch.map((i) => ids[i]), output ?? this.output);
       if (!vectors) {

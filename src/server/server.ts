@@ -2,19 +2,26 @@
  * `laborspace serve`: the space over HTTP (Fastify). Every body and query is checked against a JSON
  * schema (a 400 says which field is wrong), bodies are limited in size, requests in time, and no
  * error leaks a stack: the space's own errors become 4xx answers with their message, anything else
- * a 500 that only says "internal error" (the detail goes to the server's log). Free text is
- * encoded by onnxruntime on its own threads, off the event loop. The explorer (a static page built
- * from src/server/explorer) is served at /.
+ * a 500 that only says "internal error" (the detail goes to the server's log).
+ *
+ * The event loop only parses, dispatches and formats: free text is encoded on the encoder's worker
+ * thread, scans and projections run on the libuv pool, and the heavy routes (axis, shock, score,
+ * embed) wait for one of a few slots, so reference queries keep answering in milliseconds while
+ * they run. Each request carries an AbortSignal that fires when its client disconnects or its time
+ * runs out, and the work stops at its next step. The explorer (a static page built from
+ * src/server/explorer) is served at /.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
-import { NAMED_AXES } from '../analysis/analyses.js';
-import { ExprError } from '../analysis/expr.js';
+import { NAMED_AXES, prepareShock } from '../analysis/analyses.js';
+import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
+import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
 import { scoreTexts } from '../analysis/score.js';
 import { nativeInfo } from '../native.js';
@@ -26,8 +33,10 @@ import { VERSION } from '../version.js';
 export interface ServerOptions {
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number;
-  /** Longest time a request may take, in ms (default 30 s). */
+  /** Longest time a request may take, in ms (default 30 s): then its work stops and the answer is a 503. */
   requestTimeout?: number;
+  /** Heavy requests (axis, shock, score, embed) run at once; the rest wait (default: a quarter of the cores, at least 1). */
+  heavySlots?: number;
   /** Log requests and errors (default: errors only). */
   logLevel?: 'error' | 'info' | 'silent';
   /** Where the built explorer is (default: dist/explorer beside the compiled server). */
@@ -40,6 +49,58 @@ const axesSchema = { type: 'array', items: { enum: Object.keys(NAMED_AXES) }, un
 
 const EXPLORER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'explorer');
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Aborted when the client disconnects (the response closes unfinished) or the request's time runs out. */
+    workSignal: AbortSignal;
+  }
+}
+
+/** Why a request's signal fired. */
+class RequestAborted extends Error {
+  readonly timedOut: boolean;
+  constructor(timedOut: boolean, ms: number) {
+    super(timedOut ? `the request took longer than ${ms} ms and was stopped` : 'the client disconnected');
+    this.name = 'RequestAborted';
+    this.timedOut = timedOut;
+  }
+}
+
+/** At most `slots` tasks at a time, the others waiting in order (or until their signal fires). */
+function limiter(slots: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(signal: AbortSignal, task: () => Promise<T>): Promise<T> => {
+    if (running >= slots) {
+      await new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal.removeEventListener('abort', give);
+          resolve();
+        };
+        const give = () => {
+          waiting.splice(waiting.indexOf(go), 1);
+          reject(signal.reason);
+        };
+        waiting.push(go);
+        signal.addEventListener('abort', give, { once: true });
+      });
+    }
+    running++;
+    try {
+      signal.throwIfAborted();
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** Status of each SpaceError code: a missing entity is a 404, a space not built a 503, the rest the client's fault. */
+const SPACE_STATUS: Record<SpaceError['code'], number> = { UNKNOWN_ENTITY: 404, NOT_BUILT: 503, BAD_QUERY: 400, BAD_OPTION: 400 };
+
+const isBlank = (text: string) => text.trim() === '';
+
 /** Comma-separated types of a query string, checked. */
 function parseTypes(value: string | undefined): EntityType[] | undefined {
   if (value === undefined) return undefined;
@@ -50,21 +111,36 @@ function parseTypes(value: string | undefined): EntityType[] | undefined {
 }
 
 export async function createServer(space: LaborSpace, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const timeout = options.requestTimeout ?? 30_000;
   const app = Fastify({
     bodyLimit: options.bodyLimit ?? 1 << 20,
-    requestTimeout: options.requestTimeout ?? 30_000,
-    connectionTimeout: options.requestTimeout ?? 30_000,
+    requestTimeout: timeout,
+    connectionTimeout: timeout,
     logger: options.logLevel === 'silent' ? false : { level: options.logLevel ?? 'error' },
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   });
 
+  const heavy = limiter(options.heavySlots ?? Math.max(1, Math.floor(availableParallelism() / 4)));
+  // Read from the store now rather than on the first shock, which would wait for it (~1 s).
+  prepareShock(space);
+
+  app.decorateRequest('workSignal', null as unknown as AbortSignal);
+  app.addHook('onRequest', async (request, reply) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new RequestAborted(true, timeout)), timeout);
+    reply.raw.once('close', () => {
+      clearTimeout(timer);
+      if (!reply.raw.writableFinished) controller.abort(new RequestAborted(false, timeout));
+    });
+    request.workSignal = controller.signal;
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) return reply.status(400).send({ error: 'bad_request', message: error.message });
+    if (error instanceof RequestAborted) return reply.status(503).send({ error: error.timedOut ? 'timeout' : 'aborted', message: error.message });
     if (error instanceof ExprError) return reply.status(400).send({ error: 'bad_expression', message: error.message, position: error.position });
-    if (error instanceof SpaceError) {
-      const status = error.code === 'NOT_BUILT' ? 503 : /^no entity /.test(error.message) ? 404 : 400;
-      return reply.status(status).send({ error: error.code.toLowerCase(), message: error.message });
-    }
+    if (error instanceof SpaceError) return reply.status(SPACE_STATUS[error.code]).send({ error: error.code.toLowerCase(), message: error.message });
+    if (error instanceof EncoderError) return reply.status(400).send({ error: error.code.toLowerCase(), message: error.message });
     if (error instanceof StoreError) return reply.status(error.code === 'UNKNOWN_ENTITY' ? 404 : 400).send({ error: error.code.toLowerCase(), message: error.message });
     if (error.statusCode && error.statusCode < 500) return reply.status(error.statusCode).send({ error: 'bad_request', message: error.message });
     request.log.error({ err: error }, 'request failed');
@@ -88,13 +164,13 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       schema: {
         querystring: {
           type: 'object',
-          properties: { q: { type: 'string', minLength: 1, maxLength: 5000 }, types: { type: 'string', maxLength: 100 }, k: { type: 'integer', minimum: 1, maximum: 1000, default: 10 }, exact: { type: 'boolean', default: false } },
+          properties: { q: { type: 'string', minLength: 1, maxLength: MAX_QUERY_LENGTH }, types: { type: 'string', maxLength: 100 }, k: { type: 'integer', minimum: 1, maximum: 1000, default: 10 }, exact: { type: 'boolean', default: false } },
           required: ['q'],
           additionalProperties: false,
         },
       },
     },
-    async (request) => space.near(request.query.q, { types: parseTypes(request.query.types), k: request.query.k, exact: request.query.exact }),
+    async (request) => space.near(request.query.q, { types: parseTypes(request.query.types), k: request.query.k, exact: request.query.exact, signal: request.workSignal }),
   );
 
   app.post<{ Body: { name?: string; from?: string[]; to?: string[]; types?: EntityType[]; top?: number; bootstrap?: number; positions?: string[] } }>(
@@ -121,7 +197,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       if (name && (from || to)) throw new SpaceError('BAD_OPTION', 'body must have either name or from and to, not both');
       const poles = name ? NAMED_AXES[name] : from && to ? { from, to } : undefined;
       if (!poles) throw new SpaceError('BAD_OPTION', 'body must have name, or both from and to');
-      return space.axis(poles.from, poles.to, rest);
+      return heavy(request.workSignal, () => space.axis(poles.from, poles.to, { ...rest, signal: request.workSignal }));
     },
   );
 
@@ -131,13 +207,13 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       schema: {
         body: {
           type: 'object',
-          properties: { expr: { type: 'string', minLength: 1, maxLength: 5000 }, types: typesSchema, k: { type: 'integer', minimum: 1, maximum: 1000 }, includeOperands: { type: 'boolean' } },
+          properties: { expr: { type: 'string', minLength: 1, maxLength: MAX_QUERY_LENGTH }, types: typesSchema, k: { type: 'integer', minimum: 1, maximum: 1000 }, includeOperands: { type: 'boolean' } },
           required: ['expr'],
           additionalProperties: false,
         },
       },
     },
-    async (request) => space.arith(request.body.expr, request.body),
+    async (request) => space.arith(request.body.expr, { ...request.body, signal: request.workSignal }),
   );
 
   app.post<{ Body: { direction: string; types?: EntityType[]; top?: number } }>(
@@ -146,14 +222,14 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       schema: {
         body: {
           type: 'object',
-          properties: { direction: { type: 'string', minLength: 1, maxLength: 5000 }, types: typesSchema, top: { type: 'integer', minimum: 1, maximum: 1000 } },
+          properties: { direction: { type: 'string', minLength: 1, maxLength: MAX_QUERY_LENGTH }, types: typesSchema, top: { type: 'integer', minimum: 1, maximum: 1000 } },
           required: ['direction'],
           additionalProperties: false,
         },
       },
     },
     async (request) => {
-      const { all: _all, ...result } = await space.shock(request.body.direction, request.body);
+      const { all: _all, ...result } = await heavy(request.workSignal, () => space.shock(request.body.direction, { ...request.body, signal: request.workSignal }));
       return result;
     },
   );
@@ -164,7 +240,9 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     '/v1/embed',
     { schema: { body: { type: 'object', properties: { texts: textsSchema(256) }, required: ['texts'], additionalProperties: false } } },
     async (request) => {
-      const vectors = await space.embed(request.body.texts);
+      const blank = request.body.texts.findIndex(isBlank);
+      if (blank >= 0) throw new SpaceError('BAD_QUERY', `body/texts/${blank} is blank: there is nothing to embed`);
+      const vectors = await heavy(request.workSignal, () => space.embed(request.body.texts, request.workSignal));
       const dim = space.dim;
       return { model: space.modelId, dim, vectors: request.body.texts.map((_, i) => Array.from(vectors.subarray(i * dim, (i + 1) * dim))) };
     },
@@ -184,8 +262,20 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     },
     async (request) => {
       const names = request.body.axes ?? Object.keys(NAMED_AXES);
-      const rows = await scoreTexts(space, request.body.texts, { skills: request.body.skills ?? 5, axes: Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]])) });
-      return { rows: rows.map(({ id: _id, ...row }, i) => ({ index: i, ...row })) };
+      const axes = Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]]));
+      // A blank text is an error of its own row; the others are scored.
+      const texts = request.body.texts;
+      const scored = texts.flatMap((t, i) => (isBlank(t) ? [] : [i]));
+      const rows = await heavy(request.workSignal, () => scoreTexts(space, scored.map((i) => texts[i]), { skills: request.body.skills ?? 5, axes, signal: request.workSignal }));
+      const rowOf = new Map(scored.map((index, r) => [index, rows[r]]));
+      return {
+        rows: texts.map((_, index) => {
+          const row = rowOf.get(index);
+          if (!row) return { index, error: `body/texts/${index} is blank: there is nothing to score` };
+          const { id: _id, ...rest } = row;
+          return { index, ...rest };
+        }),
+      };
     },
   );
 
