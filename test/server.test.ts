@@ -101,6 +101,13 @@ Api('should answer every bad request with a 4xx that says what is wrong, never a
     ['/v1/embed', 'POST', undefined, 400, /not valid JSON/, '{not json'],
     ['/v1/embed', 'POST', undefined, 413, /Request body is too large/, JSON.stringify({ texts: ['x'.repeat(20000), 'y'.repeat(20000), 'z'.repeat(20000), 'w'.repeat(20000)] })],
     ['/v2/nothing', 'GET', undefined, 404, /no route GET \/v2\/nothing/],
+    ['/v1/embed', 'POST', { texts: ['nurse', ' \t '] }, 400, /body\/texts\/1 is blank: there is nothing to embed/],
+    ['/v1/axis', 'POST', { from: ['"metal work"', '"   "'], to: ['"patient care"'] }, 400, /from\/1 is blank: a pole is a reference or some text/],
+    ['/v1/axis', 'POST', { from: ['"metal work"'], to: ['  '] }, 400, /to\/0 is blank/],
+    ['/v1/arith', 'POST', { expr: `${'('.repeat(150)}"nurse"${')'.repeat(150)}` }, 400, /nested more than 100 levels deep \(parentheses or minus signs\) at position 102/],
+    ['/v1/arith', 'POST', { expr: `${'-'.repeat(3000)}"nurse"` }, 400, /nested more than 100 levels deep/],
+    ['/v1/arith', 'POST', { expr: '1e308 * 10 * "nurse"' }, 400, /a number out of range \(beyond ±1\.8e308\) at position 7/],
+    ['/v1/arith', 'POST', { expr: '1e999 * "nurse"' }, 400, /a number out of range/],
   ];
   for (const [path, method, body, status, message, raw] of cases) {
     const r = await call(method, path, body, raw);
@@ -108,6 +115,64 @@ Api('should answer every bad request with a 4xx that says what is wrong, never a
     assert.match(String(r.json.message), message, `${method} ${path}`);
     assert.not.match(JSON.stringify(r.json), /at .*\.(ts|js):\d+/, 'no stack trace');
   }
+});
+
+Api('should answer a 404 by the error code, not its wording, and take 1e308 as a weight', async () => {
+  for (const path of ['/v1/near?q=occupation:onet:99-9999.00', '/v1/entities/occupation:onet:99-9999.00']) {
+    const r = await call('GET', path);
+    assert.equal([r.status, r.json.error], [404, 'unknown_entity'], path);
+  }
+  const axis = await call('POST', '/v1/axis', { name: 'manufacturing-healthcare', positions: ['occupation:onet:99-9999.00'], bootstrap: 0 });
+  assert.equal([axis.status, axis.json.error], [404, 'unknown_entity']);
+  const big = await call('POST', '/v1/arith', { expr: '1e308 * occupation:onet:29-1141.00 - 1e307 * "hospital"', types: ['occupation'], k: 2 });
+  const small = await call('POST', '/v1/arith', { expr: '10 * occupation:onet:29-1141.00 - 1 * "hospital"', types: ['occupation'], k: 2 });
+  assert.is(big.status, 200, JSON.stringify(big.json));
+  assert.equal(big.json.results, small.json.results, 'the same direction at any scale');
+});
+
+Api('should score every text of a batch with a blank one, that row answering an error of its own', async () => {
+  const r = await call('POST', '/v1/score', { texts: ['night shift nurse', '   ', 'CNC machinist'], skills: 1, axes: [] });
+  assert.is(r.status, 200, JSON.stringify(r.json));
+  const rows = r.json.rows as { index: number; error?: string; occupation?: { ref: string } }[];
+  assert.equal(rows.map((row) => [row.index, typeof row.occupation?.ref, row.error]), [
+    [0, 'string', undefined],
+    [1, 'undefined', 'body/texts/1 is blank: there is nothing to score'],
+    [2, 'string', undefined],
+  ]);
+});
+
+Api('should stop a request whose time ran out and answer 503', async () => {
+  const quick = await createServer(space, { logLevel: 'silent', explorerDir: EXPLORER, requestTimeout: 50 });
+  try {
+    const r = await quick.inject({ method: 'POST', url: '/v1/score', payload: { texts: Array.from({ length: 1000 }, (_, i) => `posting ${i}: nurse on a night shift`) } });
+    assert.equal([r.statusCode, r.json().error], [503, 'timeout']);
+    assert.match(r.json().message, /the request took longer than 50 ms and was stopped/);
+  } finally {
+    await quick.close();
+  }
+});
+
+Api('should keep the event loop answering while heavy requests run', async () => {
+  // Reference queries sent while a 1,000-text score and a 1,000-resample axis run: before, the
+  // encoder and the bootstrap held the event loop for hundreds of milliseconds at a time.
+  const texts = Array.from({ length: 1000 }, (_, i) => `night shift nurse ${i}`);
+  const heavy = Promise.all([
+    call('POST', '/v1/score', { texts, skills: 5 }),
+    call('POST', '/v1/axis', { name: 'manufacturing-healthcare', bootstrap: 1000 }),
+  ]);
+  const latencies: number[] = [];
+  let done = false;
+  void heavy.finally(() => (done = true));
+  while (!done) {
+    const t0 = performance.now();
+    assert.is((await call('GET', '/v1/near?q=occupation:onet:29-1141.00&k=5')).status, 200);
+    latencies.push(performance.now() - t0);
+  }
+  const [score, axis] = await heavy;
+  assert.equal([score.status, axis.status], [200, 200]);
+  latencies.sort((a, b) => a - b);
+  const worst = latencies[latencies.length - 1];
+  assert.ok(latencies.length >= 10 && worst < 150, `${latencies.length} reference queries meanwhile, the slowest ${worst.toFixed(0)} ms`);
 });
 
 Api('should bind to loopback by default from the command line options', async () => {
