@@ -5,8 +5,11 @@
  * from 16 connections. The server
  * runs in its own process (the built CLI), the load generator in this one.
  * Target (issue 7): p99 under 10 ms at 500 requests/s for references, no errors.
+ * The mixed run (issue 11): the same reference queries at 200 requests/s from 2 connections while
+ * 8 other connections each send heavy requests back to back (axis with 1,000 bootstrap
+ * resamples, score of 1,000 texts, shock); target: near's p99 under 20 ms.
  * Needs a built space (npx laborspace build) and the built package (npm run build).
- * Usage: npm run bench:load [-- --home DIR --seconds 10]
+ * Usage: npm run bench:load [-- --home DIR --seconds 10 --mixed-only]
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -24,6 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const home = arg('--home', defaultHome());
 const seconds = Number(arg('--seconds', '10'));
+const mixedOnly = process.argv.includes('--mixed-only');
 
 const store = openHomeStore(home);
 const next = seededRandom(3);
@@ -55,7 +59,48 @@ async function load(paths: string[], rate: number, connections: number) {
 const near = (q: string) => `/v1/near?q=${encodeURIComponent(q)}&k=10`;
 const table = new Table({ head: ['GET /v1/near', 'connections', 'target req/s', 'achieved req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'] });
 const rows: Record<string, unknown>[] = [];
+
+const HEAVY: Record<string, { path: string; body: unknown }> = {
+  'axis, 1,000 resamples': { path: '/v1/axis', body: { name: 'manufacturing-healthcare', bootstrap: 1000 } },
+  'score, 1,000 texts': { path: '/v1/score', body: { texts: texts.slice(0, 500).concat(texts.slice(0, 500)) } },
+  shock: { path: '/v1/shock', body: { direction: '"artificial intelligence" + "machine learning"' } },
+};
+
+/** `clients` loops, each sending the heavy requests of `kinds` in turn, back to back, until stopped. */
+function heavyLoad(kinds: string[], clients: number) {
+  let running = true;
+  const done: Record<string, number[]> = Object.fromEntries(kinds.map((k) => [k, []]));
+  let failed = 0;
+  const loops = Array.from({ length: clients }, async (_, c) => {
+    for (let i = c; running; i++) {
+      const kind = kinds[i % kinds.length];
+      const t0 = performance.now();
+      const r = await fetch(base + HEAVY[kind].path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(HEAVY[kind].body) });
+      await r.arrayBuffer();
+      if (r.ok) done[kind].push(performance.now() - t0);
+      else failed++;
+    }
+  });
+  return async () => {
+    running = false;
+    await Promise.all(loops);
+    return { done, failed };
+  };
+}
+
+const mixed = new Table({ head: ['heavy requests (8 connections)', 'near req/s', 'near p50 ms', 'near p99 ms', 'near max ms', 'near errors', 'heavy done', 'heavy mean s', 'heavy failed'] });
 try {
+  for (const kinds of [['axis, 1,000 resamples'], ['score, 1,000 texts'], ['shock'], Object.keys(HEAVY)]) {
+    const paths = refs.map(near);
+    for (const p of paths.slice(0, 50)) await fetch(base + p);
+    const stop = heavyLoad(kinds, 8);
+    const r = await autocannon({ url: base, connections: 2, overallRate: 200, duration: seconds, requests: paths.map((path) => ({ method: 'GET', path })) });
+    const { done, failed } = await stop();
+    const times = Object.values(done).flat();
+    const label = kinds.length > 1 ? 'all three in turn' : kinds[0];
+    mixed.push([label, Math.round(r.requests.average), r.latency.p50, r.latency.p99, r.latency.max, r.errors + r.timeouts + r.non2xx, times.length, (times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) / 1000).toFixed(2), failed]);
+  }
+  if (!mixedOnly)
   // 2 connections send requests nearly evenly; 16 send them in bursts, which queue on the server's
   // single event loop (and the load generator shares the machine's cores).
   for (const connections of [2, 16])
@@ -74,4 +119,6 @@ try {
 }
 console.log(`\nLoad test on loopback, ${seconds} s per row, all four types per query (k = 10)`);
 console.log(machineLine(describeMachine()));
-console.log(table.toString());
+if (!mixedOnly) console.log(table.toString());
+console.log('\nGET /v1/near on references at 200 req/s from 2 connections, while 8 others send heavy requests back to back:');
+console.log(mixed.toString());

@@ -220,28 +220,33 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
     }
     return hit;
   };
+  /** The hits of some rows of a type: their scores on every resample (only theirs are computed). */
+  const hitsOf = async (type: EntityType, rows: readonly number[]): Promise<AxisHit[]> => {
+    const set = space.index.vectors(type)!;
+    const chosen = new Float32Array(rows.length * dim);
+    rows.forEach((row, i) => chosen.set(set.matrix.subarray(row * dim, (row + 1) * dim), i * dim));
+    const scores = await projectAsync(chosen, directions, dim);
+    return rows.map((row, i) => hitOf(scores, i, set.refs[row]));
+  };
   const results: AxisResult['results'] = {}, fromEnd: AxisResult['fromEnd'] = {};
-  const scoresOf = new Map<EntityType, Float32Array>();
-  const wanted = new Set(options.positions?.map((r) => space.resolveRef(r)) ?? []);
-  for (const type of new Set([...types, ...[...wanted].map((r) => space.store.resolve(r).type)])) {
+  for (const type of types) {
     options.signal?.throwIfAborted();
     const set = space.index.vectors(type)!;
-    // Every entity against every resample: the bulk of the work, on the libuv pool.
-    const scores = await projectAsync(set.matrix, directions, dim);
-    scoresOf.set(type, scores);
-    if (!types.includes(type)) continue;
-    // The ends of the axis scores as the top k of a one-column matrix against +1 and -1 (equal
-    // scores by ascending row), natively instead of sorting every entity.
-    const axisScores = Float32Array.from({ length: set.refs.length }, (_, row) => scores[row * width]);
+    // Every entity on the axis (row 0), then the ends as the top k of that one-column matrix
+    // against +1 and -1 (equal scores by ascending row), all on the libuv pool.
+    const axisScores = await projectAsync(set.matrix, directions.subarray(0, dim), dim);
     const ends = await topkAsync(Float32Array.of(1, -1), axisScores, 1, { k: top, metric: 'dot', device: 'cpu' });
-    const end = (q: number) => Array.from(ends.indices.subarray(q * ends.k, (q + 1) * ends.k), (row) => hitOf(scores, row, set.refs[row]));
-    results[type] = end(0);
-    fromEnd[type] = end(1);
+    const [toEnd, otherEnd] = await Promise.all([0, 1].map((q) => hitsOf(type, Array.from(ends.indices.subarray(q * ends.k, (q + 1) * ends.k)))));
+    results[type] = toEnd;
+    fromEnd[type] = otherEnd;
   }
-  const positions = [...wanted].map((ref) => {
-    const type = space.store.resolve(ref).type;
-    return hitOf(scoresOf.get(type)!, space.index.vectors(type)!.refs.indexOf(ref), ref);
-  });
+  const wanted = [...new Set(options.positions?.map((r) => space.resolveRef(r)) ?? [])];
+  const positions = await Promise.all(
+    wanted.map(async (ref) => {
+      const type = ref.slice(0, ref.indexOf(':')) as EntityType;
+      return (await hitsOf(type, [space.index.vectors(type)!.refs.indexOf(ref)]))[0];
+    }),
+  );
   return {
     axis: { from: [...from], to: [...to], fromMembers: nf, toMembers: nt, formula: 'cos(x, mean(to) - mean(from))' },
     results,
@@ -265,12 +270,14 @@ export interface ShockOptions extends Cancellable {
   types?: readonly EntityType[];
   /** Entities listed per type (default 10), ranked by rippled exposure where there is one. */
   top?: number;
+  /** Fill `all` with every entity of the chosen types (default true; false leaves it empty). */
+  all?: boolean;
 }
 
 export interface ShockResult {
   direction: string;
   results: Partial<Record<EntityType, ShockHit[]>>;
-  /** Every entity of the chosen types, for files. */
+  /** Every entity of the chosen types, in the same order, for files (empty when `all: false`). */
   all: (ShockHit & { type: EntityType })[];
 }
 
@@ -323,16 +330,17 @@ export async function shock(space: LaborSpace, direction: string, options: Shock
   const all: ShockResult['all'] = [];
   const results: ShockResult['results'] = {};
   for (const type of types) {
+    const refs = space.index.vectors(type)!.refs;
     const scores = direct.get(type)!, nodes = nodeOfRow.get(type)!;
-    const hits = space.index.vectors(type)!.refs.map((ref, row) => {
-      const r = nodes[row] >= 0 ? rippled[nodes[row]] : NaN;
-      return { ref, title: space.title(ref), direct: scores[row], ...(Number.isNaN(r) ? {} : { rippled: r }) };
-    });
+    const ripples = Float64Array.from(nodes, (node) => (node >= 0 ? rippled[node] : NaN));
     // Rippled exposure first (entities it reaches, then the rest), direct exposure within ties:
-    // industries below the sector level share their sector's rippled value.
-    hits.sort((a, b) => (b.rippled ?? -Infinity) - (a.rippled ?? -Infinity) || b.direct - a.direct);
-    results[type] = hits.slice(0, top);
-    all.push(...hits.map((h) => ({ ...h, type })));
+    // industries below the sector level share their sector's rippled value. Rows are sorted as
+    // numbers and objects made only for the hits returned (every entity's when `all` is asked).
+    const rank = (r: number) => (Number.isNaN(ripples[r]) ? -Infinity : ripples[r]);
+    const order = Uint32Array.from(refs.keys()).sort((a, b) => rank(b) - rank(a) || scores[b] - scores[a] || a - b);
+    const hitOf = (row: number): ShockHit => ({ ref: refs[row], title: space.title(refs[row]), direct: scores[row], ...(Number.isNaN(ripples[row]) ? {} : { rippled: ripples[row] }) });
+    results[type] = Array.from(order.subarray(0, top), hitOf);
+    if (options.all !== false) for (const row of order) all.push({ ...hitOf(row), type });
   }
   return { direction, results, all };
 }

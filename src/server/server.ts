@@ -229,7 +229,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       },
     },
     async (request) => {
-      const { all: _all, ...result } = await heavy(request.workSignal, () => space.shock(request.body.direction, { ...request.body, signal: request.workSignal }));
+      const { all: _all, ...result } = await heavy(request.workSignal, () => space.shock(request.body.direction, { ...request.body, all: false, signal: request.workSignal }));
       return result;
     },
   );
