@@ -172,7 +172,7 @@ Api('should keep the event loop answering while heavy requests run', async () =>
   assert.equal([score.status, axis.status], [200, 200]);
   latencies.sort((a, b) => a - b);
   const worst = latencies[latencies.length - 1];
-  assert.ok(latencies.length >= 10 && worst < 150, `${latencies.length} reference queries meanwhile, the slowest ${worst.toFixed(0)} ms`);
+  assert.ok(latencies.length >= 5 && worst < 150, `${latencies.length} reference queries meanwhile, the slowest ${worst.toFixed(0)} ms`);
 });
 
 Api('should bind to loopback by default from the command line options', async () => {

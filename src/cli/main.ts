@@ -82,6 +82,33 @@ function typeList(value: string): EntityType[] {
 
 const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value) : text());
 
+/**
+ * Longest command line accepted, in bytes. onnxruntime parses the process's command line when it
+ * starts, recursing per byte, and overflows the main thread's 8 MB stack past ~28 KB (a silent
+ * segfault); long text belongs in a file.
+ */
+export const MAX_COMMAND_LINE = 16 * 1024;
+
+function checkCommandLine(args: readonly string[]): void {
+  const bytes = args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+  if (bytes > MAX_COMMAND_LINE)
+    throw new InvalidArgumentError(`the command line is ${bytes.toLocaleString('en-US')} bytes, more than ${MAX_COMMAND_LINE.toLocaleString('en-US')}: pass long text in a file (near --query-file PATH, or - for standard input)`);
+}
+
+/** The query of `near`: its argument, or the text of --query-file (- for standard input). */
+function nearQuery(query: string | undefined, file: string | undefined): string {
+  if (query !== undefined && file !== undefined) throw new InvalidArgumentError('give the query as an argument or with --query-file, not both');
+  if (file === undefined) {
+    if (query === undefined) throw new InvalidArgumentError('near needs a query: an argument, or --query-file PATH (- for standard input)');
+    return query;
+  }
+  try {
+    return readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`--query-file ${file}: ${(e as Error).message}`);
+  }
+}
+
 /** "texts, N/s" for the encode progress bar, from the texts done so far. */
 function encodeRate(): (done: number) => string {
   const started = Date.now();
@@ -94,7 +121,9 @@ export function buildProgram(): Command {
     .version(VERSION)
     .option('--home <dir>', 'where the store, models and indices live', defaultHome())
     .option('--json', 'machine-readable output')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // rawArgs: the argv given to parse (set by commander, missing from its types).
+    .hook('preAction', () => checkCommandLine((program as unknown as { rawArgs: string[] }).rawArgs.slice(2)));
   const globals = () => program.opts<GlobalOptions>();
   // The home's store or space for one command, closed however the command ends.
   const withStore = async (use: (store: Store) => void | Promise<void>) => {
@@ -266,12 +295,14 @@ export function buildProgram(): Command {
   program
     .command('near')
     .description('nearest entities of each type to a reference or a text')
-    .argument('<query>', 'TYPE:SOURCE:CODE, TYPE:CODE, or text (quote it to force text)')
+    .argument('[query]', 'TYPE:SOURCE:CODE, TYPE:CODE, or text (quote it to force text); at most 5,000 characters')
+    .option('--query-file <path>', 'read the query from a file (- for standard input) instead')
     .option('--types <list>', `comma-separated types (default: ${ENTITY_TYPES.join(',')})`, typeList)
     .option('--k <n>', 'results per type', positiveInt, 10)
     .option('--exact', 'scan every vector exactly instead of using HNSW indices')
-    .action(async (query: string, opts: { types?: EntityType[]; k: number; exact?: boolean }) => {
+    .action(async (argument: string | undefined, opts: { queryFile?: string; types?: EntityType[]; k: number; exact?: boolean }) => {
       const { json } = globals();
+      const query = nearQuery(argument, opts.queryFile);
       await withSpace(async (space) => {
         const result = await space.near(query, { types: opts.types, k: opts.k, exact: opts.exact });
         print(json, result, () => formatNear(result));

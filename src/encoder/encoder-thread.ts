@@ -99,9 +99,12 @@ function toError(e: { code?: EncoderErrorCode; message: string }): Error {
 /** This module as the worker's code: compiled JavaScript as it is, TypeScript (tests, tsx) through tsx's loader. */
 function startWorker(data: unknown): Worker {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL(self), { workerData: data });
+  // onnxruntime parses the process's command line when it starts, recursively: ~290 bytes of stack
+  // per byte, past a worker's default 4 MB stack from ~14 KB. 16 MB keeps the CLI's cap (16 KiB) safe.
+  const options = { workerData: data, resourceLimits: { stackSizeMb: 16 } };
+  if (!self.endsWith('.ts')) return new Worker(new URL(self), options);
   // Node 20 does not apply --import loaders to a worker's entry module: register tsx first.
-  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`, { eval: true, workerData: data });
+  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`, { ...options, eval: true });
 }
 
 async function serve(dir: string, options: EncoderOptions): Promise<void> {
