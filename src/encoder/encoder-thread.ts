@@ -4,6 +4,7 @@
  * thread answers nothing else meanwhile; here the main thread only posts texts and receives
  * vectors. An aborted signal rejects at once and stops the worker's loop at its next batch.
  */
+import { setPriority } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { type EncodeResult, EncoderError, type EncoderErrorCode, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
@@ -20,6 +21,7 @@ type Reply =
   | { id: number; result: EncodeResult };
 
 const ROLE = 'laborspace-encoder';
+const ENCODER_NICENESS = 10;
 
 export class EncoderThread {
   readonly hash: string;
@@ -109,6 +111,13 @@ function startWorker(data: unknown): Worker {
 
 async function serve(dir: string, options: EncoderOptions): Promise<void> {
   const port = parentPort!;
+  // A lower priority for this thread and the onnxruntime threads it starts (Linux: per thread,
+  // inherited), so that a long encoding gives way to the queries on the main thread and libuv's.
+  try {
+    setPriority(0, ENCODER_NICENESS);
+  } catch {
+    // not permitted here: stay at the process's priority
+  }
   let encoder: SentenceEncoder;
   try {
     encoder = await SentenceEncoder.load(dir, options);
