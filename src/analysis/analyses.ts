@@ -1,7 +1,8 @@
 /**
  * The analyses on an open space: vector arithmetic, axes between two poles (with bootstrap
- * intervals) and shocks with their ripple. The sums of vectors run through the native `combine`,
- * the scoring of every entity through the native `project` and the index's search.
+ * intervals) and shocks with their ripple. The sums of vectors run through the native `combine`
+ * (a bootstrap's many through one product), the scoring of every entity through the native
+ * `project` and the index's search, on the libuv pool: a server's event loop stays free.
  */
 import { combine, meanRows, normalize, projectAsync, similarityAsync, topkAsync } from '../native.js';
 import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
