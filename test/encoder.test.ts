@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 
 import { ensureUseLiteModel, useLitePackageDir, verifyModelDir } from '../src/encoder/model-cache.js';
 import { DataType, encodeModel } from '../src/encoder/onnx-proto.js';
+import { EncoderThread } from '../src/encoder/encoder-thread.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { readTfjsWeights } from '../src/encoder/tfjs-weights.js';
 import { buildUseLiteGraph, INT8_WEIGHT_RANGE, quantizeColumns } from '../src/encoder/use-lite.js';
@@ -188,6 +189,28 @@ Encoder('should run any Hugging Face-layout model, mean-pooling one that outputs
     assert.ok(Math.abs(vectors[2 * i] - e[0]) < 1e-6 && Math.abs(vectors[2 * i + 1] - e[1]) < 1e-6, `text ${i}: ${vectors.subarray(2 * i, 2 * i + 2)} vs ${e}`);
   });
   await toy.close();
+});
+
+Encoder('should stop between batches when its signal is aborted, on the main thread and on the worker', async () => {
+  const texts = Array.from({ length: 40 }, (_, i) => `posting ${i} for a night shift nurse`);
+  const small = await SentenceEncoder.load(encoder.dir, { batchSize: 4 });
+  const controller = new AbortController();
+  const batches: number[] = [];
+  const stopped = small.encode(texts, (p) => (batches.push(p.done), controller.abort(new Error('client gone'))), undefined, controller.signal);
+  await assertRejects(stopped, Error, /client gone/);
+  assert.equal(batches, [4], 'one batch, then it stopped');
+  await small.close();
+
+  const thread = await EncoderThread.load(encoder.dir);
+  assert.is(thread.hash, encoder.hash);
+  const gone = new AbortController();
+  const cancelled = thread.encode(texts, gone.signal);
+  gone.abort(new Error('timed out'));
+  await assertRejects(cancelled, Error, /timed out/);
+  const [after, here] = [await thread.encode(['steel mill']), await encoder.encode(['steel mill'])];
+  assert.ok(cosine(after.vectors, here.vectors) > 0.99999, 'the worker answers the next job');
+  await assertRejects(thread.encode(['fine', '  ']), EncoderError, /text 1 is empty/, 'EMPTY_TEXT');
+  await thread.close();
 });
 
 Encoder.run();

@@ -152,6 +152,27 @@ Api('should stop a request whose time ran out and answer 503', async () => {
   }
 });
 
+Api('should stop the work of a request whose client disconnected, freeing its slot', async () => {
+  const one = await createServer(space, { logLevel: 'silent', explorerDir: EXPLORER, heavySlots: 1 });
+  const url = await one.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const texts = Array.from({ length: 1000 }, (_, i) => `night shift nurse ${i}`);
+    const client = new AbortController();
+    const score = fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts }), signal: client.signal });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    client.abort();
+    await score.catch(() => undefined);
+    // The one heavy slot: held for the whole score (seconds) unless its work stopped.
+    const t0 = performance.now();
+    const embed = await fetch(`${url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: ['welder'] }) });
+    const waited = performance.now() - t0;
+    assert.is(embed.status, 200);
+    assert.ok(waited < 500, `the next heavy request waited ${waited.toFixed(0)} ms`);
+  } finally {
+    await one.close();
+  }
+});
+
 Api('should keep the event loop answering while heavy requests run', async () => {
   // Reference queries sent while a 1,000-text score and a 1,000-resample axis run: before, the
   // encoder and the bootstrap held the event loop for hundreds of milliseconds at a time.
