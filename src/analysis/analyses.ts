@@ -242,12 +242,7 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
     fromEnd[type] = otherEnd;
   }
   const wanted = [...new Set(options.positions?.map((r) => space.resolveRef(r)) ?? [])];
-  const positions = await Promise.all(
-    wanted.map(async (ref) => {
-      const type = ref.slice(0, ref.indexOf(':')) as EntityType;
-      return (await hitsOf(type, [space.index.vectors(type)!.refs.indexOf(ref)]))[0];
-    }),
-  );
+  const positions = await Promise.all(wanted.map(async (ref) => hitOf(await projectAsync(space.vectorOf(ref), directions, dim), 0, ref)));
   return {
     axis: { from: [...from], to: [...to], fromMembers: nf, toMembers: nt, formula: 'cos(x, mean(to) - mean(from))' },
     results,
