@@ -77,3 +77,69 @@ export function cosentLossRef(a: ArrayLike<number>, b: ArrayLike<number>, t: Arr
   for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) if (t[i] > t[j]) sum += Math.exp(scale * (cos[j] - cos[i]));
   return Math.log(sum);
 }
+
+/**
+ * The whole encoder in float64 (native/src/encoder.h's graph): the oracle for the native forward
+ * and, through finite differences, its backward. `params` is the native arena in `layout`'s order.
+ */
+export function encoderForwardRef(
+  dims: { embed: number; headOut: number; lnEps?: number; layers: { widthIn: number; widthOut: number; heads: number; ffn: number; residualProjection: boolean; queryScale: number }[] },
+  layout: readonly { name: string; offset: number; rows: number; cols: number }[],
+  params: ArrayLike<number>,
+  timing: ArrayLike<number>,
+  tokens: ArrayLike<number>,
+  offsets: ArrayLike<number>,
+  adapter?: { rank: number; down: ArrayLike<number>; up: ArrayLike<number> },
+): Float64Array {
+  const at = new Map(layout.map((t) => [t.name, t.offset]));
+  const p = (name: string, i: number) => params[at.get(name)! + i];
+  const eps = dims.lnEps ?? 1e-6;
+  const texts = offsets.length - 1;
+  const pooledAll: number[] = [];
+  for (let s = 0; s < texts; s++) {
+    const T = offsets[s + 1] - offsets[s];
+    let x: number[][] = [];
+    for (let r = 0; r < T; r++) {
+      const tok = tokens[offsets[s] + r];
+      x.push(Array.from({ length: dims.embed }, (_, j) => 2 * p('embeddings', tok * dims.embed + j) + timing[r * dims.embed + j]));
+    }
+    dims.layers.forEach((d, l) => {
+      const name = (n: string) => `layer${l}.${n}`;
+      const ln = (rows: number[][], w: number, key: string) =>
+        rows.map((row) => {
+          const mu = row.reduce((a, b) => a + b, 0) / w;
+          const v = row.reduce((a, b) => a + (b - mu) ** 2, 0) / w;
+          return row.map((xj, j) => ((xj - mu) / Math.sqrt(v + eps)) * p(name(`${key}.scale`), j) + p(name(`${key}.bias`), j));
+        });
+      const dense = (rows: number[][], key: string, n_in: number, n_out: number) =>
+        rows.map((row) => Array.from({ length: n_out }, (_, o) => row.reduce((acc, v, i) => acc + v * p(name(`${key}.weight`), i * n_out + o), p(name(`${key}.bias`), o))));
+      const wi = d.widthIn;
+      const depth = wi / d.heads;
+      const qkv = dense(ln(x, wi, 'ln1'), 'qkv', wi, 3 * wi);
+      const ctx = Array.from({ length: T }, () => new Array<number>(wi).fill(0));
+      for (let h = 0; h < d.heads; h++)
+        for (let i = 0; i < T; i++) {
+          const scores = Array.from({ length: T }, (_, j) => {
+            let acc = 0;
+            for (let c = 0; c < depth; c++) acc += qkv[i][h * depth + c] * qkv[j][wi + h * depth + c];
+            return acc * d.queryScale;
+          });
+          const top = Math.max(...scores);
+          const ex = scores.map((v) => Math.exp(v - top));
+          const sum = ex.reduce((a, b) => a + b, 0);
+          for (let j = 0; j < T; j++) for (let c = 0; c < depth; c++) ctx[i][h * depth + c] += (ex[j] / sum) * qkv[j][2 * wi + h * depth + c];
+        }
+      const attended = dense(ctx, 'out', wi, d.widthOut);
+      const residual = d.residualProjection ? dense(x, 'residual', wi, d.widthOut) : x;
+      const x1 = attended.map((row, i) => row.map((v, j) => v + residual[i][j]));
+      const f = dense(ln(x1, d.widthOut, 'ln2'), 'ffn1', d.widthOut, d.ffn).map((row) => row.map((v) => Math.max(0, v)));
+      x = dense(f, 'ffn2', d.ffn, d.widthOut).map((row, i) => row.map((v, j) => v + x1[i][j]));
+    });
+    const width = x[0].length;
+    for (let j = 0; j < width; j++) pooledAll.push(x.reduce((acc, row) => acc + row[j], 0) / T);
+  }
+  const width = pooledAll.length / texts;
+  const headWeight = Array.from({ length: dims.headOut * width }, (_, i) => p('head.weight', i));
+  const headBias = Array.from({ length: dims.headOut }, (_, i) => p('head.bias', i));
+  return headForwardRef(pooledAll, width, headWeight, headBias, dims.headOut, adapter);
+}
