@@ -3,6 +3,7 @@
 // RangeError with a `code` property, and the message names the argument.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -740,7 +741,21 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     return out;
   }
 
-  Napi::Float32Array params_arg(const Napi::CallbackInfo& info, size_t i) { return batch_matrix(info, i, "params", params_, 1); }
+  // The parameter arena: its length, and finite everywhere (a bad value is named by its tensor).
+  Napi::Float32Array params_arg(const Napi::CallbackInfo& info, size_t i) {
+    Napi::Float32Array p = f32(info, i, "params");
+    if (p.ElementLength() != params_)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "params has " + std::to_string(p.ElementLength()) + " values, the encoder " + std::to_string(params_));
+    const size_t bad = first_non_finite(p.Data(), params_);
+    if (bad < params_) {
+      const std::vector<TensorSpec> specs = encoder_layout(dims_);
+      const auto t = std::find_if(specs.rbegin(), specs.rend(), [&](const TensorSpec& s) { return s.offset <= bad; });
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "params value " + std::to_string(bad) + " (" + t->name + "[" + std::to_string(bad - t->offset) + "]) is not finite");
+    }
+    return p;
+  }
 
   // The packed batch: tokens (Int32Array) and offsets (Int32Array of texts + 1, from 0 to tokens).
   size_t batch_args(const Napi::CallbackInfo& info, size_t i, Napi::Int32Array* tokens, Napi::Int32Array* offsets) {

@@ -92,31 +92,43 @@ export function encoderForwardRef(
   adapter?: { rank: number; down: ArrayLike<number>; up: ArrayLike<number> },
 ): Float64Array {
   const at = new Map(layout.map((t) => [t.name, t.offset]));
-  const p = (name: string, i: number) => params[at.get(name)! + i];
+  const offsetOf = (name: string) => at.get(name)!;
   const eps = dims.lnEps ?? 1e-6;
   const texts = offsets.length - 1;
   const pooledAll: number[] = [];
+  // rows (T x n_in) times the [n_in, n_out] weight `key`, plus its bias.
+  const dense = (rows: Float64Array[], key: string, nOut: number) => {
+    const w = offsetOf(`${key}.weight`), b = offsetOf(`${key}.bias`);
+    return rows.map((row) => {
+      const out = new Float64Array(nOut);
+      for (let o = 0; o < nOut; o++) out[o] = params[b + o];
+      for (let i = 0; i < row.length; i++) {
+        const base = w + i * nOut;
+        for (let o = 0; o < nOut; o++) out[o] += row[i] * params[base + o];
+      }
+      return out;
+    });
+  };
+  const layerNorm = (rows: Float64Array[], key: string) => {
+    const scale = offsetOf(`${key}.scale`), bias = offsetOf(`${key}.bias`);
+    return rows.map((row) => {
+      const mu = row.reduce((a, v) => a + v, 0) / row.length;
+      const variance = row.reduce((a, v) => a + (v - mu) ** 2, 0) / row.length;
+      return row.map((v, j) => ((v - mu) / Math.sqrt(variance + eps)) * params[scale + j] + params[bias + j]);
+    });
+  };
+  const embeddings = offsetOf('embeddings');
   for (let s = 0; s < texts; s++) {
     const T = offsets[s + 1] - offsets[s];
-    let x: number[][] = [];
-    for (let r = 0; r < T; r++) {
+    let x = Array.from({ length: T }, (_, r) => {
       const tok = tokens[offsets[s] + r];
-      x.push(Array.from({ length: dims.embed }, (_, j) => 2 * p('embeddings', tok * dims.embed + j) + timing[r * dims.embed + j]));
-    }
+      return Float64Array.from({ length: dims.embed }, (_, j) => 2 * params[embeddings + tok * dims.embed + j] + timing[r * dims.embed + j]);
+    });
     dims.layers.forEach((d, l) => {
-      const name = (n: string) => `layer${l}.${n}`;
-      const ln = (rows: number[][], w: number, key: string) =>
-        rows.map((row) => {
-          const mu = row.reduce((a, b) => a + b, 0) / w;
-          const v = row.reduce((a, b) => a + (b - mu) ** 2, 0) / w;
-          return row.map((xj, j) => ((xj - mu) / Math.sqrt(v + eps)) * p(name(`${key}.scale`), j) + p(name(`${key}.bias`), j));
-        });
-      const dense = (rows: number[][], key: string, n_in: number, n_out: number) =>
-        rows.map((row) => Array.from({ length: n_out }, (_, o) => row.reduce((acc, v, i) => acc + v * p(name(`${key}.weight`), i * n_out + o), p(name(`${key}.bias`), o))));
       const wi = d.widthIn;
       const depth = wi / d.heads;
-      const qkv = dense(ln(x, wi, 'ln1'), 'qkv', wi, 3 * wi);
-      const ctx = Array.from({ length: T }, () => new Array<number>(wi).fill(0));
+      const qkv = dense(layerNorm(x, `layer${l}.ln1`), `layer${l}.qkv`, 3 * wi);
+      const ctx = Array.from({ length: T }, () => new Float64Array(wi));
       for (let h = 0; h < d.heads; h++)
         for (let i = 0; i < T; i++) {
           const scores = Array.from({ length: T }, (_, j) => {
@@ -126,20 +138,20 @@ export function encoderForwardRef(
           });
           const top = Math.max(...scores);
           const ex = scores.map((v) => Math.exp(v - top));
-          const sum = ex.reduce((a, b) => a + b, 0);
+          const sum = ex.reduce((a, v) => a + v, 0);
           for (let j = 0; j < T; j++) for (let c = 0; c < depth; c++) ctx[i][h * depth + c] += (ex[j] / sum) * qkv[j][2 * wi + h * depth + c];
         }
-      const attended = dense(ctx, 'out', wi, d.widthOut);
-      const residual = d.residualProjection ? dense(x, 'residual', wi, d.widthOut) : x;
+      const attended = dense(ctx, `layer${l}.out`, d.widthOut);
+      const residual = d.residualProjection ? dense(x, `layer${l}.residual`, d.widthOut) : x;
       const x1 = attended.map((row, i) => row.map((v, j) => v + residual[i][j]));
-      const f = dense(ln(x1, d.widthOut, 'ln2'), 'ffn1', d.widthOut, d.ffn).map((row) => row.map((v) => Math.max(0, v)));
-      x = dense(f, 'ffn2', d.ffn, d.widthOut).map((row, i) => row.map((v, j) => v + x1[i][j]));
+      const f = dense(layerNorm(x1, `layer${l}.ln2`), `layer${l}.ffn1`, d.ffn).map((row) => row.map((v) => Math.max(0, v)));
+      x = dense(f, `layer${l}.ffn2`, d.widthOut).map((row, i) => row.map((v, j) => v + x1[i][j]));
     });
-    const width = x[0].length;
-    for (let j = 0; j < width; j++) pooledAll.push(x.reduce((acc, row) => acc + row[j], 0) / T);
+    for (let j = 0; j < x[0].length; j++) pooledAll.push(x.reduce((acc, row) => acc + row[j], 0) / T);
   }
   const width = pooledAll.length / texts;
-  const headWeight = Array.from({ length: dims.headOut * width }, (_, i) => p('head.weight', i));
-  const headBias = Array.from({ length: dims.headOut }, (_, i) => p('head.bias', i));
-  return headForwardRef(pooledAll, width, headWeight, headBias, dims.headOut, adapter);
+  const head = offsetOf('head.weight'), headBias = offsetOf('head.bias');
+  const headWeight = Float64Array.from({ length: dims.headOut * width }, (_, i) => params[head + i]);
+  const bias = Float64Array.from({ length: dims.headOut }, (_, i) => params[headBias + i]);
+  return headForwardRef(pooledAll, width, headWeight, bias, dims.headOut, adapter);
 }
