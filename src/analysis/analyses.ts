@@ -278,9 +278,16 @@ function rippleGraph(space: LaborSpace) {
 
 /** Direct exposure of every entity to a shock direction, and its ripple along the relations. */
 export async function shock(space: LaborSpace, direction: string, options: ShockOptions = {}): Promise<ShockResult> {
+  checkTypes(options.types);
+  checkCount('top', options.top ?? 10, 100000);
+  const { vector } = await expressionVector(space, direction);
+  return shockAlong(space, direction, vector, options);
+}
+
+/** The shock along a direction vector (space.dim values), named `direction` in the result. */
+export function shockAlong(space: LaborSpace, direction: string, vector: Float32Array, options: ShockOptions = {}): ShockResult {
   const types = checkTypes(options.types);
   const top = checkCount('top', options.top ?? 10, 100000);
-  const { vector } = await expressionVector(space, direction);
   const direct = new Map<string, number>();
   for (const type of ENTITY_TYPES) {
     const set = space.index.vectors(type);

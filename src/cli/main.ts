@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
-import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
+import { AI_DIRECTION_SKILLS, AI_DIRECTION_TEXTS, type AiConstruction, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { scoreFile } from '../analysis/score.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
@@ -14,7 +14,7 @@ import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../store/index.js';
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
-import { DEFAULT_TUNE, trainStep, TUNE_MODES, type TrainOptions, type TuneMode } from '../train/run.js';
+import { DEFAULT_TUNE, trainStep, TUNE_MODES, TUNED_MODEL_ID, type TrainOptions, type TuneMode } from '../train/run.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
@@ -385,7 +385,8 @@ export function buildProgram(): Command {
   program
     .command('exposure')
     .description('exposure of occupations and industries to a built-in direction (ai), optionally correlated with a score file')
-    .argument('<direction>', `built-in direction: ai (${AI_DIRECTION_TEXTS.length} descriptions of AI capabilities, see src/analysis/exposure.ts)`)
+    .argument('<direction>', `built-in direction: ai (from ${AI_DIRECTION_SKILLS.length} ESCO AI skills, see src/analysis/exposure.ts)`)
+    .addOption(new Option('--construction <how>', `skills: mean of the ESCO AI skills minus mean of all ESCO skills; texts: the sum of ${AI_DIRECTION_TEXTS.length} descriptions of AI capabilities`).choices(['skills', 'texts']).default('skills'))
     .option('--types <list>', 'comma-separated types (default: occupation,industry)', typeList)
     .option('--top <n>', 'entities listed per type', positiveInt, 10)
     .option('--compare <file>', 'a CSV, TSV or .xlsx file of outside scores by SOC or NAICS code')
@@ -394,14 +395,14 @@ export function buildProgram(): Command {
     .option('--sheet <n>', 'worksheet of an .xlsx --compare file (1 = the first)', positiveInt, 1)
     .option('--soc-vintage <year>', 'SOC vintage of the codes: 2010 or 2018', socVintage, 2010)
     .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
-    .action(async (direction: string, opts: { types?: EntityType[]; top: number; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
+    .action(async (direction: string, opts: { types?: EntityType[]; top: number; construction: AiConstruction; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
       const { json } = globals();
       if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
       if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
       checkOut(opts.out);
       await withSpace(async (space) => {
         const types = opts.types ?? ['occupation', 'industry'];
-        const result = await aiExposure(space, { types, top: opts.top });
+        const result = await aiExposure(space, { types, top: opts.top, construction: opts.construction });
         if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
         const comparison = opts.compare
           ? await compareExposure(space, result, opts.compare, { key: opts.key!, value: opts.value!, sheet: opts.sheet - 1, socVintage: opts.socVintage })
@@ -540,11 +541,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'jsonl: one entity per line; projector: vectors.tsv + metadata.tsv').choices(['jsonl', 'projector']).default('jsonl'))
     .option('--types <list>', 'comma-separated types (default: all)', typeList)
     .option('--out <path>', 'file (jsonl; default: standard output) or folder (projector; default: ./projector)')
-    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string }) => {
+    .addOption(new Option('--model <model>', 'tuned: the fine-tuned space (the one near queries; the base one before training); base: the pretrained encoder\'s').choices(['tuned', 'base']).default('tuned'))
+    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string; model: 'tuned' | 'base' }) => {
       const { home } = globals();
       await withStore(async (store) => {
         if (!store.model(BASE_MODEL_ID)) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
-        const result = await exportVectors(store, BASE_MODEL_ID, opts);
+        const modelId = opts.model === 'tuned' && store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
+        const result = await exportVectors(store, modelId, opts);
         if (result.files.length) note(`exported ${result.count} vectors to ${result.files.join(', ')}`);
       });
     });

@@ -97,21 +97,25 @@ function weightsWithHead(head: HeadParams): Map<string, TfjsTensor> {
 }
 
 /** Writes the fine-tuned encoder (fp32 and int8) from its weights, beside the base model. */
-function writeTunedModel(home: string, baseDir: string, weights: Map<string, TfjsTensor>, adapter?: HeadAdapter): { dir: string; hash: string } {
+/**
+ * Writes the fine-tuned encoder (fp32 and int8) from its weights, beside the base model. `hash`
+ * is the one of the variant the space embeds text with (int8 when the base space was encoded so).
+ */
+function writeTunedModel(home: string, baseDir: string, weights: Map<string, TfjsTensor>, quantized: boolean, adapter?: HeadAdapter): { dir: string; hash: string } {
   const meta = { opset: 17, producer: 'laborspace', producerVersion: VERSION, docString: 'Universal Sentence Encoder lite fine-tuned on labor-market relations' };
   const onnx = encodeModel(buildUseLiteGraph(weights, { adapter }), meta);
-  const hash = sha256(onnx);
-  const dir = join(home, 'models', `use-lite-tuned-${hash.slice(0, 12)}`);
+  const int8 = encodeModel(buildUseLiteGraph(weights, { adapter, quantize: 'int8' }), { ...meta, docString: `${meta.docString}, dense layers int8` });
+  const dir = join(home, 'models', `use-lite-tuned-${sha256(onnx).slice(0, 12)}`);
   if (!existsSync(dir)) {
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(join(tmp, 'onnx'), { recursive: true });
     writeFileSync(join(tmp, modelFile(false)), onnx);
-    writeFileSync(join(tmp, modelFile(true)), encodeModel(buildUseLiteGraph(weights, { adapter, quantize: 'int8' }), { ...meta, docString: `${meta.docString}, dense layers int8` }));
+    writeFileSync(join(tmp, modelFile(true)), int8);
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'config.json']) copyFileSync(join(baseDir, f), join(tmp, f));
     renameSync(tmp, dir);
   }
-  return { dir, hash };
+  return { dir, hash: sha256(quantized ? int8 : onnx) };
 }
 
 /** What both ways of tuning produce, before it is recorded. */
@@ -274,10 +278,12 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   const runId = store.startRun({ kind: 'train', config: fullConfig, dataHash: hash });
   try {
     const trained = pooled ? await tuneHead(ctx, pooled, headConfig) : await tuneEncoder(ctx, tokens!, encoderConfig);
-    const tunedModelFiles = writeTunedModel(home, base.dir, trained.weights, trained.adapter);
+    // Text is embedded with the int8 variant when the base space was encoded with int8 (--quantized).
+    const quantized = store.model(BASE_MODEL_ID)?.extra.quantized === true;
+    const tunedModelFiles = writeTunedModel(home, base.dir, trained.weights, quantized, trained.adapter);
     const dim = trained.vectors.length / refs.length;
     store.transaction(() => {
-      store.registerModel({ id: TUNED_MODEL_ID, name: TUNED_MODEL_ID, dim, hash: tunedModelFiles.hash, extra: { dir: tunedModelFiles.dir, baseHash: base.hash, runId, tune } });
+      store.registerModel({ id: TUNED_MODEL_ID, name: TUNED_MODEL_ID, dim, hash: tunedModelFiles.hash, extra: { dir: tunedModelFiles.dir, baseHash: base.hash, runId, tune, quantized } });
       store.putVectors(TUNED_MODEL_ID, refs.map((ref, i) => ({ ref, vector: trained.vectors.slice(i * dim, (i + 1) * dim) })));
     });
     const trainPairs = Object.fromEntries(examples.train.map((s) => [s.kind, s.anchors.length]));
