@@ -23,6 +23,7 @@ import { loadNativeUseLite, packTokens } from '../src/encoder/native-use-lite.js
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { probeFmaPeak, setThreads } from '../src/native.js';
 import { Store } from '../src/store/index.js';
+import { buildExamples, DEFAULT_KINDS } from '../src/train/examples.js';
 import { seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
@@ -56,7 +57,11 @@ try {
   setThreads(THREADS);
   const store = Store.open(':memory:');
   await ingest(store);
-  const all = store.entities().map((e) => e.text);
+  const entities = store.entities();
+  const all = entities.map((e) => e.text);
+  // Pairs per epoch of the default training (20% of anchors held out).
+  const examples = buildExamples(store, new Map(entities.map((e, i) => [e.ref, i])), DEFAULT_KINDS, 0.2, 42);
+  const epochPairs = examples.train.reduce((n, set) => n + set.anchors.length, 0);
   store.close();
   const next = seededRandom(7);
   const texts = Array.from({ length: 2 * PAIRS }, () => all[Math.floor(((next() + 1) / 2) * all.length) % all.length]);
@@ -113,8 +118,10 @@ try {
   console.log(machineLine(describeMachine()));
   console.log(table.toString());
   console.log(grads.toString());
+  const epochMinutes = ((epochPairs / PAIRS) * ours.ms) / 60000;
+  console.log(`One epoch of the default training (${epochPairs.toLocaleString('en-US')} pairs) at this step time: ${epochMinutes.toFixed(0)} min on ${THREADS} threads (PyTorch: ${(((epochPairs / PAIRS) * theirs.ms) / 60000).toFixed(0)} min).`);
   mkdirSync(join(here, 'out'), { recursive: true });
-  writeFileSync(join(here, 'out', 'encoder-train.json'), JSON.stringify({ machine: describeMachine(), pairs: PAIRS, threads: THREADS, tokens, paddedTokens: theirs.padded_tokens, ours, torch: theirs, productFlop: flop, fmaPeak: peak, gradDiff }, null, 2));
+  writeFileSync(join(here, 'out', 'encoder-train.json'), JSON.stringify({ machine: describeMachine(), pairs: PAIRS, threads: THREADS, tokens, paddedTokens: theirs.padded_tokens, epochPairs, ours, torch: theirs, productFlop: flop, fmaPeak: peak, gradDiff }, null, 2));
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -94,6 +94,7 @@ interface Binding {
 interface NativeEncoderBinding {
   layout(): EncoderTensorSpec[];
   forward(params: Float32Array, tokens: Int32Array, offsets: Int32Array, down?: Float32Array, up?: Float32Array, rank?: number, recompute?: boolean): Float32Array;
+  pooled(): Float32Array;
   backward(params: Float32Array, gradEmbeddings: Float32Array, gradOut: Float32Array, down?: Float32Array, up?: Float32Array, rank?: number, adapterOut?: Outputs): EncoderGradients;
   lossStep(
     loss: string,
@@ -474,6 +475,11 @@ export class Encoder {
   forward(params: Float32Array, batch: PackedTokens, options: { adapter?: HeadAdapter; recompute?: boolean } = {}): Float32Array {
     const a = options.adapter;
     return this.#native.forward(params, batch.tokens, batch.offsets, a?.down, a?.up, a?.rank, options.recompute ?? false);
+  }
+
+  /** The mean-pooled token states of the last forward pass (texts x the last layer's width): what the head read. */
+  pooled(): Float32Array {
+    return this.#native.pooled();
   }
 
   /** Gradients for dL/de of the last forward pass: gradOut (arena-sized) is overwritten but for the embeddings. */

@@ -673,6 +673,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeEncoder",
                        {InstanceMethod("layout", &NativeEncoder::layout), InstanceMethod("forward", &NativeEncoder::forward),
+                        InstanceMethod("pooled", &NativeEncoder::pooled),
                         InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step)});
   }
 
@@ -817,6 +818,17 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
       size_t texts = 0;
       return run_forward(info, params, 1, adapter, info[6].ToBoolean().Value(), &texts);
+    });
+  }
+
+  // The last forward pass's mean-pooled states (texts x the last layer's width): what the head read.
+  Napi::Value pooled(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
+      const size_t n = (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
+      Napi::Float32Array out = zeros(info.Env(), n);
+      std::copy(tape_.pooled.begin(), tape_.pooled.begin() + n, out.Data());
+      return out;
     });
   }
 

@@ -53,7 +53,10 @@ function formatMetrics(base: SpaceMetrics, tuned: SpaceMetrics | [string, SpaceM
 export function formatTrain(s: TrainSummary): string {
   const resumed = s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : '';
   if (s.tune === 'full')
-    return [`Training run ${s.runId}: the whole encoder fine-tuned, ${s.stepsRun} steps${resumed}, ${s.seconds.toFixed(0)} s.`, ...formatMetrics(s.base, s.tuned)].join('\n');
+    return [
+      `Training run ${s.runId}: the whole encoder fine-tuned, ${s.stepsRun} steps${resumed}${s.headSteps ? `, then the head alone on its states (best at step ${s.headSteps})` : ''}, ${s.seconds.toFixed(0)} s.`,
+      ...formatMetrics(s.base, s.tuned),
+    ].join('\n');
   const adapter = s.config.adapterRank ? `, with a rank-${s.config.adapterRank} adapter${s.config.trainDense ? '' : ' (dense layer frozen)'}` : '';
   return [
     `Training run ${s.runId} (head only)${adapter}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${resumed}.`,

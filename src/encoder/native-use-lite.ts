@@ -38,15 +38,18 @@ export function packTokens(lists: readonly ArrayLike<number>[], maxTokens = USE_
 
 /**
  * Unit embeddings of every token list (rows in input order), in batches of about `batchTokens`
- * tokens, shortest texts first (neighbours in length share a batch).
+ * tokens, shortest texts first (neighbours in length share a batch); `pooled`, when given,
+ * receives each text's mean-pooled states (the head's input).
  */
 export function embedTokenLists(
   encoder: Encoder,
   params: Float32Array,
   lists: readonly ArrayLike<number>[],
-  options: { adapter?: HeadAdapter; batchTokens?: number; onProgress?: (done: number, total: number) => void } = {},
+  options: { adapter?: HeadAdapter; batchTokens?: number; onProgress?: (done: number, total: number) => void; pooled?: Float32Array } = {},
 ): Float32Array {
   const dim = encoder.dims.headOut;
+  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
+  if (options.pooled && options.pooled.length !== lists.length * width) throw new RangeError(`pooled must hold ${lists.length} x ${width} values`);
   const out = new Float32Array(lists.length * dim);
   const order = lists.map((_, i) => i).sort((a, b) => lists[a].length - lists[b].length || a - b);
   const budget = options.batchTokens ?? 8192;
@@ -57,6 +60,10 @@ export function embedTokenLists(
     const batch = order.slice(start, end);
     const e = encoder.forward(params, packTokens(batch.map((i) => lists[i]), encoder.dims.maxTokens), { adapter: options.adapter });
     batch.forEach((row, i) => out.set(e.subarray(i * dim, (i + 1) * dim), row * dim));
+    if (options.pooled) {
+      const pooled = encoder.pooled();
+      batch.forEach((row, i) => options.pooled!.set(pooled.subarray(i * width, (i + 1) * width), row * width));
+    }
     start = end;
     options.onProgress?.(start, order.length);
   }

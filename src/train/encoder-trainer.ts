@@ -35,13 +35,19 @@ export interface EncoderTuneConfig {
   checkpointEvery: number;
   /** Recompute the FFN hidden layers and attention probabilities in the backward pass (less memory). */
   recompute: boolean;
+  /**
+   * Steps of a last stage that trains the head alone on the fine-tuned body's pooled states (as
+   * `--tune head` does on the pretrained body's, early-stopped on validation MRR): cheap, since the
+   * body is frozen then. 0 skips it.
+   */
+  headSteps: number;
 }
 
 export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   steps: 0,
   budgetSeconds: 420,
   batchSize: 32,
-  lr: 1e-4,
+  lr: 3e-4,
   layerDecay: 0.8,
   warmupSteps: 20,
   weightDecay: 0.01,
@@ -52,6 +58,7 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   seed: 42,
   checkpointEvery: 100,
   recompute: false,
+  headSteps: 1000,
 };
 
 /** Steps timed before a budget fixes the step count. */

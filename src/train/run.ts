@@ -60,6 +60,8 @@ export interface TrainSummary {
   tuned: SpaceMetrics;
   bestStep: number;
   stepsRun: number;
+  /** Full fine-tune: the best step of its last stage, the head alone on the tuned states. */
+  headSteps?: number;
   stoppedEarly: boolean;
   /** The step a checkpoint let this run start after (0: from the pretrained weights). */
   resumedFrom: number;
@@ -127,6 +129,8 @@ interface Trained {
   adapter?: HeadAdapter;
   bestStep: number;
   stepsRun: number;
+  /** Full fine-tune: the best step of its last stage, the head alone on the tuned states (0: that stage did not improve on validation). */
+  headSteps?: number;
   stoppedEarly: boolean;
   resumedFrom: number;
 }
@@ -210,14 +214,33 @@ async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: Encode
   };
   const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved);
   ctx.hooks.onNote?.(`trained ${result.steps} steps (${result.secondsPerStep.toFixed(2)} s each); embedding every entity with the fine-tuned encoder`);
-  const vectors = embedTokenLists(encoder, result.params, tokens, { onProgress: ctx.hooks.onEmbedProgress });
+  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
+  const pooled: Pooled = { refs: ctx.refs, dim: width, matrix: new Float32Array(ctx.refs.length * width) };
+  let vectors = embedTokenLists(encoder, result.params, tokens, { onProgress: ctx.hooks.onEmbedProgress, pooled: pooled.matrix });
+  const params = result.params;
+  let headSteps = 0;
+  if (config.headSteps > 0) {
+    // The last stage: the head alone on the fine-tuned body's pooled states, from the head the
+    // body was tuned with, kept only where validation MRR improves on it.
+    const head: HeadParams = { weight: encoder.tensor(params, 'head.weight').slice(), bias: encoder.tensor(params, 'head.bias').slice(), dimIn: width, dimOut: encoder.dims.headOut };
+    const headConfig: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, steps: config.headSteps, seed: config.seed };
+    ctx.hooks.onNote?.(`training the head on the fine-tuned states (${config.headSteps} steps at most)`);
+    const tunedHead = trainHead(pooled, ctx.examples.train, ctx.examples.validation, head, headConfig, { onStep: ctx.hooks.onStep });
+    if (tunedHead.bestStep > 0) {
+      encoder.tensor(params, 'head.weight').set(tunedHead.head.weight);
+      encoder.tensor(params, 'head.bias').set(tunedHead.head.bias);
+      vectors = embedAll(pooled, tunedHead.head);
+      headSteps = tunedHead.bestStep;
+    }
+  }
   return {
     vectors,
     baseMetrics: evaluateSpace(baseVectors, base.dim, ctx.refs, ctx.examples.test),
     tunedMetrics: evaluateSpace(vectors, encoder.dims.headOut, ctx.refs, ctx.examples.test),
-    weights: weightsWithArena(weights, encoder.layout, result.params),
+    weights: weightsWithArena(weights, encoder.layout, params),
     bestStep: result.steps,
     stepsRun: result.steps,
+    headSteps,
     stoppedEarly: false,
     resumedFrom: saved?.step ?? 0,
   };
@@ -269,8 +292,8 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   const tunedModel = store.model(TUNED_MODEL_ID);
   if (previous && tunedModel?.extra.runId === previous.id && existsSync(String(tunedModel.extra.dir))) {
     hooks.onNote?.(`training run ${previous.id} already fitted this data and config: reusing it`);
-    const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
-    return { runId: previous.id, tune, config: { ...fullConfig, seed }, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, stoppedEarly: m.stoppedEarly, resumedFrom: 0, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
+    const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; headSteps?: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
+    return { runId: previous.id, tune, config: { ...fullConfig, seed }, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, headSteps: m.headSteps, stoppedEarly: m.stoppedEarly, resumedFrom: 0, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
   }
   // Checkpoints are kept per data and configuration, so only the same run can go on from one.
   const key = sha256(`${hash}\n${JSON.stringify(fullConfig)}`);
@@ -287,10 +310,10 @@ export async function trainStep(store: Store, home: string, options: TrainOption
       store.putVectors(TUNED_MODEL_ID, refs.map((ref, i) => ({ ref, vector: trained.vectors.slice(i * dim, (i + 1) * dim) })));
     });
     const trainPairs = Object.fromEntries(examples.train.map((s) => [s.kind, s.anchors.length]));
-    const { baseMetrics, tunedMetrics, bestStep, stepsRun, stoppedEarly, resumedFrom } = trained;
-    store.finishRun(runId, { status: 'done', metrics: { tune, base: baseMetrics, tuned: tunedMetrics, bestStep, stepsRun, stoppedEarly, resumedFrom, trainPairs } });
+    const { baseMetrics, tunedMetrics, bestStep, stepsRun, headSteps, stoppedEarly, resumedFrom } = trained;
+    store.finishRun(runId, { status: 'done', metrics: { tune, base: baseMetrics, tuned: tunedMetrics, bestStep, stepsRun, headSteps, stoppedEarly, resumedFrom, trainPairs } });
     rmSync(ctx.checkpoint, { force: true });
-    return { runId, tune, config: { ...fullConfig, seed }, trainPairs, base: baseMetrics, tuned: tunedMetrics, bestStep, stepsRun, stoppedEarly, resumedFrom, modelDir: tunedModelFiles.dir, seconds: (Date.now() - started) / 1000 };
+    return { runId, tune, config: { ...fullConfig, seed }, trainPairs, base: baseMetrics, tuned: tunedMetrics, bestStep, stepsRun, headSteps, stoppedEarly, resumedFrom, modelDir: tunedModelFiles.dir, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     store.finishRun(runId, { status: 'failed', metrics: { error: (e as Error).message } });
     throw e;
