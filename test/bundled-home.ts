@@ -14,6 +14,6 @@ export const BUNDLED_HOME = join(tmpdir(), 'laborspace-test-bundled-space');
 let built: Promise<BuildSummary> | undefined;
 
 export function buildBundledHome(): Promise<BuildSummary> {
-  built ??= build(BUNDLED_HOME, { train: { tune: 'full', encoder: { steps: 16, batchSize: 16 } } });
+  built ??= build(BUNDLED_HOME, { train: { tune: 'full', encoder: { steps: 16, batchSize: 16, headSteps: 200 } } });
   return built;
 }

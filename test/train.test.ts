@@ -263,6 +263,24 @@ Cli('should train an adapter into the fine-tuned encoder, which embeds text as t
   }
 });
 
+Cli('should turn --epochs into steps over the training pairs, and refuse what does not apply', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-epochs-'));
+  try {
+    await build(home, { dataDir: FIXTURES, train: false });
+    const config = writeConfig(home, { encoder: { batchSize: 16, headSteps: 0 } });
+    const trained = JSON.parse(await runCli('--home', home, '--json', 'train', '--epochs', '0.05', '--config', config));
+    const pairs = Object.values(trained.trainPairs as Record<string, number>).reduce((a, b) => a + b, 0);
+    assert.is(trained.stepsRun, Math.ceil((0.05 * pairs) / 16));
+    assert.is(trained.headSteps, 0, 'headSteps 0 skips the head stage');
+    await assertRejects(runCli('--home', home, 'train', '--epochs', '-1'), Error, /must be a positive number/);
+    const store = openHomeStore(home);
+    await assertRejects(trainStep(store, home, { tune: 'both' as 'full' }), RangeError, /tune must be full or head, got both/);
+    store.close();
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 Cli('should resume an interrupted run from its checkpoint, and start over with --fresh', async () => {
   const home = mkdtempSync(join(tmpdir(), 'laborspace-resume-'));
   try {
