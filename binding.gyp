@@ -12,6 +12,7 @@
         "native/src/scoring.cpp",
         "native/src/probes.cpp",
         "native/src/training.cpp",
+        "native/src/encoder.cpp",
         "native/src/addon.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

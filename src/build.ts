@@ -12,8 +12,7 @@ import { SentenceEncoder, type EncodeProgress, type EncoderOptions } from './enc
 import { openHomeStore } from './home.js';
 import { type IndexManifest, type IndexOptions, SpaceIndex } from './index/space-index.js';
 import { BASE_MODEL_ID } from './space.js';
-import { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainSummary } from './train/run.js';
-import type { TrainHooks } from './train/trainer.js';
+import { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainStepHooks, type TrainSummary } from './train/run.js';
 import type { Store } from './store/index.js';
 
 export interface BuildHooks {
@@ -53,7 +52,7 @@ export interface BuildSummary {
 
 export async function build(
   home: string,
-  options: IngestOptions & EncoderOptions & BuildHooks & { train?: TrainOptions | false; trainHooks?: TrainHooks } = {},
+  options: IngestOptions & EncoderOptions & BuildHooks & { train?: TrainOptions | false; trainHooks?: TrainStepHooks } = {},
 ): Promise<BuildSummary> {
   const started = Date.now();
   const store = openHomeStore(home);

@@ -19,7 +19,7 @@ export { NAMED_AXES, type ArithOptions, type ArithResult, type AxisHit, type Axi
 export { ExprError, linearize, parseExpr } from './analysis/expr.js';
 export { ripple, type RippleGraph } from './analysis/ripple.js';
 export { correlate, type Correlation } from './analysis/correlation.js';
-export { AI_DIRECTION_TEXTS, aiExposure, compareExposure, type CompareOptions, type ExposureComparison } from './analysis/exposure.js';
+export { AI_DIRECTION_SKILLS, AI_DIRECTION_TEXTS, type AiConstruction, aiExposure, aiSkillDirection, compareExposure, type CompareOptions, type ExposureComparison } from './analysis/exposure.js';
 export { spaceMap, mapSvg, svgToPng, type MapOptions, type SpaceMap } from './analysis/map.js';
 export { scoreFile, scoreTexts, type ScoreOptions, type ScoreSummary, type ScoredRow } from './analysis/score.js';
 export { createServer, type ServerOptions } from './server/server.js';

@@ -87,6 +87,31 @@ interface Binding {
   adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
+  adamwRows(params: Float32Array, rowWidth: number, ids: Int32Array, gradRows: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  NativeEncoder: new (dims: EncoderDims, timing: Float32Array) => NativeEncoderBinding;
+}
+
+interface NativeEncoderBinding {
+  layout(): EncoderTensorSpec[];
+  forward(params: Float32Array, tokens: Int32Array, offsets: Int32Array, down?: Float32Array, up?: Float32Array, rank?: number, recompute?: boolean): Float32Array;
+  pooled(): Float32Array;
+  backward(params: Float32Array, gradEmbeddings: Float32Array, gradOut: Float32Array, down?: Float32Array, up?: Float32Array, rank?: number, adapterOut?: Outputs): EncoderGradients;
+  lossStep(
+    loss: string,
+    params: Float32Array,
+    tokens: Int32Array,
+    offsets: Int32Array,
+    scale: number,
+    margin: number,
+    targets: Float32Array | undefined,
+    lossWeight: number,
+    gradOut: Float32Array,
+    down: Float32Array | undefined,
+    up: Float32Array | undefined,
+    rank: number | undefined,
+    adapterOut: Outputs | undefined,
+    recompute: boolean,
+  ): EncoderGradients & { loss: number; embeddings: Float32Array };
 }
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -367,4 +392,109 @@ export function probeBandwidth(buffer: Float32Array, threads: number): number {
 /** fp32 FMA throughput in FLOP/s of the active ISA (benchmarks' compute bound). */
 export function probeFmaPeak(threads: number): number {
   return binding.probeFmaPeak(threads);
+}
+
+/** AdamW on some rows of a row-major table only: the embedding table's sparse gradient (lazy AdamW). */
+export function adamwRows(params: Float32Array, rowWidth: number, ids: Int32Array, gradRows: Float32Array, m: Float32Array, v: Float32Array, o: AdamWOptions): void {
+  binding.adamwRows(params, rowWidth, ids, gradRows, m, v, o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.step);
+}
+
+/** One transformer layer's sizes (native/src/encoder.h). */
+export interface EncoderLayerDims {
+  widthIn: number;
+  widthOut: number;
+  heads: number;
+  ffn: number;
+  /** The attention residual goes through a dense widthIn -> widthOut (required when they differ). */
+  residualProjection: boolean;
+  queryScale: number;
+}
+
+export interface EncoderDims {
+  vocab: number;
+  embed: number;
+  maxTokens: number;
+  headOut: number;
+  lnEps?: number;
+  layers: EncoderLayerDims[];
+}
+
+/** One tensor of the parameter arena: rows x cols floats from `offset`. */
+export interface EncoderTensorSpec {
+  name: string;
+  offset: number;
+  rows: number;
+  cols: number;
+}
+
+export interface EncoderGradients {
+  /** The embedding table's gradient, only for the tokens in the batch: ids ascending, one row each. */
+  embeddingIds: Int32Array;
+  embeddingRows: Float32Array;
+  gradAdapterDown?: Float32Array;
+  gradAdapterUp?: Float32Array;
+}
+
+/** A batch of texts as token ids packed end to end: text i is tokens[offsets[i] .. offsets[i + 1]). */
+export interface PackedTokens {
+  tokens: Int32Array;
+  offsets: Int32Array;
+}
+
+export interface EncoderStepOptions {
+  scale?: number;
+  margin?: number;
+  targets?: Float32Array;
+  weight?: number;
+  adapter?: HeadAdapter;
+  /** Drop the FFN hidden layers and attention probabilities after the forward pass; recompute them in the backward pass. */
+  recompute?: boolean;
+}
+
+/**
+ * The whole sentence encoder in the native core: forward, backward and a training step over a
+ * flat parameter arena (`layout`). Keeps the last forward pass's activations for the backward.
+ */
+export class Encoder {
+  readonly #native: NativeEncoderBinding;
+  readonly dims: EncoderDims;
+  readonly layout: EncoderTensorSpec[];
+  readonly paramCount: number;
+
+  constructor(dims: EncoderDims, timing: Float32Array) {
+    this.#native = new binding.NativeEncoder(dims, timing);
+    this.dims = dims;
+    this.layout = this.#native.layout();
+    const last = this.layout[this.layout.length - 1];
+    this.paramCount = last.offset + last.rows * last.cols;
+  }
+
+  /** The arena's tensor called `name`, as a view into `params`. */
+  tensor(params: Float32Array, name: string): Float32Array {
+    const spec = this.layout.find((t) => t.name === name);
+    if (!spec) throw new RangeError(`the encoder has no tensor ${name}`);
+    return params.subarray(spec.offset, spec.offset + spec.rows * spec.cols);
+  }
+
+  /** Unit embeddings (texts x headOut) of a packed batch. */
+  forward(params: Float32Array, batch: PackedTokens, options: { adapter?: HeadAdapter; recompute?: boolean } = {}): Float32Array {
+    const a = options.adapter;
+    return this.#native.forward(params, batch.tokens, batch.offsets, a?.down, a?.up, a?.rank, options.recompute ?? false);
+  }
+
+  /** The mean-pooled token states of the last forward pass (texts x the last layer's width): what the head read. */
+  pooled(): Float32Array {
+    return this.#native.pooled();
+  }
+
+  /** Gradients for dL/de of the last forward pass: gradOut (arena-sized) is overwritten but for the embeddings. */
+  backward(params: Float32Array, gradEmbeddings: Float32Array, gradOut: Float32Array, adapter?: HeadAdapter): EncoderGradients {
+    return this.#native.backward(params, gradEmbeddings, gradOut, adapter?.down, adapter?.up, adapter?.rank);
+  }
+
+  /** Forward, loss and backward over a batch whose texts are the loss's sides stacked (anchors, positives, negatives). */
+  lossStep(loss: LossKind, params: Float32Array, batch: PackedTokens, gradOut: Float32Array, o: EncoderStepOptions = {}) {
+    const a = o.adapter;
+    return this.#native.lossStep(loss, params, batch.tokens, batch.offsets, o.scale ?? 20, o.margin ?? 0.25, o.targets, o.weight ?? 1, gradOut, a?.down, a?.up, a?.rank, undefined, o.recompute ?? false);
+  }
 }

@@ -218,8 +218,16 @@ OnSpace('should report direct exposure as a cosine and ripple it from the skills
   assert.is(r.results.occupation!.length, 5);
 });
 
+OnSpace('should build the AI direction from ESCO skills, and say so when the space lacks them', async () => {
+  // The fixtures hold none of the eight ESCO AI skills: the skill construction cannot be built.
+  await assertRejects(aiExposure(space), SpaceError, /the space holds 0 of the 8 ESCO skills the AI direction is built from/);
+  await assertRejects(aiExposure(space, { construction: 'words' as 'texts' }), SpaceError, /construction must be skills or texts, got words/);
+  const texts = await aiExposure(space, { construction: 'texts', top: 3 });
+  assert.is(texts.results.occupation!.length, 3);
+});
+
 OnSpace('should compare exposure with a score file by SOC 2010 or NAICS code', async () => {
-  const exposure = await aiExposure(space);
+  const exposure = await aiExposure(space, { construction: 'texts' });
   const socFile = join(home, 'soc.csv');
   // SOC 2010 15-1132 (software developers, applications) is 15-1252 in SOC 2018.
   writeFileSync(socFile, 'soc,score\n29-1141,1.5\n15-1132,3\n51-4041,0.5\n99-9999,2\n');

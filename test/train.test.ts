@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
+import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { openHomeStore } from '../src/home.js';
 import { normalize } from '../src/native.js';
 import { LaborSpace } from '../src/space.js';
@@ -175,11 +176,12 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
   try {
     await run('build', '--data', FIXTURES, '--no-train');
     await assertRejects(run('eval'), Error, /has no finished training run: run `laborspace train`/);
-    const trained = JSON.parse(await run('--json', 'train', '--steps', '40'));
+    const trained = JSON.parse(await run('--json', 'train', '--steps', '8'));
     assert.ok(trained.runId >= 1);
+    assert.is(trained.tune, 'full', 'the whole encoder by default');
     assert.ok(trained.base.kinds.length > 0 && trained.base.kinds.length === trained.tuned.kinds.length);
     for (const k of trained.tuned.kinds) assert.ok(k.mrr >= 0 && k.mrr <= 1 && k.recallAt10 >= 0 && k.recallAt10 <= 1, JSON.stringify(k));
-    const again = JSON.parse(await run('--json', 'train', '--steps', '40'));
+    const again = JSON.parse(await run('--json', 'train', '--steps', '8'));
     assert.is(again.runId, trained.runId, 'same data and config: the finished run is reused');
     // Recomputed from the stored vectors: the tuned space is the one training evaluated; the base
     // vectors come from the ONNX encoder rather than the native head, equal to float rounding.
@@ -192,7 +194,30 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
     assert.is(space.modelId, TUNED_MODEL_ID);
     const near = await space.near('registered nurse', { types: ['occupation'], k: 3 });
     assert.is(near.results.occupation!.length, 3, 'text queries go through the fine-tuned encoder');
+    // Every fine-tuned layer is in the ONNX model: it embeds text as the native encoder did.
+    await assertEmbedsAsStored(space, 0.9999);
+    // And its int8 variant, written beside it.
+    const int8 = await SentenceEncoder.load(String(space.store.model(TUNED_MODEL_ID)!.extra.dir), { quantized: true });
+    await assertEmbedsAsStored(space, 0.99, async (texts) => (await int8.encode(texts)).vectors);
+    await int8.close();
     await space.close();
+    const exportedLines = async (...flags: string[]) => {
+      const out = join(home, 'export.jsonl');
+      await run('export', '--types', 'occupation', '--out', out, ...flags);
+      return readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { ref: string; vector: number[] });
+    };
+    const exported = await exportedLines();
+    const base = await exportedLines('--model', 'base');
+    const reopened = await LaborSpace.open(home);
+    assert.ok(exported[0].vector.every((v, j) => Math.abs(v - reopened.vectorOf(exported[0].ref)[j]) < 1e-6), 'export writes the vectors near queries');
+    assert.ok(base[0].vector.some((v, j) => Math.abs(v - exported[0].vector[j]) > 1e-4), '--model base writes the pretrained ones');
+    await reopened.close();
+    // A head-only run on the same split: eval shows it beside the full one.
+    await run('--json', 'train', '--tune', 'head', '--steps', '20');
+    const both = JSON.parse(await run('--json', 'eval'));
+    assert.equal([both.tune, both.other.tune, both.other.runId], ['head', 'full', trained.runId]);
+    assert.equal(both.other.tuned, trained.tuned);
+    assert.match(await run('eval'), /MRR head.+MRR full \(run \d+, as recorded\)/);
     try {
       await run('train', '--config', join(home, 'missing.json'));
       assert.unreachable('missing config');
@@ -204,26 +229,53 @@ Cli('should fine-tune, make the tuned space the active one, report eval, and reu
   }
 });
 
+/** The space's encoder embeds entity texts as their stored vectors are (cosine >= min). */
+async function assertEmbedsAsStored(space: LaborSpace, min: number, embed = (texts: string[]) => space.embed(texts)): Promise<void> {
+  const refs = ['occupation', 'skill', 'industry'].map((type) => space.store.entities({ type: type as 'skill' })[0].ref);
+  const embedded = await embed(refs.map((r) => space.entity(r).text));
+  refs.forEach((ref, i) => {
+    const stored = space.vectorOf(ref);
+    const cos = stored.reduce((s, v, j) => s + v * embedded[i * space.dim + j], 0);
+    assert.ok(cos >= min, `${ref}: cosine ${cos}`);
+  });
+}
+
 Cli('should train an adapter into the fine-tuned encoder, which embeds text as the stored vectors are', async () => {
   const home = mkdtempSync(join(tmpdir(), 'laborspace-adapter-'));
   try {
     await runCli('--home', home, 'build', '--data', FIXTURES, '--no-train');
     const config = writeConfig(home, { adapterLr: 0.05, evalEvery: 20, patience: 10 });
-    const trained = JSON.parse(await runCli('--home', home, '--json', 'train', '--steps', '40', '--adapter-rank', '4', '--config', config));
+    const trained = JSON.parse(await runCli('--home', home, '--json', 'train', '--tune', 'head', '--steps', '40', '--adapter-rank', '4', '--config', config));
     assert.is(trained.config.adapterRank, 4);
+    assert.is(trained.tune, 'head');
+    await assertRejects(runCli('--home', home, 'train', '--adapter-rank', '4'), Error, /--adapter-rank is for --tune head/);
+    await assertRejects(runCli('--home', home, 'train', '--tune', 'head', '--budget', '1m'), Error, /--budget and --epochs are for --tune full/);
+    await assertRejects(runCli('--home', home, 'train', '--budget', 'soon'), Error, /must be a positive duration such as 600, 90s, 10m or 1\.5h/);
     const space = await LaborSpace.open(home);
     try {
       // The ONNX model's adapter nodes against the native head the vectors came from.
-      const refs = ['occupation', 'skill', 'industry'].map((type) => space.store.entities({ type: type as 'skill' })[0].ref);
-      const embedded = await space.embed(refs.map((r) => space.entity(r).text));
-      refs.forEach((ref, i) => {
-        const stored = space.vectorOf(ref);
-        const cos = stored.reduce((s, v, j) => s + v * embedded[i * space.dim + j], 0);
-        assert.ok(cos > 0.9999, `${ref}: cosine ${cos}`);
-      });
+      await assertEmbedsAsStored(space, 0.9999);
     } finally {
       await space.close();
     }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+Cli('should turn --epochs into steps over the training pairs, and refuse what does not apply', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'laborspace-epochs-'));
+  try {
+    await build(home, { dataDir: FIXTURES, train: false });
+    const config = writeConfig(home, { encoder: { batchSize: 16, headSteps: 0 } });
+    const trained = JSON.parse(await runCli('--home', home, '--json', 'train', '--epochs', '0.05', '--config', config));
+    const pairs = Object.values(trained.trainPairs as Record<string, number>).reduce((a, b) => a + b, 0);
+    assert.is(trained.stepsRun, Math.ceil((0.05 * pairs) / 16));
+    assert.is(trained.headSteps, 0, 'headSteps 0 skips the head stage');
+    await assertRejects(runCli('--home', home, 'train', '--epochs', '-1'), Error, /must be a positive number/);
+    const store = openHomeStore(home);
+    await assertRejects(trainStep(store, home, { tune: 'both' as 'full' }), RangeError, /tune must be full or head, got both/);
+    store.close();
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
@@ -234,7 +286,7 @@ Cli('should resume an interrupted run from its checkpoint, and start over with -
   try {
     await build(home, { dataDir: FIXTURES, train: false });
     const store = openHomeStore(home);
-    const options = { steps: 30, evalEvery: 10, patience: 10 };
+    const options = { tune: 'head' as const, steps: 30, evalEvery: 10, patience: 10 };
     const interrupt = () => {
       throw new Error('interrupted');
     };
@@ -247,7 +299,7 @@ Cli('should resume an interrupted run from its checkpoint, and start over with -
     assert.ok(notes.some((n) => /resuming the interrupted training run from step 10 of 30/.test(n)), notes.join('\n'));
     assert.not.ok(existsSync(join(home, 'checkpoints', files[0])), 'a finished run removes its checkpoint');
     await assertRejects(trainStep(store, home, { ...options, seed: 5 }, { onCheckpoint: interrupt }), Error, /interrupted/);
-    const fresh = JSON.parse(await runCli('--home', home, '--json', 'train', '--steps', '30', '--fresh', '--config', writeConfig(home, { evalEvery: 10, patience: 10, seed: 5 })));
+    const fresh = JSON.parse(await runCli('--home', home, '--json', 'train', '--tune', 'head', '--steps', '30', '--fresh', '--config', writeConfig(home, { evalEvery: 10, patience: 10, seed: 5 })));
     assert.is(fresh.resumedFrom, 0, '--fresh ignores the checkpoint');
     store.close();
   } finally {

@@ -3,11 +3,13 @@
 // RangeError with a `code` property, and the message names the argument.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "encoder.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "training.h"
@@ -530,7 +532,7 @@ Napi::Value head_backward_js(const Napi::CallbackInfo& info) {
     Napi::Float32Array ge = batch_matrix(info, 3, "gradEmbeddings", dout, batch);
     const Adapter adapter = adapter_arg(info, 6, dout);
     const HeadGradArrays out(info, 9, din, dout, adapter, true);
-    if (Error err = head_backward(x.Data(), h.Data(), e.Data(), ge.Data(), batch, din, dout, adapter, 1.f, out.grads)) throw from_kernel(err);
+    if (Error err = head_backward(x.Data(), nullptr, h.Data(), e.Data(), ge.Data(), batch, din, dout, adapter, 1.f, out.grads)) throw from_kernel(err);
     Napi::Object o = Napi::Object::New(info.Env());
     out.set_on(o);
     return o;
@@ -589,17 +591,21 @@ Napi::Value cosent_js(const Napi::CallbackInfo& info) {
   });
 }
 
+Loss loss_arg(const Napi::CallbackInfo& info, size_t i) {
+  const std::string name = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (name == "mnrl") return Loss::mnrl;
+  if (name == "triplet") return Loss::triplet;
+  if (name == "cosine_mse") return Loss::cosine_mse;
+  if (name == "cosent") return Loss::cosent;
+  fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'");
+}
+
 // headLossStep(loss, x, dimIn, weight, bias, dimOut, scale, margin, targets?, lossWeight, device?,
 //              adapterDown?, adapterUp?, adapterRank?, trainDense, out?)
 Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    Loss loss;
-    if (name == "mnrl") loss = Loss::mnrl;
-    else if (name == "triplet") loss = Loss::triplet;
-    else if (name == "cosine_mse") loss = Loss::cosine_mse;
-    else if (name == "cosent") loss = Loss::cosent;
-    else fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'");
+    const Loss loss = loss_arg(info, 0);
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
     const size_t din = integer(info, 2, "dimIn", 1, kMaxDim), dout = integer(info, 5, "dimOut", 1, kMaxDim);
     size_t rows = 0;
     Napi::Float32Array x = finite_matrix(info, 1, "x", din, &rows);
@@ -653,6 +659,250 @@ Napi::Value adamw_js(const Napi::CallbackInfo& info) {
     const double eps = number_arg(info, 7, "eps"), wd = number_arg(info, 8, "weightDecay");
     const size_t step = integer(info, 9, "step", 1, INT32_MAX);
     adamw_step(param.Data(), grad.Data(), m.Data(), v.Data(), n, float(lr), float(b1), float(b2), float(eps), float(wd), int(step));
+    return info.Env().Undefined();
+  });
+}
+
+// ---- The whole encoder ----
+
+// A NativeEncoder holds the sizes, the timing table and the tape of its last forward pass, so a
+// training step's forward and backward run on buffers allocated once. Parameters are a flat arena
+// (layout()) the caller owns and passes to every call.
+class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeEncoder",
+                       {InstanceMethod("layout", &NativeEncoder::layout), InstanceMethod("forward", &NativeEncoder::forward),
+                        InstanceMethod("pooled", &NativeEncoder::pooled),
+                        InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step)});
+  }
+
+  // new NativeEncoder({vocab, embed, maxTokens, headOut, lnEps?, layers: [{widthIn, widthOut, heads,
+  //   ffn, residualProjection, queryScale}]}, timing)
+  explicit NativeEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEncoder>(info) {
+    guarded(info, [&]() -> Napi::Value {
+      if (!info[0].IsObject()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims must be an object");
+      const Napi::Object o = info[0].As<Napi::Object>();
+      auto size = [&](Napi::Object from, const char* key, const std::string& where) -> size_t {
+        const Napi::Value v = from.Get(key);
+        const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (!(x >= 1 && x <= double(kMaxDim)) || std::floor(x) != x)
+          fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", where + key + " must be an integer from 1 to " + std::to_string(kMaxDim));
+        return size_t(x);
+      };
+      dims_.vocab = size(o, "vocab", "dims.");
+      dims_.embed = size(o, "embed", "dims.");
+      dims_.max_tokens = size(o, "maxTokens", "dims.");
+      dims_.head_out = size(o, "headOut", "dims.");
+      if (o.Get("lnEps").IsNumber()) dims_.ln_eps = o.Get("lnEps").As<Napi::Number>().FloatValue();
+      if (!o.Get("layers").IsArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims.layers must be an array");
+      const Napi::Array layers = o.Get("layers").As<Napi::Array>();
+      for (uint32_t l = 0; l < layers.Length(); ++l) {
+        if (!layers.Get(l).IsObject()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims.layers[" + std::to_string(l) + "] must be an object");
+        const Napi::Object lo = layers.Get(l).As<Napi::Object>();
+        const std::string where = "dims.layers[" + std::to_string(l) + "].";
+        EncoderLayerDims d;
+        d.width_in = size(lo, "widthIn", where);
+        d.width_out = size(lo, "widthOut", where);
+        d.heads = size(lo, "heads", where);
+        d.ffn = size(lo, "ffn", where);
+        d.residual_projection = lo.Get("residualProjection").ToBoolean().Value();
+        d.query_scale = lo.Get("queryScale").IsNumber() ? lo.Get("queryScale").As<Napi::Number>().FloatValue() : NAN;
+        dims_.layers.push_back(d);
+      }
+      const std::string problem = check_encoder_dims(dims_);
+      if (!problem.empty()) fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", problem);
+      const Napi::Float32Array timing = batch_matrix(info, 1, "timing", dims_.embed, dims_.max_tokens);
+      timing_.assign(timing.Data(), timing.Data() + timing.ElementLength());
+      params_ = encoder_param_count(dims_);
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  EncoderDims dims_;
+  std::vector<float> timing_;
+  size_t params_ = 0;
+  EncoderTape tape_;
+  SparseRows embedding_;
+  bool has_forward_ = false;
+
+  // [{name, offset, rows, cols}]
+  Napi::Value layout(const Napi::CallbackInfo& info) {
+    const std::vector<TensorSpec> specs = encoder_layout(dims_);
+    Napi::Array out = Napi::Array::New(info.Env(), specs.size());
+    for (uint32_t i = 0; i < specs.size(); ++i) {
+      Napi::Object t = Napi::Object::New(info.Env());
+      t.Set("name", specs[i].name);
+      t.Set("offset", double(specs[i].offset));
+      t.Set("rows", double(specs[i].rows));
+      t.Set("cols", double(specs[i].cols));
+      out.Set(i, t);
+    }
+    return out;
+  }
+
+  // The parameter arena: its length, and finite everywhere (a bad value is named by its tensor).
+  Napi::Float32Array params_arg(const Napi::CallbackInfo& info, size_t i) {
+    Napi::Float32Array p = f32(info, i, "params");
+    if (p.ElementLength() != params_)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "params has " + std::to_string(p.ElementLength()) + " values, the encoder " + std::to_string(params_));
+    const size_t bad = first_non_finite(p.Data(), params_);
+    if (bad < params_) {
+      const std::vector<TensorSpec> specs = encoder_layout(dims_);
+      const auto t = std::find_if(specs.rbegin(), specs.rend(), [&](const TensorSpec& s) { return s.offset <= bad; });
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "params value " + std::to_string(bad) + " (" + t->name + "[" + std::to_string(bad - t->offset) + "]) is not finite");
+    }
+    return p;
+  }
+
+  // The packed batch: tokens (Int32Array) and offsets (Int32Array of texts + 1, from 0 to tokens).
+  size_t batch_args(const Napi::CallbackInfo& info, size_t i, Napi::Int32Array* tokens, Napi::Int32Array* offsets) {
+    *tokens = i32(info, i, "tokens");
+    *offsets = i32(info, i + 1, "offsets");
+    if (offsets->ElementLength() < 2) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "offsets needs at least two entries (one text)");
+    const size_t texts = offsets->ElementLength() - 1;
+    const int32_t* o = offsets->Data();
+    for (size_t s = 0; s < texts; ++s)
+      if (o[s + 1] < o[s]) fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "offsets must not decrease (text " + std::to_string(s) + ")");
+    if (o[0] != 0 || size_t(o[texts]) != tokens->ElementLength())
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "offsets must run from 0 to the number of tokens (" + std::to_string(tokens->ElementLength()) + ")");
+    return texts;
+  }
+
+  Napi::Float32Array run_forward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, size_t at,
+                                 const Adapter& adapter, bool recompute, size_t* texts) {
+    Napi::Int32Array tokens, offsets;
+    *texts = batch_args(info, at, &tokens, &offsets);
+    Napi::Float32Array e = zeros(info.Env(), *texts * dims_.head_out);
+    has_forward_ = false;
+    if (Error err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts,
+                                    recompute, tape_, e.Data()))
+      throw from_kernel(err);
+    has_forward_ = true;
+    return e;
+  }
+
+  // Runs the backward pass and returns {embeddingIds, embeddingRows} plus the adapter's gradients.
+  Napi::Object run_backward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, const float* grad_e,
+                            size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
+    if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
+    Napi::Float32Array grad = batch_matrix(info, grad_at, "gradOut", params_, 1);
+    std::optional<Napi::Float32Array> gd, gu;
+    if (adapter.rank) {
+      gd = output(info, adapter_out_at, 0, "gradAdapterDown", adapter.rank * dims_.head_out);
+      gu = output(info, adapter_out_at, 1, "gradAdapterUp", dims_.head_out * adapter.rank);
+    }
+    if (Error err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, grad.Data(), embedding_,
+                                     gd ? gd->Data() : nullptr, gu ? gu->Data() : nullptr))
+      throw from_kernel(err);
+    Napi::Object o = Napi::Object::New(info.Env());
+    Napi::Int32Array ids = Napi::Int32Array::New(info.Env(), embedding_.ids.size());
+    std::copy(embedding_.ids.begin(), embedding_.ids.end(), ids.Data());
+    Napi::Float32Array rows = zeros(info.Env(), embedding_.rows.size());
+    std::copy(embedding_.rows.begin(), embedding_.rows.end(), rows.Data());
+    o.Set("embeddingIds", ids);
+    o.Set("embeddingRows", rows);
+    if (gd) o.Set("gradAdapterDown", *gd);
+    if (gu) o.Set("gradAdapterUp", *gu);
+    return o;
+  }
+
+  // forward(params, tokens, offsets, adapterDown?, adapterUp?, adapterRank?, recompute?): embeddings.
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Napi::Float32Array params = params_arg(info, 0);
+      const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
+      size_t texts = 0;
+      return run_forward(info, params, 1, adapter, info[6].ToBoolean().Value(), &texts);
+    });
+  }
+
+  // The last forward pass's mean-pooled states (texts x the last layer's width): what the head read.
+  Napi::Value pooled(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
+      const size_t n = (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
+      Napi::Float32Array out = zeros(info.Env(), n);
+      std::copy(tape_.pooled.begin(), tape_.pooled.begin() + n, out.Data());
+      return out;
+    });
+  }
+
+  // backward(params, gradEmbeddings, gradOut, adapterDown?, adapterUp?, adapterRank?, adapterOut?):
+  // gradients of the last forward pass (same params and adapter).
+  Napi::Value backward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Napi::Float32Array params = params_arg(info, 0);
+      const size_t texts = tape_.offsets.empty() ? 0 : tape_.offsets.size() - 1;
+      const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, texts);
+      const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
+      return run_backward(info, params, ge.Data(), 2, adapter, 6);
+    });
+  }
+
+  // lossStep(loss, params, tokens, offsets, scale, margin, targets?, lossWeight, gradOut,
+  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?): one training step's
+  // forward, loss and backward over texts stacked as the loss's sides. {loss, embeddingIds, ...}.
+  Napi::Value loss_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Loss loss = loss_arg(info, 0);
+      const Napi::Float32Array params = params_arg(info, 1);
+      const Adapter adapter = adapter_arg(info, 9, dims_.head_out);
+      LossParams lp;
+      lp.scale = float(number_arg(info, 4, "scale"));
+      lp.margin = float(number_arg(info, 5, "margin"));
+      lp.weight = float(number_arg(info, 7, "lossWeight"));
+      Napi::Int32Array tokens, offsets;
+      const size_t texts = batch_args(info, 2, &tokens, &offsets), sides = loss_sides(loss);
+      if (texts % sides != 0 || texts < 2 * sides)
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             std::to_string(texts) + " texts: the loss needs " + std::to_string(sides) + " equal sides of at least two texts");
+      std::optional<Napi::Float32Array> targets;
+      if (loss == Loss::cosine_mse || loss == Loss::cosent) {
+        if (!info[6].IsTypedArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "this loss needs targets");
+        targets = batch_matrix(info, 6, "targets", 1, texts / sides);
+        lp.targets = targets->Data();
+      }
+      size_t n = 0;
+      const Napi::Float32Array e = run_forward(info, params, 2, adapter, info[13].ToBoolean().Value(), &n);
+      std::vector<float> ge(e.ElementLength());
+      const double value = loss_on_sides(loss, e.Data(), texts / sides, dims_.head_out, lp, ge.data());
+      for (float& g : ge) g *= lp.weight;
+      Napi::Object o = run_backward(info, params, ge.data(), 8, adapter, 12);
+      o.Set("loss", Napi::Number::New(info.Env(), value));
+      o.Set("embeddings", e);
+      return o;
+    });
+  }
+};
+
+// adamwRows(params, rowWidth, ids, gradRows, m, v, lr, beta1, beta2, eps, weightDecay, step): AdamW
+// on the rows `ids` of a row-major table only (the embedding table's sparse gradient).
+Napi::Value adamw_rows_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Float32Array param = f32(info, 0, "params");
+    const size_t width = integer(info, 1, "rowWidth", 1, kMaxDim);
+    const size_t rows = rows_of(param, width, "params");
+    Napi::Int32Array ids = i32(info, 2, "ids");
+    Napi::Float32Array grad = batch_matrix(info, 3, "gradRows", width, ids.ElementLength());
+    Napi::Float32Array m = f32(info, 4, "m"), v = f32(info, 5, "v");
+    if (m.ElementLength() != param.ElementLength() || v.ElementLength() != param.ElementLength())
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "m and v must have as many values as params");
+    for (size_t i = 0; i < ids.ElementLength(); ++i)
+      if (ids[i] < 0 || size_t(ids[i]) >= rows)
+        fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", "ids[" + std::to_string(i) + "] is not a row of params");
+    const double lr = number_arg(info, 6, "lr"), b1 = number_arg(info, 7, "beta1"), b2 = number_arg(info, 8, "beta2");
+    const double eps = number_arg(info, 9, "eps"), wd = number_arg(info, 10, "weightDecay");
+    const size_t step = integer(info, 11, "step", 1, INT32_MAX);
+    for (size_t i = 0; i < ids.ElementLength(); ++i) {
+      const size_t at = size_t(ids[i]) * width;
+      adamw_step(param.Data() + at, grad.Data() + i * width, m.Data() + at, v.Data() + at, width, float(lr), float(b1),
+                 float(b2), float(eps), float(wd), int(step));
+    }
     return info.Env().Undefined();
   });
 }
@@ -732,6 +982,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cosentLoss", Napi::Function::New(env, cosent_js));
   exports.Set("headLossStep", Napi::Function::New(env, head_loss_step_js));
   exports.Set("adamwStep", Napi::Function::New(env, adamw_js));
+  exports.Set("adamwRows", Napi::Function::New(env, adamw_rows_js));
+  exports.Set("NativeEncoder", NativeEncoder::define(env));
   exports.Set("topkQuantized", Napi::Function::New(env, run_sync<QuantizedTopkCall>));
   exports.Set("topkQuantizedAsync", Napi::Function::New(env, run_async<QuantizedTopkCall>));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));

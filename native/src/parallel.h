@@ -2,6 +2,7 @@
 // few hundred microseconds each; starting threads per call (~20-35 us each) cost more than the
 // products gained from them at these sizes, so workers are kept and woken instead.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 
@@ -32,5 +33,14 @@ void fork_join(size_t threads, Fn&& fn) {
 
 // Threads worth using for `work` multiply-adds: one per ~2M, at most thread_count().
 size_t threads_for(double work);
+
+// fn(i) for rows i in [0, n), split in contiguous ranges over the threads the work is worth.
+template <class Fn>
+void for_rows(size_t n, double work_per_row, Fn&& fn) {
+  const size_t threads = n < 2 ? 1 : std::min(n, threads_for(double(n) * work_per_row));
+  fork_join(threads, [&](size_t t) {
+    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) fn(i);
+  });
+}
 
 }  // namespace laborspace

@@ -29,15 +29,6 @@ void pair_dots(const IsaKernels& k, const float* a, const float* b, size_t n, si
   for (size_t i = 0; i < n; ++i) k.row_dots(a + i * d, b + i * d, 1, d, out + i, nullptr);
 }
 
-// Rows [0, n) split over the threads the work is worth.
-template <class Fn>
-void for_rows(size_t n, double work_per_row, Fn&& fn) {
-  const size_t threads = std::max<size_t>(1, std::min(n, threads_for(double(n) * work_per_row)));
-  fork_join(threads, [&](size_t t) {
-    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) fn(i);
-  });
-}
-
 // u = h + (h down^T) up^T: the adapter's output before normalisation.
 void adapter_forward(const float* h, size_t rows, size_t dout, const Adapter& adapter, float* mid, float* u) {
   gemm(Op::none, Op::transpose, rows, adapter.rank, dout, h, dout, adapter.down, dout, mid, adapter.rank, false);
@@ -80,7 +71,7 @@ Error head_forward(const float* x, size_t batch, size_t din, const float* wt, co
   return {};
 }
 
-Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
+Error head_backward(const float* x, const float* wt, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
                     size_t dout, const Adapter& adapter, float weight, const HeadGrads& grads) {
   // dL/du through the normalisation (project out e, divide by |u|); with an adapter, u and
   // h down^T are recomputed (rank-r products, a few percent of the head's).
@@ -114,13 +105,15 @@ Error head_backward(const float* x, const float* h, const float* e, const float*
     gemm(Op::transpose, Op::none, r, dout, batch, gmid.get(), r, h, dout, grads.down, dout, false);
     gemm(Op::none, Op::none, batch, dout, r, gmid.get(), r, adapter.down, dout, gu, dout, true);
   }
-  if (!grads.wt) return {};
+  if (!grads.wt && !grads.x) return {};
   if (r)  // through tanh: dL/dz = dL/dh (1 - h^2)
     for_rows(batch, 2.0 * dout, [&](size_t i) {
       float* gi = gu + i * dout;
       const float* hi = h + i * dout;
       for (size_t j = 0; j < dout; ++j) gi[j] *= 1.f - hi[j] * hi[j];
     });
+  if (grads.x) gemm(Op::none, Op::none, batch, din, dout, gu, dout, wt, din, grads.x, din, false);  // dL/dx = dz W
+  if (!grads.wt) return {};
   // dW = dz^T x and dbias = column sums of dz.
   std::fill(grads.bias, grads.bias + dout, 0.f);
   for (size_t i = 0; i < batch; ++i)
@@ -286,22 +279,25 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
   return double(top) + std::log(sum);
 }
 
+double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad) {
+  const size_t side = batch * d;
+  switch (loss) {
+    case Loss::mnrl: return mnrl_loss(e, e + side, batch, d, params.scale, false, grad, grad + side);
+    case Loss::triplet:
+      return triplet_loss(e, e + side, e + 2 * side, batch, d, params.margin, false, grad, grad + side, grad + 2 * side);
+    case Loss::cosine_mse: return cosine_mse_loss(e, e + side, params.targets, batch, d, grad, grad + side);
+    case Loss::cosent: return cosent_loss(e, e + side, params.targets, batch, d, params.scale, grad, grad + side);
+  }
+  return 0;
+}
+
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
                      const Adapter& adapter, const LossParams& params, double* loss_out, const HeadGrads& grads) {
-  const size_t rows = loss_sides(loss) * batch, side = batch * dout;
+  const size_t rows = loss_sides(loss) * batch;
   const Scratch h = scratch(kHidden, rows * dout), e = scratch(kEmbedded, rows * dout), grad = scratch(kGradEmbedded, rows * dout);
   if (Error err = head_forward(x, rows, din, wt, bias, dout, adapter, h.get(), e.get())) return err;
-  const float* ea = e.get();
-  float* ga = grad.get();
-  switch (loss) {
-    case Loss::mnrl: *loss_out = mnrl_loss(ea, ea + side, batch, dout, params.scale, false, ga, ga + side); break;
-    case Loss::triplet:
-      *loss_out = triplet_loss(ea, ea + side, ea + 2 * side, batch, dout, params.margin, false, ga, ga + side, ga + 2 * side);
-      break;
-    case Loss::cosine_mse: *loss_out = cosine_mse_loss(ea, ea + side, params.targets, batch, dout, ga, ga + side); break;
-    case Loss::cosent: *loss_out = cosent_loss(ea, ea + side, params.targets, batch, dout, params.scale, ga, ga + side); break;
-  }
-  return head_backward(x, h.get(), e.get(), grad.get(), rows, din, dout, adapter, params.weight, grads);
+  *loss_out = loss_on_sides(loss, e.get(), batch, dout, params, grad.get());
+  return head_backward(x, wt, h.get(), e.get(), grad.get(), rows, din, dout, adapter, params.weight, grads);
 }
 
 void adamw_step(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1, float beta2,

@@ -24,16 +24,18 @@ Error head_forward(const float* x, size_t batch, size_t din, const float* wt, co
                    const Adapter& adapter, float* h, float* e);
 
 // Where the head's gradients go: a null grad_wt (and grad_bias) leaves the dense layer frozen and
-// skips its product; grad_down and grad_up are written when the head has an adapter.
+// skips its product; grad_down and grad_up are written when the head has an adapter; x, when
+// given, receives dL/dx (the whole encoder's training goes on through it).
 struct HeadGrads {
   float* wt = nullptr;
   float* bias = nullptr;
   float* down = nullptr;
   float* up = nullptr;
+  float* x = nullptr;
 };
 
 // Gradients of a loss L with respect to the head's parameters, given dL/de times `weight`.
-Error head_backward(const float* x, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
+Error head_backward(const float* x, const float* wt, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
                     size_t dout, const Adapter& adapter, float weight, const HeadGrads& grads);
 
 // Multiple-negatives ranking loss with in-batch negatives: rows of a and p are unit vectors, p_i
@@ -67,6 +69,10 @@ struct LossParams {
 
 // Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss.
 inline size_t loss_sides(Loss loss) { return loss == Loss::triplet ? 3 : 2; }
+
+// The loss over unit rows stacked as loss_sides(loss) sides of `batch` rows (anchors, positives,
+// negatives), and its unweighted gradient into grad (same shape).
+double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad);
 
 // The head and a loss, forward and backward, over a batch whose sides are stacked in x
 // (loss_sides(loss) * batch rows of din: anchors, positives, negatives): the head runs once over

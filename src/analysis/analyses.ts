@@ -306,9 +306,16 @@ export function prepareShock(space: LaborSpace): void {
 
 /** Direct exposure of every entity to a shock direction, and its ripple along the relations. */
 export async function shock(space: LaborSpace, direction: string, options: ShockOptions = {}): Promise<ShockResult> {
+  checkTypes(options.types);
+  checkCount('top', options.top ?? 10, 100000);
+  const { vector } = await expressionVector(space, direction, options.signal);
+  return shockAlong(space, direction, vector, options);
+}
+
+/** The shock along a direction vector (space.dim values), named `direction` in the result. */
+export async function shockAlong(space: LaborSpace, direction: string, vector: Float32Array, options: ShockOptions = {}): Promise<ShockResult> {
   const types = checkTypes(options.types);
   const top = checkCount('top', options.top ?? 10, 100000);
-  const { vector } = await expressionVector(space, direction, options.signal);
   const { graph, nodeOfRow } = rippleGraph(space);
   const direct = new Map<EntityType, Float32Array>();
   const directOfNode = new Float64Array(graph.nodes.size).fill(NaN);

@@ -13,12 +13,33 @@ import { readTable } from '../data/table.js';
 import type { EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
-import { shock, type ShockResult } from './analyses.js';
+import { shock, shockAlong, type ShockResult } from './analyses.js';
 import { correlate, type Correlation } from './correlation.js';
 
 /**
- * The AI direction: the sum of these descriptions of what AI systems do (general capabilities and
- * the main application areas), each embedded by the space's encoder.
+ * The AI direction built from the space's own entities (the default): the mean of these ESCO
+ * skills, one per core AI capability (learning from data, reasoning, deep and neural models,
+ * language, vision, speech, mining data), minus the mean of every ESCO skill, so that what all
+ * skills share (being a skill description) cancels and what sets AI skills apart remains. The list
+ * is a definition written from ESCO's titles, never fitted to an exposure score.
+ */
+export const AI_DIRECTION_SKILLS: readonly { ref: string; title: string }[] = [
+  { ref: 'skill:esco:3a2d5b45-56e4-4f5a-a55a-4a4a65afdc43', title: 'machine learning' },
+  { ref: 'skill:esco:e465a154-93f7-4973-9ce1-31659fe16dd2', title: 'principles of artificial intelligence' },
+  { ref: 'skill:esco:ecc4552a-92c5-4222-b18d-faf5ac841080', title: 'deep learning' },
+  { ref: 'skill:esco:5608d5a0-6d5e-43b7-be37-616501729bb4', title: 'artificial neural networks' },
+  { ref: 'skill:esco:fff0e2cd-d0bd-4b02-9daf-158b79d9688a', title: 'natural language processing' },
+  { ref: 'skill:esco:7b0d5000-00da-4864-b776-6de49a87a669', title: 'computer vision' },
+  { ref: 'skill:esco:2af29864-c941-40a5-ae7b-2b6c4b92c0d7', title: 'speech recognition' },
+  { ref: 'skill:esco:25f0ea33-b4a2-4f31-b7b4-7d20e827b180', title: 'data mining' },
+];
+
+/** How the AI direction is built: from ESCO skill entities (default) or from descriptions embedded as text. */
+export type AiConstruction = 'skills' | 'texts';
+
+/**
+ * The older construction, kept for comparison: the sum of these descriptions of what AI systems do
+ * (general capabilities and the main application areas), each embedded by the space's encoder.
  */
 export const AI_DIRECTION_TEXTS = [
   'artificial intelligence',
@@ -34,8 +55,32 @@ export const AI_DIRECTION_TEXTS = [
 
 export const AI_DIRECTION = AI_DIRECTION_TEXTS.map((t) => `"${t}"`).join(' + ');
 
-export function aiExposure(space: LaborSpace, options: { types?: readonly EntityType[]; top?: number } = {}): Promise<ShockResult> {
-  return shock(space, AI_DIRECTION, { types: options.types ?? ['occupation', 'industry'], top: options.top });
+/** mean(AI_DIRECTION_SKILLS) - mean(every ESCO skill) in the space's vectors. */
+export function aiSkillDirection(space: LaborSpace): Float32Array {
+  const skills = space.index.vectors('skill');
+  if (!skills) throw new SpaceError('NOT_BUILT', 'the space has no skills to build the AI direction from');
+  const dim = space.dim;
+  const chosen = new Set(AI_DIRECTION_SKILLS.map((s) => s.ref));
+  const ai = new Float64Array(dim), all = new Float64Array(dim);
+  let nAi = 0, nAll = 0;
+  skills.refs.forEach((ref, i) => {
+    if (!ref.startsWith('skill:esco:')) return;
+    const row = skills.matrix.subarray(i * dim, (i + 1) * dim);
+    nAll++;
+    for (let j = 0; j < dim; j++) all[j] += row[j];
+    if (!chosen.has(ref)) return;
+    nAi++;
+    for (let j = 0; j < dim; j++) ai[j] += row[j];
+  });
+  if (nAi !== chosen.size) throw new SpaceError('NOT_BUILT', `the space holds ${nAi} of the ${chosen.size} ESCO skills the AI direction is built from: rebuild it from the bundled data, or use --construction texts`);
+  return Float32Array.from(ai, (v, j) => v / nAi - all[j] / nAll);
+}
+
+export async function aiExposure(space: LaborSpace, options: { types?: readonly EntityType[]; top?: number; construction?: AiConstruction } = {}): Promise<ShockResult> {
+  const shockOptions = { types: options.types ?? ['occupation', 'industry'], top: options.top };
+  if ((options.construction ?? 'skills') === 'texts') return shock(space, AI_DIRECTION, shockOptions);
+  if (options.construction !== undefined && options.construction !== 'skills') throw new SpaceError('BAD_OPTION', `construction must be skills or texts, got ${options.construction}`);
+  return shockAlong(space, `mean of ${AI_DIRECTION_SKILLS.length} ESCO AI skills - mean of all ESCO skills`, aiSkillDirection(space), shockOptions);
 }
 
 export interface CompareOptions {

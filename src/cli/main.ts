@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
-import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exposure.js';
+import { AI_DIRECTION_SKILLS, AI_DIRECTION_TEXTS, type AiConstruction, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { scoreFile } from '../analysis/score.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
@@ -14,7 +14,8 @@ import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../store/index.js';
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
-import { trainStep, type TrainOptions } from '../train/run.js';
+import { DEFAULT_TUNE, trainStep, TUNE_MODES, TUNED_MODEL_ID, type TrainOptions, type TuneMode } from '../train/run.js';
+import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
@@ -26,6 +27,16 @@ import { formatBuild, formatEncode, formatIndex, formatEvaluation, formatNear, f
 interface GlobalOptions {
   home: string;
   json?: boolean;
+}
+
+interface TrainFlags {
+  tune?: TuneMode;
+  config?: string;
+  budget?: number;
+  epochs?: number;
+  steps?: number;
+  adapterRank?: number;
+  fresh?: boolean;
 }
 
 interface IngestFlags {
@@ -40,6 +51,20 @@ interface IngestFlags {
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** A duration: seconds, or a number with s, m or h (`90s`, `10m`, `1.5h`). */
+export function durationSeconds(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([smh]?)$/.exec(value.trim());
+  const seconds = m ? Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600 }[m[2] as '' | 's' | 'm' | 'h'] : NaN;
+  if (!(seconds > 0)) throw new InvalidArgumentError('must be a positive duration such as 600, 90s, 10m or 1.5h');
+  return seconds;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a positive number');
   return n;
 }
 
@@ -165,11 +190,14 @@ export function buildProgram(): Command {
 
   const trainOptions = (cmd: Command) =>
     cmd
-      .option('--config <file>', 'training configuration (JSON: steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, adapterRank, adapterLr, trainDense, holdOut, kinds)')
-      .option('--steps <n>', 'training steps (overrides the configuration)', positiveInt)
-      .option('--adapter-rank <n>', 'add a low-rank residual adapter of this rank after the tanh layer (overrides the configuration)', positiveInt)
+      .addOption(new Option('--tune <mode>', `full: every layer of the encoder; head: only its tanh head on frozen states (default: ${DEFAULT_TUNE})`).choices([...TUNE_MODES]))
+      .option('--config <file>', 'training configuration (JSON: tune, holdOut, kinds; encoder: {steps, budgetSeconds, batchSize, lr, layerDecay, warmupSteps, weightDecay, l2Pretrained, clipNorm, scale, margin, seed, recompute} for the full fine-tune; steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, adapterRank, adapterLr, trainDense for the head)')
+      .option('--budget <time>', `full fine-tune: train for about this long, e.g. 10m (default ${DEFAULT_ENCODER_TUNE_CONFIG.budgetSeconds / 60}m)`, durationSeconds)
+      .option('--epochs <n>', 'full fine-tune: passes over the training pairs instead of a time budget (for a GPU or a long run)', positiveNumber)
+      .option('--steps <n>', 'training steps (overrides the configuration and the budget)', positiveInt)
+      .option('--adapter-rank <n>', 'head: add a low-rank residual adapter of this rank after the tanh layer (overrides the configuration)', positiveInt)
       .option('--fresh', "train from the start even where an interrupted run's checkpoint could be resumed");
-  const readTrainConfig = (opts: { config?: string; steps?: number; adapterRank?: number; fresh?: boolean }): TrainOptions => {
+  const readTrainConfig = (opts: TrainFlags): TrainOptions => {
     let config: TrainOptions = {};
     if (opts.config) {
       try {
@@ -178,7 +206,19 @@ export function buildProgram(): Command {
         throw new InvalidArgumentError(`${opts.config}: ${(e as Error).message}`);
       }
     }
-    return { ...config, ...(opts.steps ? { steps: opts.steps } : {}), ...(opts.adapterRank ? { adapterRank: opts.adapterRank } : {}), ...(opts.fresh ? { resume: false } : {}) };
+    const tune = opts.tune ?? config.tune ?? DEFAULT_TUNE;
+    if (tune === 'head' && (opts.budget || opts.epochs)) throw new InvalidArgumentError('--budget and --epochs are for --tune full');
+    if (tune === 'full' && opts.adapterRank) throw new InvalidArgumentError('--adapter-rank is for --tune head');
+    const encoder = { ...config.encoder, ...(opts.budget ? { budgetSeconds: opts.budget } : {}), ...(tune === 'full' && opts.steps ? { steps: opts.steps } : {}) };
+    return {
+      ...config,
+      tune,
+      encoder,
+      ...(opts.epochs ? { epochs: opts.epochs } : {}),
+      ...(tune === 'head' && opts.steps ? { steps: opts.steps } : {}),
+      ...(opts.adapterRank ? { adapterRank: opts.adapterRank } : {}),
+      ...(opts.fresh ? { resume: false } : {}),
+    };
   };
   const trainProgress = (json: boolean | undefined) => {
     const bar = progress('train', json);
@@ -188,13 +228,16 @@ export function buildProgram(): Command {
         onStep: (step: number, steps: number, losses: Record<string, number>) =>
           bar.update(step, steps, Object.entries(losses).map(([k, v]) => `${k} ${v.toFixed(3)}`).slice(0, 4).join(', ')),
         onEval: (step: number, mrr: number) => note(`step ${step}: validation MRR ${mrr.toFixed(4)}`),
+        onEmbedProgress: (done: number, total: number) => {
+          if (done === total || done % 2048 < 64) bar.update(done, total, 'embedding every entity');
+        },
       },
     };
   };
 
-  trainOptions(encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it, fine-tune the head and index it: the whole space, resuming where a previous run stopped'))))
+  trainOptions(encoderOptions(ingestOptions(program.command('build').description('ingest the bundled data, encode it, fine-tune the encoder and index it: the whole space, resuming where a previous run stopped'))))
     .option('--no-train', 'stop at the pretrained space')
-    .action(async (opts: IngestFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean; config?: string; steps?: number; adapterRank?: number; fresh?: boolean }) => {
+    .action(async (opts: IngestFlags & TrainFlags & { threads?: number; batchSize: number; quantized?: boolean; train: boolean }) => {
       const { home, json } = globals();
       checkFirms(opts);
       const bar = progress('encode', json);
@@ -247,8 +290,8 @@ export function buildProgram(): Command {
     },
   );
 
-  trainOptions(program.command('train').description('fine-tune the head on the relations, write the fine-tuned encoder, re-embed every entity')).action(
-    async (opts: { config?: string; steps?: number; adapterRank?: number; fresh?: boolean }) => {
+  trainOptions(program.command('train').description('fine-tune the encoder on the relations (every layer, or the head alone), write the fine-tuned encoder, re-embed every entity')).action(
+    async (opts: TrainFlags) => {
       const { home, json } = globals();
       const { bar, hooks } = trainProgress(json);
       try {
@@ -373,7 +416,8 @@ export function buildProgram(): Command {
   program
     .command('exposure')
     .description('exposure of occupations and industries to a built-in direction (ai), optionally correlated with a score file')
-    .argument('<direction>', `built-in direction: ai (${AI_DIRECTION_TEXTS.length} descriptions of AI capabilities, see src/analysis/exposure.ts)`)
+    .argument('<direction>', `built-in direction: ai (from ${AI_DIRECTION_SKILLS.length} ESCO AI skills, see src/analysis/exposure.ts)`)
+    .addOption(new Option('--construction <how>', `skills: mean of the ESCO AI skills minus mean of all ESCO skills; texts: the sum of ${AI_DIRECTION_TEXTS.length} descriptions of AI capabilities`).choices(['skills', 'texts']).default('skills'))
     .option('--types <list>', 'comma-separated types (default: occupation,industry)', typeList)
     .option('--top <n>', 'entities listed per type', positiveInt, 10)
     .option('--compare <file>', 'a CSV, TSV or .xlsx file of outside scores by SOC or NAICS code')
@@ -382,14 +426,14 @@ export function buildProgram(): Command {
     .option('--sheet <n>', 'worksheet of an .xlsx --compare file (1 = the first)', positiveInt, 1)
     .option('--soc-vintage <year>', 'SOC vintage of the codes: 2010 or 2018', socVintage, 2010)
     .option('--out <file>', 'every entity of the chosen types to a .csv or .json file')
-    .action(async (direction: string, opts: { types?: EntityType[]; top: number; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
+    .action(async (direction: string, opts: { types?: EntityType[]; top: number; construction: AiConstruction; compare?: string; key?: string; value?: string; sheet: number; socVintage: 2010 | 2018; out?: string }) => {
       const { json } = globals();
       if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
       if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
       checkOut(opts.out);
       await withSpace(async (space) => {
         const types = opts.types ?? ['occupation', 'industry'];
-        const result = await aiExposure(space, { types, top: opts.top });
+        const result = await aiExposure(space, { types, top: opts.top, construction: opts.construction });
         if (writeShockOut(result, opts.out)) note(`${result.all.length} entities written to ${opts.out}`);
         const comparison = opts.compare
           ? await compareExposure(space, result, opts.compare, { key: opts.key!, value: opts.value!, sheet: opts.sheet - 1, socVintage: opts.socVintage })
@@ -528,11 +572,13 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'jsonl: one entity per line; projector: vectors.tsv + metadata.tsv').choices(['jsonl', 'projector']).default('jsonl'))
     .option('--types <list>', 'comma-separated types (default: all)', typeList)
     .option('--out <path>', 'file (jsonl; default: standard output) or folder (projector; default: ./projector)')
-    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string }) => {
+    .addOption(new Option('--model <model>', 'tuned: the fine-tuned space (the one near queries; the base one before training); base: the pretrained encoder\'s').choices(['tuned', 'base']).default('tuned'))
+    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string; model: 'tuned' | 'base' }) => {
       const { home } = globals();
       await withStore(async (store) => {
         if (!store.model(BASE_MODEL_ID)) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
-        const result = await exportVectors(store, BASE_MODEL_ID, opts);
+        const modelId = opts.model === 'tuned' && store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
+        const result = await exportVectors(store, modelId, opts);
         if (result.files.length) note(`exported ${result.count} vectors to ${result.files.join(', ')}`);
       });
     });

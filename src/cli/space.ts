@@ -33,26 +33,42 @@ export function formatNear(r: NearResult): string {
 
 const fixed = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
-/** Base and tuned metrics side by side. */
-function formatMetrics(base: SpaceMetrics, tuned: SpaceMetrics): string[] {
-  const table = newTable(['relation kind (held out)', 'anchors', 'MRR base', 'MRR tuned', 'R@10 base', 'R@10 tuned']);
+/** Base and tuned metrics side by side (tuned: one column per way of tuning, labelled). */
+function formatMetrics(base: SpaceMetrics, tuned: SpaceMetrics | [string, SpaceMetrics][]): string[] {
+  const columns: [string, SpaceMetrics][] = Array.isArray(tuned) ? tuned : [['tuned', tuned]];
+  const table = newTable(['relation kind (held out)', 'anchors', 'MRR base', ...columns.map(([l]) => `MRR ${l}`), 'R@10 base', ...columns.map(([l]) => `R@10 ${l}`)]);
   base.kinds.forEach((b, i) => {
-    const t = tuned.kinds[i];
-    table.push([b.kind, b.anchors, fixed(b.mrr), fixed(t.mrr), fixed(b.recallAt10), fixed(t.recallAt10)]);
+    const at = (m: SpaceMetrics) => m.kinds.find((k) => k.kind === b.kind) ?? m.kinds[i];
+    table.push([b.kind, b.anchors, fixed(b.mrr), ...columns.map(([, m]) => fixed(at(m).mrr)), fixed(b.recallAt10), ...columns.map(([, m]) => fixed(at(m).recallAt10))]);
   });
-  return [table.toString(), `type clustering ${fixed(base.typeClustering)} -> ${fixed(tuned.typeClustering)}; NAICS sector purity ${fixed(base.sectorPurity)} -> ${fixed(tuned.sectorPurity)}`];
+  const mean = (m: SpaceMetrics) => fixed(m.kinds.reduce((s, k) => s + k.mrr, 0) / Math.max(1, m.kinds.length));
+  const arrow = (f: (m: SpaceMetrics) => string) => [f(base), ...columns.map(([l, m]) => `${f(m)} (${l})`)].join(' -> ');
+  return [
+    table.toString(),
+    `mean MRR ${arrow(mean)}`,
+    `type clustering ${arrow((m) => fixed(m.typeClustering))}; NAICS sector purity ${arrow((m) => fixed(m.sectorPurity))}`,
+  ];
 }
 
 export function formatTrain(s: TrainSummary): string {
+  const resumed = s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : '';
+  if (s.tune === 'full')
+    return [
+      `Training run ${s.runId}: the whole encoder fine-tuned, ${s.stepsRun} steps${resumed}${s.headSteps ? `, then the head alone on its states (best at step ${s.headSteps})` : ''}, ${s.seconds.toFixed(0)} s.`,
+      ...formatMetrics(s.base, s.tuned),
+    ].join('\n');
   const adapter = s.config.adapterRank ? `, with a rank-${s.config.adapterRank} adapter${s.config.trainDense ? '' : ' (dense layer frozen)'}` : '';
   return [
-    `Training run ${s.runId}${adapter}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${s.resumedFrom ? `, resumed after step ${s.resumedFrom}` : ''}.`,
+    `Training run ${s.runId} (head only)${adapter}: best validation MRR at step ${s.bestStep} of ${s.stepsRun}${s.stoppedEarly ? ' (stopped early)' : ''}${resumed}.`,
     ...formatMetrics(s.base, s.tuned),
   ].join('\n');
 }
 
 export function formatEvaluation(e: RunEvaluation): string {
-  return [`Training run ${e.runId}, evaluated now over ${e.entities.toLocaleString('en-US')} entities:`, ...formatMetrics(e.base, e.tuned)].join('\n');
+  const columns: [string, SpaceMetrics][] = [[e.tune, e.tuned]];
+  if (e.other) columns.push([`${e.other.tune} (run ${e.other.runId}, as recorded)`, e.other.tuned]);
+  columns.sort(([a], [b]) => (a.startsWith('head') ? -1 : 1) - (b.startsWith('head') ? -1 : 1));
+  return [`Training run ${e.runId} (${e.tune}), evaluated now over ${e.entities.toLocaleString('en-US')} entities:`, ...formatMetrics(e.base, columns)].join('\n');
 }
 
 export function formatBuild(s: BuildSummary): string {

@@ -13,6 +13,7 @@
  */
 import type { Graph, Node, Tensor, ValueInfo } from './onnx-proto.js';
 import { DataType } from './onnx-proto.js';
+import type { EncoderDims, EncoderTensorSpec } from '../native.js';
 import type { TfjsTensor } from './tfjs-weights.js';
 
 export const USE_LITE_MAX_TOKENS = 128;
@@ -66,6 +67,20 @@ export interface UseLiteGraphOptions {
    * normalisation, down rank x 512 and up 512 x rank, row-major.
    */
   adapter?: { rank: number; down: Float32Array; up: Float32Array };
+}
+
+/** The timing signal for every position up to the model's limit: sin, then cos, of position x inverse timescale. */
+export function useLiteTiming(weights: Map<string, TfjsTensor>): Float32Array {
+  const inv = weights.get(INV_TIMESCALES);
+  if (!inv || inv.data.length !== 128) throw new Error(`the TF.js model has no timing signal ${INV_TIMESCALES}`);
+  const timing = new Float32Array(USE_LITE_MAX_TOKENS * 256);
+  for (let p = 0; p < USE_LITE_MAX_TOKENS; p++)
+    for (let i = 0; i < 128; i++) {
+      const angle = Math.fround(p * inv.data[i]);
+      timing[p * 256 + i] = Math.sin(angle);
+      timing[p * 256 + 128 + i] = Math.cos(angle);
+    }
+  return timing;
 }
 
 /** The cols x rows transpose of a row-major rows x cols matrix. */
@@ -139,18 +154,8 @@ export function buildUseLiteGraph(weights: Map<string, TfjsTensor>, options: Use
     return one('Add', [one('Mul', [product, one('Mul', [xScale, floats(Array.from(scales))])]), weight(bias, [shape[1]])]);
   };
 
-  // Timing signal table for every position up to the model's limit.
-  const inv = weights.get(INV_TIMESCALES);
-  if (!inv || inv.data.length !== 128) throw new Error(`the TF.js model has no timing signal ${INV_TIMESCALES}`);
-  const timing = new Float32Array(USE_LITE_MAX_TOKENS * 256);
-  for (let p = 0; p < USE_LITE_MAX_TOKENS; p++)
-    for (let i = 0; i < 128; i++) {
-      const angle = Math.fround(p * inv.data[i]);
-      timing[p * 256 + i] = Math.sin(angle);
-      timing[p * 256 + 128 + i] = Math.cos(angle);
-    }
   const timingTable = fresh('timing');
-  initializers.push({ name: timingTable, dims: [USE_LITE_MAX_TOKENS, 256], type: DataType.FLOAT, data: timing });
+  initializers.push({ name: timingTable, dims: [USE_LITE_MAX_TOKENS, 256], type: DataType.FLOAT, data: useLiteTiming(weights) });
 
   const mask = one('Cast', ['attention_mask'], { to: DataType.FLOAT }); // [B, T]
   const mask3 = one('Unsqueeze', [mask, ints([2])]); // [B, T, 1]
@@ -237,4 +242,62 @@ export function useLiteTokenizerJson(vocab: [string, number][]): object {
       byte_fallback: false,
     },
   };
+}
+
+/** The graph's sizes for the native encoder (native/src/encoder.h). */
+export function useLiteEncoderDims(weights: Map<string, TfjsTensor>): EncoderDims {
+  const layers = ([[0, 256], [1, 512]] as const).map(([l, width]) => {
+    const scale = weights.get(layerWeights(l).queryScale)?.data[0];
+    if (scale === undefined) throw new Error(`the TF.js model has no ${layerWeights(l).queryScale}`);
+    return { widthIn: width, widthOut: 512, heads: 4, ffn: 1536, residualProjection: l === 0, queryScale: scale };
+  });
+  return { vocab: 8002, embed: 256, maxTokens: USE_LITE_MAX_TOKENS, headOut: USE_LITE_DIM, lnEps: 1e-6, layers };
+}
+
+/**
+ * Where each tensor of the native encoder's arena comes from in the TF.js model. The head's weight
+ * is the one transposed: the arena holds it [out, in], as the head kernels read it.
+ */
+function arenaSources(): Map<string, { weight: string; transposed: boolean }> {
+  const sources = new Map<string, { weight: string; transposed: boolean }>([['embeddings', { weight: EMBEDDINGS, transposed: false }]]);
+  for (const l of [0, 1]) {
+    const w = layerWeights(l);
+    const named: [string, string][] = [
+      ['ln1.scale', w.lnScale], ['ln1.bias', w.lnBias], ['qkv.weight', w.qkv], ['qkv.bias', w.qkvBias], ['out.weight', w.out], ['out.bias', w.outBias],
+      ['ln2.scale', w.ffnLnScale], ['ln2.bias', w.ffnLnBias], ['ffn1.weight', w.conv1], ['ffn1.bias', w.conv1Bias], ['ffn2.weight', w.conv2], ['ffn2.bias', w.conv2Bias],
+    ];
+    if (l === 0) named.push(['residual.weight', RESIDUAL_KERNEL], ['residual.bias', RESIDUAL_BIAS]);
+    for (const [name, weight] of named) sources.set(`layer${l}.${name}`, { weight, transposed: false });
+  }
+  sources.set('head.weight', { weight: USE_LITE_TANH_WEIGHTS, transposed: true });
+  sources.set('head.bias', { weight: USE_LITE_TANH_BIAS, transposed: false });
+  return sources;
+}
+
+/** The pretrained weights as the native encoder's flat arena, in `layout`'s order. */
+export function useLiteArena(weights: Map<string, TfjsTensor>, layout: readonly EncoderTensorSpec[]): Float32Array {
+  const sources = arenaSources();
+  const last = layout[layout.length - 1];
+  const arena = new Float32Array(last.offset + last.rows * last.cols);
+  for (const spec of layout) {
+    const source = sources.get(spec.name);
+    const w = source && weights.get(source.weight);
+    if (!source || !w) throw new Error(`the TF.js model has no weight for the encoder's ${spec.name}`);
+    if (w.data.length !== spec.rows * spec.cols) throw new Error(`${source.weight} has ${w.data.length} values, the encoder's ${spec.name} ${spec.rows} x ${spec.cols}`);
+    arena.set(source.transposed ? transpose(w.data as Float32Array, spec.cols, spec.rows) : (w.data as Float32Array), spec.offset);
+  }
+  return arena;
+}
+
+/** The TF.js weights with every tensor of the arena put back in its place: the graph of a fine-tuned encoder. */
+export function weightsWithArena(weights: Map<string, TfjsTensor>, layout: readonly EncoderTensorSpec[], arena: Float32Array): Map<string, TfjsTensor> {
+  const sources = arenaSources();
+  const out = new Map(weights);
+  for (const spec of layout) {
+    const source = sources.get(spec.name)!;
+    const original = weights.get(source.weight)!;
+    const values = arena.slice(spec.offset, spec.offset + spec.rows * spec.cols);
+    out.set(source.weight, { ...original, data: source.transposed ? transpose(values, spec.rows, spec.cols) : values });
+  }
+  return out;
 }

@@ -11,11 +11,21 @@ import { TUNED_MODEL_ID } from './run.js';
 
 export interface RunEvaluation {
   runId: number;
+  /** How the run tuned the encoder: every layer (full) or the head alone. */
+  tune: string;
   /** Entities with both a base and a fine-tuned vector: the ones evaluated. */
   entities: number;
   base: SpaceMetrics;
   tuned: SpaceMetrics;
+  /**
+   * The last finished run of the other way of tuning on the same held-out split (same kinds,
+   * share and seed), as it recorded its test metrics: head-only beside full, or full beside head.
+   */
+  other?: { runId: number; tune: string; tuned: SpaceMetrics };
 }
+
+/** A run's tune mode: runs before the full fine-tune existed tuned the head. */
+export const runTune = (run: Run): string => String((run.config as { tune?: string }).tune ?? 'head');
 
 /** The last finished training run, or undefined when there is none. */
 export function lastTrainingRun(store: Store): Run | undefined {
@@ -46,8 +56,18 @@ export function evaluateRun(store: Store, run: Run): RunEvaluation {
     return out;
   };
   const examples = buildExamples(store, new Map(refs.map((r, i) => [r, i])), config.kinds, config.holdOut, config.seed);
+  const split = (r: Run) => {
+    const c = r.config as { kinds?: unknown; holdOut?: unknown; seed?: unknown };
+    return JSON.stringify([c.kinds, c.holdOut, c.seed]);
+  };
+  const other = store
+    .runs({ kind: 'train' })
+    .reverse()
+    .find((r) => r.status === 'done' && runTune(r) !== runTune(run) && r.dataHash === run.dataHash && split(r) === split(run));
   return {
     runId: run.id,
+    tune: runTune(run),
+    ...(other ? { other: { runId: other.id, tune: runTune(other), tuned: (other.metrics as { tuned: SpaceMetrics }).tuned } } : {}),
     entities: refs.length,
     base: evaluateSpace(gather(base, baseRow), dim, refs, examples.test),
     tuned: evaluateSpace(gather(tuned, tunedRow), dim, refs, examples.test),

@@ -77,3 +77,81 @@ export function cosentLossRef(a: ArrayLike<number>, b: ArrayLike<number>, t: Arr
   for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) if (t[i] > t[j]) sum += Math.exp(scale * (cos[j] - cos[i]));
   return Math.log(sum);
 }
+
+/**
+ * The whole encoder in float64 (native/src/encoder.h's graph): the oracle for the native forward
+ * and, through finite differences, its backward. `params` is the native arena in `layout`'s order.
+ */
+export function encoderForwardRef(
+  dims: { embed: number; headOut: number; lnEps?: number; layers: { widthIn: number; widthOut: number; heads: number; ffn: number; residualProjection: boolean; queryScale: number }[] },
+  layout: readonly { name: string; offset: number; rows: number; cols: number }[],
+  params: ArrayLike<number>,
+  timing: ArrayLike<number>,
+  tokens: ArrayLike<number>,
+  offsets: ArrayLike<number>,
+  adapter?: { rank: number; down: ArrayLike<number>; up: ArrayLike<number> },
+): Float64Array {
+  const at = new Map(layout.map((t) => [t.name, t.offset]));
+  const offsetOf = (name: string) => at.get(name)!;
+  const eps = dims.lnEps ?? 1e-6;
+  const texts = offsets.length - 1;
+  const pooledAll: number[] = [];
+  // rows (T x n_in) times the [n_in, n_out] weight `key`, plus its bias.
+  const dense = (rows: Float64Array[], key: string, nOut: number) => {
+    const w = offsetOf(`${key}.weight`), b = offsetOf(`${key}.bias`);
+    return rows.map((row) => {
+      const out = new Float64Array(nOut);
+      for (let o = 0; o < nOut; o++) out[o] = params[b + o];
+      for (let i = 0; i < row.length; i++) {
+        const base = w + i * nOut;
+        for (let o = 0; o < nOut; o++) out[o] += row[i] * params[base + o];
+      }
+      return out;
+    });
+  };
+  const layerNorm = (rows: Float64Array[], key: string) => {
+    const scale = offsetOf(`${key}.scale`), bias = offsetOf(`${key}.bias`);
+    return rows.map((row) => {
+      const mu = row.reduce((a, v) => a + v, 0) / row.length;
+      const variance = row.reduce((a, v) => a + (v - mu) ** 2, 0) / row.length;
+      return row.map((v, j) => ((v - mu) / Math.sqrt(variance + eps)) * params[scale + j] + params[bias + j]);
+    });
+  };
+  const embeddings = offsetOf('embeddings');
+  for (let s = 0; s < texts; s++) {
+    const T = offsets[s + 1] - offsets[s];
+    let x = Array.from({ length: T }, (_, r) => {
+      const tok = tokens[offsets[s] + r];
+      return Float64Array.from({ length: dims.embed }, (_, j) => 2 * params[embeddings + tok * dims.embed + j] + timing[r * dims.embed + j]);
+    });
+    dims.layers.forEach((d, l) => {
+      const wi = d.widthIn;
+      const depth = wi / d.heads;
+      const qkv = dense(layerNorm(x, `layer${l}.ln1`), `layer${l}.qkv`, 3 * wi);
+      const ctx = Array.from({ length: T }, () => new Float64Array(wi));
+      for (let h = 0; h < d.heads; h++)
+        for (let i = 0; i < T; i++) {
+          const scores = Array.from({ length: T }, (_, j) => {
+            let acc = 0;
+            for (let c = 0; c < depth; c++) acc += qkv[i][h * depth + c] * qkv[j][wi + h * depth + c];
+            return acc * d.queryScale;
+          });
+          const top = Math.max(...scores);
+          const ex = scores.map((v) => Math.exp(v - top));
+          const sum = ex.reduce((a, v) => a + v, 0);
+          for (let j = 0; j < T; j++) for (let c = 0; c < depth; c++) ctx[i][h * depth + c] += (ex[j] / sum) * qkv[j][2 * wi + h * depth + c];
+        }
+      const attended = dense(ctx, `layer${l}.out`, d.widthOut);
+      const residual = d.residualProjection ? dense(x, `layer${l}.residual`, d.widthOut) : x;
+      const x1 = attended.map((row, i) => row.map((v, j) => v + residual[i][j]));
+      const f = dense(layerNorm(x1, `layer${l}.ln2`), `layer${l}.ffn1`, d.ffn).map((row) => row.map((v) => Math.max(0, v)));
+      x = dense(f, `layer${l}.ffn2`, d.widthOut).map((row, i) => row.map((v, j) => v + x1[i][j]));
+    });
+    for (let j = 0; j < x[0].length; j++) pooledAll.push(x.reduce((acc, row) => acc + row[j], 0) / T);
+  }
+  const width = pooledAll.length / texts;
+  const head = offsetOf('head.weight'), headBias = offsetOf('head.bias');
+  const headWeight = Float64Array.from({ length: dims.headOut * width }, (_, i) => params[head + i]);
+  const bias = Float64Array.from({ length: dims.headOut }, (_, i) => params[headBias + i]);
+  return headForwardRef(pooledAll, width, headWeight, bias, dims.headOut, adapter);
+}

@@ -125,7 +125,7 @@ export function meanMrr(metrics: SpaceMetrics): number {
 }
 
 /** Rows of the pooled matrix, one list after another, as one matrix. */
-function gather(pooled: Pooled, ...lists: ArrayLike<number>[]): Float32Array {
+function gather(pooled: Pooled, ...lists: readonly ArrayLike<number>[]): Float32Array {
   const rows = lists.flatMap((l) => Array.from(l));
   const out = new Float32Array(rows.length * pooled.dim);
   for (let i = 0; i < rows.length; i++) out.set(pooled.matrix.subarray(rows[i] * pooled.dim, (rows[i] + 1) * pooled.dim), i * pooled.dim);
@@ -140,6 +140,39 @@ function scaleInPlace(x: Float32Array, factor: number): Float32Array {
 /** Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss. */
 export function lossSides(loss: LossKind): number {
   return loss === 'triplet' ? 3 : 2;
+}
+
+/** The learning rate's factor at `step` (from 1): linear warm-up, then linear decay to 0 at `steps`. */
+export function lrSchedule(step: number, warmupSteps: number, steps: number): number {
+  return step <= warmupSteps ? step / warmupSteps : Math.max(0, (steps - step) / Math.max(1, steps - warmupSteps));
+}
+
+export interface Batch {
+  /** Indices into the set's pairs. */
+  rows: number[];
+  /** Entity rows per side the loss reads: anchors, positives, and negatives for triplets. */
+  sides: number[][];
+  /** CoSENT and cosine-MSE targets. */
+  targets?: Float32Array;
+}
+
+/**
+ * A batch of up to `size` pairs of a set drawn with `pick`, its positives distinct for MNRL (an
+ * in-batch negative must not be a positive in disguise); undefined when fewer than two are found.
+ */
+export function sampleBatch(set: PairSet, size: number, pick: (n: number) => number): Batch | undefined {
+  const rows: number[] = [];
+  const seen = new Set<number>();
+  for (let tries = 0; rows.length < Math.min(size, set.anchors.length) && tries < size * 4; tries++) {
+    const i = pick(set.anchors.length);
+    if (set.loss === 'mnrl' && seen.has(set.positives[i])) continue;
+    seen.add(set.positives[i]);
+    rows.push(i);
+  }
+  if (rows.length < 2) return undefined;
+  const sides = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])].slice(0, lossSides(set.loss));
+  const targets = set.loss === 'cosent' || set.loss === 'cosine_mse' ? Float32Array.from(rows, (i) => set.targets[i]) : undefined;
+  return { rows, sides, targets };
 }
 
 const copyHead = (h: HeadParams): HeadParams => ({
@@ -173,19 +206,10 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
   let step = 0;
   for (step = (resume?.step ?? 0) + 1; step <= config.steps; step++) {
     const set = train[(step - 1) % train.length];
-    // A batch of distinct positives: in-batch negatives must not be positives in disguise.
-    const rows: number[] = [];
-    const seen = new Set<number>();
-    for (let tries = 0; rows.length < Math.min(config.batchSize, set.anchors.length) && tries < config.batchSize * 4; tries++) {
-      const i = pick(set.anchors.length);
-      if (set.loss === 'mnrl' && seen.has(set.positives[i])) continue;
-      seen.add(set.positives[i]);
-      rows.push(i);
-    }
-    if (rows.length < 2) continue;
-    const lists = [rows.map((i) => set.anchors[i]), rows.map((i) => set.positives[i]), rows.map((i) => set.negatives[i])];
-    const x = gather(pooled, ...lists.slice(0, lossSides(set.loss)));
-    const targets = set.loss === 'cosent' || set.loss === 'cosine_mse' ? Float32Array.from(rows, (i) => set.targets[i]) : undefined;
+    const batch = sampleBatch(set, config.batchSize, pick);
+    if (!batch) continue;
+    const x = gather(pooled, ...batch.sides);
+    const { targets } = batch;
     const out = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, {
       scale: config.scale,
       margin: config.margin,
@@ -202,7 +226,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     for (const g of grads) if (g) for (const v of g) norm += v * v;
     norm = Math.sqrt(norm);
     if (norm > config.clipNorm) for (const g of grads) if (g) scaleInPlace(g, config.clipNorm / norm);
-    const schedule = step <= config.warmupSteps ? step / config.warmupSteps : Math.max(0, (config.steps - step) / Math.max(1, config.steps - config.warmupSteps));
+    const schedule = lrSchedule(step, config.warmupSteps, config.steps);
     tensors.forEach((tensor, t) => {
       const grad = grads[t];
       if (!grad) return;

@@ -1,0 +1,175 @@
+/**
+ * Fine-tunes the whole encoder (embeddings, both transformer layers, the head) on the relation
+ * pairs: each step packs the batch's texts, runs the native forward, loss and backward
+ * (Encoder.lossStep), clips the global gradient norm and takes AdamW steps per tensor, the
+ * learning rate scaled down layer by layer below the head (layer-wise decay) and optionally pulled
+ * back toward the pretrained weights (L2 toward them). The embedding table's gradient is sparse:
+ * only the rows of the batch's tokens, updated lazily. Batches round-robin over relation kinds
+ * as the head trainer's do. A time budget fixes the step count after timing the first steps, so
+ * the run (and a resume) is deterministic from then on.
+ */
+import { adamwRows, adamwStep, type Encoder } from '../native.js';
+import { seededRandom } from '../util/random.js';
+import type { PairSet } from './examples.js';
+import { lrSchedule, sampleBatch } from './trainer.js';
+import { packTokens } from '../encoder/native-use-lite.js';
+
+export interface EncoderTuneConfig {
+  /** Steps to run; 0: as many as fit `budgetSeconds`. */
+  steps: number;
+  budgetSeconds: number;
+  /** Pairs per step. */
+  batchSize: number;
+  /** The head's peak learning rate; each layer below gets `layerDecay` times the one above. */
+  lr: number;
+  layerDecay: number;
+  warmupSteps: number;
+  weightDecay: number;
+  /** Strength of the pull toward the pretrained weights: adds l2Pretrained * (w - w0) to each gradient. */
+  l2Pretrained: number;
+  clipNorm: number;
+  scale: number;
+  margin: number;
+  seed: number;
+  /** Steps between checkpoints. */
+  checkpointEvery: number;
+  /** Recompute the FFN hidden layers and attention probabilities in the backward pass (less memory). */
+  recompute: boolean;
+  /**
+   * Steps of a last stage that trains the head alone on the fine-tuned body's pooled states (as
+   * `--tune head` does on the pretrained body's, early-stopped on validation MRR): cheap, since the
+   * body is frozen then. 0 skips it.
+   */
+  headSteps: number;
+}
+
+export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
+  steps: 0,
+  budgetSeconds: 420,
+  batchSize: 32,
+  lr: 3e-4,
+  layerDecay: 0.8,
+  warmupSteps: 20,
+  weightDecay: 0.01,
+  l2Pretrained: 0,
+  clipNorm: 1,
+  scale: 20,
+  margin: 0.25,
+  seed: 42,
+  checkpointEvery: 100,
+  recompute: false,
+  headSteps: 1000,
+};
+
+/** Steps timed before a budget fixes the step count. */
+const CALIBRATION_STEPS = 4;
+
+/** Everything a run needs to go on from the end of `step` exactly as if it had not stopped. */
+export interface EncoderTrainState {
+  step: number;
+  /** The run's step count (fixed by the budget after calibration; 0 before). */
+  steps: number;
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  rng: number;
+  losses: Record<string, number>;
+}
+
+export interface EncoderTrainHooks {
+  onStep?: (step: number, steps: number, losses: Record<string, number>) => void;
+  /** Called every checkpointEvery steps with the state to resume from (the arrays are the trainer's own: copy or write them at once). */
+  onCheckpoint?: (state: EncoderTrainState) => void;
+}
+
+export interface EncoderTrainResult {
+  params: Float32Array;
+  steps: number;
+  secondsPerStep: number;
+}
+
+/** The learning-rate factor of each arena tensor: 1 for the head, layerDecay^k k layers below it (the embeddings lowest). */
+export function layerLrFactors(encoder: Encoder, layerDecay: number): number[] {
+  const layers = encoder.dims.layers.length;
+  return encoder.layout.map((t) => {
+    if (t.name.startsWith('head.')) return 1;
+    const layer = /^layer(\d+)\./.exec(t.name);
+    return layerDecay ** (layer ? layers - Number(layer[1]) : layers + 1);
+  });
+}
+
+/**
+ * Trains `encoder`'s parameters from `initial` (the pretrained arena, also the L2 anchor) on the
+ * pairs, whose entity rows index `tokens`; goes on from `resume` when given. Deterministic for a
+ * seed, a step count and a thread count.
+ */
+export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], train: PairSet[], initial: Float32Array, config: EncoderTuneConfig, hooks: EncoderTrainHooks = {}, resume?: EncoderTrainState): EncoderTrainResult {
+  if (!train.length) throw new RangeError('no training pairs: ingest the data first');
+  if (!(config.steps > 0) && !(config.budgetSeconds > 0)) throw new RangeError('give the run steps or a time budget');
+  if (initial.length !== encoder.paramCount) throw new RangeError(`initial has ${initial.length} values, the encoder ${encoder.paramCount}`);
+  const params = (resume?.params ?? initial).slice();
+  const m = resume?.m.slice() ?? new Float32Array(params.length);
+  const v = resume?.v.slice() ?? new Float32Array(params.length);
+  const grad = new Float32Array(params.length);
+  const next = seededRandom(resume ? resume.rng : config.seed);
+  const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
+  const losses: Record<string, number> = { ...resume?.losses };
+  const factors = layerLrFactors(encoder, config.layerDecay);
+  const embeddings = encoder.layout[0];
+  const width = embeddings.cols;
+  let steps = resume?.steps || config.steps;
+  let timed = 0;
+  let timedSeconds = 0;
+  let step = resume?.step ?? 0;
+  while (steps === 0 || step < steps) {
+    step++;
+    const started = performance.now();
+    const set = train[(step - 1) % train.length];
+    const batch = sampleBatch(set, config.batchSize, pick);
+    if (batch) {
+      const packed = packTokens(batch.sides.flat().map((row) => tokens[row]), encoder.dims.maxTokens);
+      const out = encoder.lossStep(set.loss, params, packed, grad, { scale: config.scale, margin: config.margin, targets: batch.targets, weight: set.weight, recompute: config.recompute });
+      losses[set.kind] = out.loss;
+      const rows = out.embeddingRows;
+      if (config.l2Pretrained > 0) {
+        const l2 = config.l2Pretrained;
+        for (let i = embeddings.rows * width; i < params.length; i++) grad[i] += l2 * (params[i] - initial[i]);
+        out.embeddingIds.forEach((id, u) => {
+          for (let j = 0; j < width; j++) rows[u * width + j] += l2 * (params[id * width + j] - initial[id * width + j]);
+        });
+      }
+      // Clip by the global norm: the dense gradients past the embedding slot, and the embedding rows.
+      let norm = 0;
+      for (let i = embeddings.rows * width; i < grad.length; i++) norm += grad[i] * grad[i];
+      for (const r of rows) norm += r * r;
+      norm = Math.sqrt(norm);
+      const clip = norm > config.clipNorm ? config.clipNorm / norm : 1;
+      if (clip !== 1) {
+        for (let i = embeddings.rows * width; i < grad.length; i++) grad[i] *= clip;
+        for (let i = 0; i < rows.length; i++) rows[i] *= clip;
+      }
+      const schedule = lrSchedule(step, config.warmupSteps, steps || Number.MAX_SAFE_INTEGER);
+      encoder.layout.forEach((t, i) => {
+        const lr = config.lr * factors[i] * schedule;
+        const end = t.offset + t.rows * t.cols;
+        if (i === 0) {
+          adamwRows(params.subarray(t.offset, end), width, out.embeddingIds, rows, m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: 0, step });
+          return;
+        }
+        // Weight decay on the matrices only: not on biases or layer-norm scales.
+        const decay = t.name.endsWith('.weight') ? config.weightDecay : 0;
+        adamwStep(params.subarray(t.offset, end), grad.subarray(t.offset, end), m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: decay, step });
+      });
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (step > 1 && timed < CALIBRATION_STEPS) {
+      // The first step pays for allocations; the next few set the pace.
+      timed++;
+      timedSeconds += seconds;
+      if (steps === 0 && timed === CALIBRATION_STEPS) steps = Math.max(step, Math.floor(config.budgetSeconds / (timedSeconds / timed)));
+    }
+    hooks.onStep?.(step, steps, losses);
+    if (steps && step % config.checkpointEvery === 0 && step < steps) hooks.onCheckpoint?.({ step, steps, params, m, v, rng: next.state(), losses: { ...losses } });
+  }
+  return { params, steps, secondsPerStep: timed ? timedSeconds / timed : 0 };
+}

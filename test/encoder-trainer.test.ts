@@ -1,0 +1,98 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { Encoder, type EncoderDims } from '../src/native.js';
+import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
+import type { PairSet } from '../src/train/examples.js';
+import { randomMatrix, rng } from './helpers.js';
+
+const DIMS: EncoderDims = {
+  vocab: 40,
+  embed: 8,
+  maxTokens: 12,
+  headOut: 6,
+  layers: [
+    { widthIn: 8, widthOut: 12, heads: 2, ffn: 10, residualProjection: true, queryScale: 0.5 },
+    { widthIn: 12, widthOut: 12, heads: 3, ffn: 9, residualProjection: false, queryScale: 0.5 },
+  ],
+};
+
+function setup() {
+  const encoder = new Encoder(DIMS, randomMatrix(DIMS.maxTokens, DIMS.embed, 1));
+  const initial = randomMatrix(1, encoder.paramCount, 2).map((v) => v * 0.3);
+  for (const t of encoder.layout) if (t.name.endsWith('.scale')) encoder.tensor(initial, t.name).fill(1);
+  // 60 "entities" of 2-11 tokens; pairs link entity i to i + 30 (MNRL) and weigh pairs (CoSENT).
+  const next = rng(3);
+  const tokens = Array.from({ length: 60 }, () => Int32Array.from({ length: 2 + (Math.floor(((next() + 1) / 2) * 10) % 10) }, () => Math.floor(((next() + 1) / 2) * 40) % 40));
+  const rows = Int32Array.from({ length: 30 }, (_, i) => i);
+  const set = (kind: string, loss: PairSet['loss']): PairSet => ({
+    kind,
+    loss,
+    weight: 1,
+    anchors: rows,
+    positives: rows.map((i) => i + 30),
+    targets: Float32Array.from(rows, (i) => (i % 5) / 5 + 0.1),
+    negatives: rows.map((i) => (i + 31) % 60),
+  });
+  return { encoder, initial, tokens, train: [set('links', 'mnrl'), set('weights', 'cosent'), set('triples', 'triplet')] };
+}
+
+const config = { ...DEFAULT_ENCODER_TUNE_CONFIG, steps: 12, batchSize: 8, warmupSteps: 3, checkpointEvery: 4, lr: 3e-3 };
+
+const Trainer = suite('trainEncoder');
+
+Trainer('should lower the loss of the pairs it trains on, deterministically', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const lossesAt: number[] = [];
+  const a = trainEncoder(encoder, tokens, [train[0]], initial, { ...config, steps: 30 }, { onStep: (_, __, l) => lossesAt.push(l.links) });
+  const early = lossesAt.slice(0, 5).reduce((s, v) => s + v, 0);
+  const late = lossesAt.slice(-5).reduce((s, v) => s + v, 0);
+  assert.ok(late < early * 0.8, `MNRL ${early / 5} -> ${late / 5}`);
+  const b = trainEncoder(encoder, tokens, [train[0]], initial, { ...config, steps: 30 });
+  assert.ok(a.params.every((v, i) => v === b.params[i]), 'the same seed gives the same weights, bit for bit');
+  assert.ok(a.params.some((v, i) => v !== initial[i]), 'the weights moved');
+  assert.is(a.steps, 30);
+});
+
+Trainer('should end with the same weights, bit for bit, when resumed from a checkpoint', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const states: EncoderTrainState[] = [];
+  const copy = (s: EncoderTrainState): EncoderTrainState => ({ ...s, params: s.params.slice(), m: s.m.slice(), v: s.v.slice(), losses: { ...s.losses } });
+  const whole = trainEncoder(encoder, tokens, train, initial, config, { onCheckpoint: (s) => states.push(copy(s)) });
+  assert.equal(states.map((s) => s.step), [4, 8], 'checkpoints every 4 steps, none at the end');
+  const resumed = trainEncoder(encoder, tokens, train, initial, config, {}, states[0]);
+  assert.ok(resumed.params.every((v, i) => v === whole.params[i]), 'resumed run ends where the whole run did');
+});
+
+Trainer('should fix the step count from a time budget after timing the first steps', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const seen: number[] = [];
+  const result = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 0, budgetSeconds: 0.5 }, { onStep: (_, steps) => seen.push(steps) });
+  assert.equal(seen.slice(0, 4), [0, 0, 0, 0], 'unknown while timing');
+  assert.ok(result.steps >= 5 && seen[seen.length - 1] === result.steps, `${result.steps} steps`);
+  assert.ok(result.secondsPerStep > 0 && result.steps * result.secondsPerStep < 1.5, `${result.steps} x ${result.secondsPerStep} s`);
+});
+
+Trainer('should pull the weights toward the pretrained ones with l2Pretrained', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const distance = (p: Float32Array) => Math.sqrt(p.reduce((s, v, i) => s + (v - initial[i]) ** 2, 0));
+  const free = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, weightDecay: 0 });
+  const held = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, weightDecay: 0, l2Pretrained: 50 });
+  assert.ok(distance(held.params) < distance(free.params), `${distance(held.params)} vs ${distance(free.params)}`);
+});
+
+Trainer('should scale learning rates down layer by layer below the head', () => {
+  const { encoder } = setup();
+  const factors = layerLrFactors(encoder, 0.5);
+  const of = (name: string) => factors[encoder.layout.findIndex((t) => t.name === name)];
+  assert.equal([of('head.weight'), of('layer1.qkv.weight'), of('layer0.ffn2.bias'), of('embeddings')], [1, 0.5, 0.25, 0.125]);
+});
+
+Trainer('should refuse runs with nothing to train on or no length', () => {
+  const { encoder, initial, tokens, train } = setup();
+  assert.throws(() => trainEncoder(encoder, tokens, [], initial, config), /no training pairs/);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, steps: 0, budgetSeconds: 0 }), /give the run steps or a time budget/);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial.subarray(1), config), /initial has \d+ values, the encoder \d+/);
+});
+
+Trainer.run();
