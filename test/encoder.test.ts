@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +169,24 @@ Cache('should convert once, then reuse; a corrupt file is found and converted ag
   assert.is(again.hash, first.hash, 'the same conversion, byte for byte');
   rmSync(join(again.dir, 'onnx', 'model.onnx'));
   assert.is(verifyModelDir(again.dir), 'onnx/model.onnx is missing');
+});
+
+Cache('should keep fine-tuned models when converting again, removing only stale conversions', () => {
+  const models = join(home, 'models');
+  const tuned = join(models, 'use-lite-tuned-0123456789ab');
+  mkdirSync(join(tuned, 'onnx'), { recursive: true });
+  writeFileSync(join(tuned, 'onnx', 'model.onnx'), 'tuned');
+  const stale = join(models, 'use-lite-0123456789ab');
+  const abandoned = join(models, `use-lite-0123456789ab.tmp-${spawnSync('true').pid}`); // its process has ended
+  const inProgress = join(models, `use-lite-0123456789ab.tmp-${process.pid}`);
+  for (const dir of [stale, abandoned, inProgress]) mkdirSync(dir, { recursive: true });
+  const current = ensureUseLiteModel(home);
+  writeFileSync(join(current.dir, 'tokenizer.json'), '{}');
+  assert.is(ensureUseLiteModel(home).converted, true);
+  assert.is(readFileSync(join(tuned, 'onnx', 'model.onnx'), 'utf8'), 'tuned', 'the fine-tuned model is kept');
+  assert.ok(existsSync(inProgress), "another process's conversion in progress is kept");
+  assert.not.ok(existsSync(stale) || existsSync(abandoned), 'stale conversions are removed');
+  rmSync(inProgress, { recursive: true });
 });
 
 Cache.after(async () => {
