@@ -1,9 +1,9 @@
 /** Where Labor Space keeps its store, models and indices: --home, else $LABORSPACE_HOME, else the user cache. */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
-import { Store } from './store/index.js';
+import { Store, StoreError } from './store/index.js';
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.LABORSPACE_HOME) return resolve(env.LABORSPACE_HOME);
@@ -16,8 +16,28 @@ export function storePath(home: string): string {
   return join(home, 'space.db');
 }
 
+/**
+ * Creates a folder and its missing parents one level at a time: `mkdirSync(..., { recursive: true })`
+ * loops forever where the system refuses a folder inside an existing one (e.g. under /proc).
+ */
+function makeFolder(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
+  try {
+    for (const d of missing) mkdirSync(d);
+  } catch (e) {
+    throw new StoreError('NO_STORE', `cannot create the Labor Space home ${dir}: ${(e as Error).message}`);
+  }
+}
+
 /** Opens (creating the folder and store if needed) the store of a home folder. */
 export function openHomeStore(home: string): Store {
-  mkdirSync(home, { recursive: true });
+  makeFolder(home);
+  return Store.open(storePath(home));
+}
+
+/** Opens the store of a home that was built: a missing home is an error, never created. */
+export function openBuiltHomeStore(home: string): Store {
+  if (!existsSync(storePath(home))) throw new StoreError('NO_STORE', `no Labor Space home at ${home}: run \`laborspace build\``);
   return Store.open(storePath(home));
 }

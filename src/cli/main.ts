@@ -8,7 +8,7 @@ import { AI_DIRECTION_TEXTS, aiExposure, compareExposure } from '../analysis/exp
 import { scoreFile } from '../analysis/score.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
-import { defaultHome, openHomeStore } from '../home.js';
+import { defaultHome, openBuiltHomeStore, openHomeStore } from '../home.js';
 import { nativeInfo } from '../native.js';
 import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
@@ -96,9 +96,10 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
   const globals = () => program.opts<GlobalOptions>();
-  // The home's store or space for one command, closed however the command ends.
-  const withStore = async (use: (store: Store) => void | Promise<void>) => {
-    const store = openHomeStore(globals().home);
+  // The home's store or space for one command, closed however the command ends. Only the commands
+  // that fill a home (`create`) make a missing one; the others say it is missing.
+  const withStore = async (use: (store: Store) => void | Promise<void>, options: { create?: boolean } = {}) => {
+    const store = (options.create ? openHomeStore : openBuiltHomeStore)(globals().home);
     try {
       await use(store);
     } finally {
@@ -198,7 +199,7 @@ export function buildProgram(): Command {
     await withStore(async (store) => {
       const summary = await runIngest(store, { ...opts, json });
       print(json, summary, () => formatIngestSummary(summary));
-    });
+    }, { create: true });
   });
 
   encoderOptions(program.command('encode').description('embed every entity with the encoder (cached: only changed texts are encoded again)')).action(
@@ -211,7 +212,7 @@ export function buildProgram(): Command {
           const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)) });
           bar.stop();
           print(json, summary, () => formatEncode(summary));
-        });
+        }, { create: true });
       } finally {
         bar.stop();
       }
