@@ -92,7 +92,12 @@ export class LaborSpace {
    * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
    */
   static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
-    const store = openBuiltHomeStore(home);
+    let store: Store;
+    try {
+      store = openBuiltHomeStore(home);
+    } catch (e) {
+      throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
+    }
     try {
       const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -341,6 +341,31 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   await fails(['score', '--input', join(home, 'none.csv'), '--text-column', 'text'], /no such file/);
   const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
   assert.is(exposure.results.occupation.length, 2);
+});
+
+OnSpace('should refuse to score a file into itself, skip a JSONL row without the text key, and write the output whole or not at all', async () => {
+  const input = join(home, 'mixed.jsonl');
+  const content = '{"text": "nurse on a hospital ward"}\n{"body": "welder"}\n{"text": "baker"}\n';
+  writeFileSync(input, content);
+  await assertRejects(runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', input), SpaceError, /mixed\.jsonl is the input file: write the scores to another file/);
+  assert.is(readFileSync(input, 'utf8'), content, 'the input is intact');
+  const out = join(home, 'mixed.scored.jsonl');
+  const printed = await runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', out, '--axes', 'none', '--on-error', 'skip');
+  assert.match(printed, /^2 rows scored to .*mixed\.scored\.jsonl .*\nskipped line 2: no key "text" \(found: body\)$/);
+  assert.equal(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).id), ['1', '3']);
+  writeFileSync(out, 'previous');
+  // The first row is scored and written before the second fails the run.
+  await assertRejects(scoreFile(space, input, out, { textColumn: 'text', onError: 'fail', batchSize: 1 }), SpaceError, /mixed\.jsonl:2: no key "text"/);
+  assert.is(readFileSync(out, 'utf8'), 'previous', 'a failed run leaves the output as it was');
+  assert.equal(readdirSync(home).filter((f) => f.includes('.tmp-')), [], 'no temporary file left behind');
+});
+
+OnSpace('should refuse an axis whose poles cancel out, as arith refuses a zero expression', async () => {
+  const none = /the axis has no direction: mean\(to\) - mean\(from\) is the zero vector \(its poles cancel out\)/;
+  await assertRejects(space.axis(['industry:naics:62'], ['industry:naics:62']), SpaceError, none);
+  await assertRejects(space.axis(['"welding"', 'occupation:onet:29-1141.00'], ['occupation:onet:29-1141.00', '"welding"']), SpaceError, none, 'BAD_QUERY');
+  await assertRejects(axisPoleMeans(space, ['industry:naics:62'], ['industry:naics:62']), SpaceError, none);
+  await assertRejects(runCli('--home', home, 'axis', '--from', 'industry:naics:62', '--to', 'industry:naics:62'), SpaceError, none);
 });
 
 OnSpace.run();

@@ -1,5 +1,5 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -15,6 +15,7 @@ import { exportVectors } from '../store/export.js';
 import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../store/index.js';
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
 import { trainStep, type TrainOptions } from '../train/run.js';
+import { sameFile, writeFileAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
@@ -61,7 +62,7 @@ function checkOut(out: string | undefined): void {
 /** Every entity's exposure to --out, as CSV or JSON by the file's extension; returns the count. */
 function writeShockOut(result: ShockResult, out: string | undefined): number {
   if (!out) return 0;
-  writeFileSync(out, /\.json$/i.test(out) ? JSON.stringify(result.all) : shockCsv(result));
+  writeFileAtomic(out, /\.json$/i.test(out) ? JSON.stringify(result.all) : shockCsv(result));
   return result.all.length;
 }
 
@@ -356,6 +357,7 @@ export function buildProgram(): Command {
       const { json } = globals();
       if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
       if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
+      if (opts.compare && opts.out && sameFile(opts.compare, opts.out)) throw new InvalidArgumentError(`--out ${opts.out} is the --compare file: write the exposure to another file`);
       checkOut(opts.out);
       await withSpace(async (space) => {
         const types = opts.types ?? ['occupation', 'industry'];
@@ -401,10 +403,10 @@ export function buildProgram(): Command {
             onProgress: (done, total) => bar.update(done, total, `epochs (${Math.floor((10 * done) / total) * 10}%)`),
           });
           bar.stop();
-          if (/\.json$/i.test(opts.out)) writeFileSync(opts.out, JSON.stringify(map));
+          if (/\.json$/i.test(opts.out)) writeFileAtomic(opts.out, JSON.stringify(map));
           else {
             const svg = await mapSvg(map);
-            writeFileSync(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
+            writeFileAtomic(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
           }
           const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
           print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);
