@@ -14,7 +14,7 @@ import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
-import { assertRejects, runCli } from './helpers.js';
+import { assertRejects, randomMatrix, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
@@ -142,6 +142,25 @@ Pca('should find the principal axes of a rotated diagonal matrix', () => {
   // Eigenvectors are the columns of R, up to sign.
   assert.ok(Math.abs(Math.abs(vectors[0] * c30 + vectors[1] * s30) - 1) < 1e-4, `${vectors}`);
   assert.ok(Math.abs(Math.abs(-vectors[3] * s30 + vectors[4] * c30) - 1) < 1e-4, `${vectors}`);
+});
+
+Pca('should centre the PCA map on the mean, keeping the variance of a space far from the origin', async () => {
+  // Every point at 1000 on each axis, spread along e0 (variance 1/3) and e1 (variance 0.03); each
+  // (t, s) with its mirror images, so that e0 and e1 are exactly the sample's principal axes.
+  const n = 3000, dim = 8;
+  const base = randomMatrix(n / 4, 2, 5);
+  const t = Float32Array.from({ length: 2 * n }, (_, j) => base[2 * Math.floor(j / 8) + (j % 2)] * ((j % 2 === 0 ? j % 8 < 4 : j % 4 < 2) ? 1 : -1));
+  const matrix = Float32Array.from({ length: n * dim }, (_, j) => 1000 + (j % dim === 0 ? t[2 * Math.floor(j / dim)] : j % dim === 1 ? 0.3 * t[2 * Math.floor(j / dim) + 1] : 0));
+  const refs = Array.from({ length: n }, (_, i) => `skill:test:${i}`);
+  const space = { dim, index: { vectors: (type: string) => (type === 'skill' ? { dim, refs, matrix, entityIds: new Int32Array(n) } : undefined) }, title: () => '' } as unknown as LaborSpace;
+  const map = await spaceMap(space, { types: ['skill'], labels: [] });
+  const variance = (f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i) ** 2).reduce((a, b) => a + b, 0) / n;
+  const [v0, v1] = [variance((i) => t[2 * i]), variance((i) => 0.3 * t[2 * i + 1])];
+  assert.ok(Math.abs(map.explained![0] - v0 / (v0 + v1)) < 1e-3 && Math.abs(map.explained![1] - v1 / (v0 + v1)) < 1e-3, `${map.explained} vs ${[v0, v1].map((v) => v / (v0 + v1))}`);
+  map.points.forEach((p, i) => {
+    assert.ok(Math.abs(Math.abs(p.x) - Math.abs(t[2 * i])) < 1e-3, `point ${i}: x ${p.x} vs ±${t[2 * i]}`);
+    assert.ok(Math.abs(Math.abs(p.y) - Math.abs(0.3 * t[2 * i + 1])) < 1e-3, `point ${i}: y ${p.y} vs ±${0.3 * t[2 * i + 1]}`);
+  });
 });
 
 Pca.run();
