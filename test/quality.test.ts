@@ -62,11 +62,9 @@ Quality('should order the documented pairs along the manufacturing-healthcare ax
 // Evaluation only: Felten, Raj & Seamans' AIOE (SOC 2010) and AIIE (4-digit NAICS), from ../shared.
 const FELTEN = join(import.meta.dirname, '..', '..', 'shared', 'data', 'validation', 'felten_aioe', 'AIOE_DataAppendix.xlsx');
 
-Quality('should correlate AI exposure with Felten et al. AIOE and AIIE (evaluation only)', async () => {
-  if (!existsSync(FELTEN)) {
-    console.log(`  skipped the Felten et al. comparison: ${FELTEN} is not here (it is in the project's shared data only)`);
-    return;
-  }
+const hasFelten = existsSync(FELTEN);
+if (!hasFelten) console.log(`  skipped the Felten et al. comparison: ${FELTEN} is not here (it is in the project's shared data only)`);
+(hasFelten ? Quality : Quality.skip)('should correlate AI exposure with Felten et al. AIOE and AIIE (evaluation only)', async () => {
   const exposure = await aiExposure(space);
   const occupations = await compareExposure(space, exposure, FELTEN, { key: 'SOC Code', value: 'AIOE', sheet: 1 });
   const industries = await compareExposure(space, exposure, FELTEN, { key: 'NAICS', value: 'AIIE', sheet: 2 });

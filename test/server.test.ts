@@ -119,19 +119,29 @@ Api('should bind to loopback by default from the command line options', async ()
 
 Api.run();
 
+// Without the browser the test is skipped, saying so, unless LABORSPACE_REQUIRE_SERVICES=1 (as
+// .ci/run sets) makes a missing browser a failure.
+const hasBrowser = existsSync(CHROMIUM);
+const skipBrowser = !hasBrowser && process.env.LABORSPACE_REQUIRE_SERVICES !== '1';
+if (skipBrowser) console.log(`  skipped the explorer's browser test: ${CHROMIUM} is missing (apt-get install chromium)`);
+
 const Explorer = suite('explorer in headless Chromium');
 let browser: Browser;
+let served = false;
 Explorer.before(async () => {
+  if (!hasBrowser) return;
   await setUp();
-  if (!existsSync(CHROMIUM)) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
+  served = true;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
 });
 Explorer.after(async () => {
   await browser?.close();
-  await tearDown();
+  if (served) await tearDown();
 });
 
-Explorer('should search, open a result, rank an axis and compute a shock', async () => {
+(skipBrowser ? Explorer.skip : Explorer)('should search, open a result, rank an axis and compute a shock', async () => {
+  // Here, not in the hook: uvu reports an error thrown by a before hook as nothing at all.
+  if (!hasBrowser) throw new Error(`the browser test needs Debian's chromium at ${CHROMIUM} (apt-get install chromium), as LABORSPACE_REQUIRE_SERVICES=1 asks`);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
