@@ -218,9 +218,15 @@ Runs('should say that another process holds the home when the store is locked', 
     const writer = Store.open(path);
     const other = Store.open(path);
     other.db.pragma('busy_timeout = 50');
+    const killed = writer.startRun({ kind: 'train' });
+    writer.db.prepare('UPDATE runs SET pid = ? WHERE id = ?').run(spawnSync('true').pid, killed);
     writer.db.exec('BEGIN IMMEDIATE');
     expectStoreError(() => other.upsertEntities([nurse]), 'LOCKED', /space\.db is locked: another process holds this Labor Space home/);
     expectStoreError(() => other.startRun({ kind: 'train' }), 'LOCKED', /another process holds this Labor Space home/);
+    // Opening for reading still works; the interrupted run is left to mark at a later open.
+    const reader = Store.open(path);
+    assert.is(reader.runs()[0].status, 'running');
+    reader.close();
     writer.db.exec('ROLLBACK');
     other.upsertEntities([nurse]);
     writer.close();

@@ -157,10 +157,15 @@ export class Store {
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
       store.migrate();
-      store.transaction(() => {
-        store.relativizeModelDirs();
-        store.markInterruptedRuns();
-      });
+      try {
+        store.transaction(() => {
+          store.relativizeModelDirs();
+          store.markInterruptedRuns();
+        });
+      } catch (e) {
+        // Housekeeping only: a store another process is writing to still opens, for reading.
+        if (!(e instanceof StoreError && e.code === 'LOCKED')) throw e;
+      }
       return store;
     } catch (e) {
       db.close();
