@@ -368,6 +368,10 @@ OnSpace('should refuse to score a file into itself, skip a JSONL row without the
   writeFileSync(input, content);
   await assertRejects(runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', input), SpaceError, /mixed\.jsonl is the input file: write the scores to another file/);
   assert.is(readFileSync(input, 'utf8'), content, 'the input is intact');
+  const scores = join(home, 'outside-scores.csv');
+  writeFileSync(scores, 'soc,score\n29-1141,1\n');
+  await assertRejects(runCli('--home', home, 'exposure', 'ai', '--compare', scores, '--key', 'soc', '--value', 'score', '--out', scores), Error, /--out .*outside-scores\.csv is the --compare file/);
+  assert.is(readFileSync(scores, 'utf8'), 'soc,score\n29-1141,1\n');
   const out = join(home, 'mixed.scored.jsonl');
   const printed = await runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', out, '--axes', 'none', '--on-error', 'skip');
   assert.match(printed, /^2 rows scored to .*mixed\.scored\.jsonl .*\nskipped line 2: no key "text" \(found: body\)$/);
