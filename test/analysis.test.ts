@@ -14,7 +14,7 @@ import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
-import { assertRejects, randomMatrix, runCli } from './helpers.js';
+import { assertRejects, beforeAll, randomMatrix, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
@@ -169,13 +169,13 @@ const OnSpace = suite('analyses on the fixture space');
 let home: string;
 let space: LaborSpace;
 
-OnSpace.before(async () => {
+beforeAll(OnSpace, async () => {
   home = mkdtempSync(join(tmpdir(), 'laborspace-analysis-'));
   await build(home, { dataDir: FIXTURES, threads: 2, train: false });
   space = await LaborSpace.open(home);
 });
 OnSpace.after(async () => {
-  await space.close();
+  await space?.close();
   rmSync(home, { recursive: true, force: true });
 });
 

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { ensureUseLiteModel, verifyModelDir } from '../src/encoder/model-cache.js';
 import { DataType, encodeModel } from '../src/encoder/onnx-proto.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
-import { assertRejects } from './helpers.js';
+import { assertRejects, beforeAll } from './helpers.js';
 
 const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-encoder-'));
@@ -28,7 +28,7 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 const Parity = suite('use-lite parity');
-Parity.before(async () => {
+beforeAll(Parity, async () => {
   encoder = await SentenceEncoder.load(ensureUseLiteModel(home).dir, { threads: 2 });
 });
 
@@ -188,7 +188,7 @@ Cache('should keep fine-tuned models when converting again, removing only stale 
 });
 
 Cache.after(async () => {
-  await encoder.close();
+  await encoder?.close();
   rmSync(home, { recursive: true, force: true });
 });
 

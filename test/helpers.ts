@@ -1,9 +1,28 @@
+import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { buildProgram } from '../src/cli/main.js';
 import { nativeInfo, setIsa, type Isa } from '../src/native.js';
 
 export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
+
+/**
+ * A suite's set-up, run once before its tests, whose failure fails every one of them: uvu reports an
+ * error thrown by a `before` hook as nothing at all (the suite shows 0 of N, the run exits 0).
+ */
+export function beforeAll(tests: Test, setUp: () => unknown): void {
+  let failure: unknown;
+  tests.before(async () => {
+    try {
+      await setUp();
+    } catch (e) {
+      failure = e;
+    }
+  });
+  tests.before.each(() => {
+    if (failure) throw failure;
+  });
+}
 
 /** Runs body once per instruction set this CPU supports, then restores the best one. */
 export function forEachIsa(body: (isa: Isa) => void): void {

@@ -10,14 +10,14 @@ import * as assert from 'uvu/assert';
 import { build } from '../src/build.js';
 import { LaborSpace } from '../src/space.js';
 import { TUNED_MODEL_ID } from '../src/train/run.js';
-import { runCli } from './helpers.js';
+import { beforeAll, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const root = mkdtempSync(join(tmpdir(), 'laborspace-homes-'));
 
 const Moved = suite('a home moved or copied');
 
-Moved.before(async () => {
+beforeAll(Moved, async () => {
   await build(join(root, 'home'), { dataDir: FIXTURES, threads: 2, train: { steps: 20, evalEvery: 10 } });
 });
 Moved.after(() => rmSync(root, { recursive: true, force: true }));

@@ -8,15 +8,16 @@ import * as assert from 'uvu/assert';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { LaborSpace } from '../src/space.js';
 import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
+import { beforeAll } from './helpers.js';
 
 const Quality = suite('the space built from the bundled data');
 let space: LaborSpace;
 
-Quality.before(async () => {
+beforeAll(Quality, async () => {
   await buildBundledHome();
   space = await LaborSpace.open(BUNDLED_HOME);
 });
-Quality.after(async () => space.close());
+Quality.after(async () => space?.close());
 
 Quality('should put Registered Nurses among the 10 occupations nearest "registered nurse"', async () => {
   const { results } = await space.near('registered nurse', { types: ['occupation'], k: 10 });

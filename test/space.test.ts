@@ -13,7 +13,7 @@ import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.
 import { exportVectors } from '../src/store/export.js';
 import { Store, StoreError } from '../src/store/index.js';
 import { randomMatrix } from '../src/util/random.js';
-import { assertRejects as rejects, runCli } from './helpers.js';
+import { assertRejects as rejects, beforeAll, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
@@ -92,13 +92,13 @@ Index.run();
 const Space = suite('LaborSpace on the fixture data');
 let space: LaborSpace;
 
-Space.before(async () => {
+beforeAll(Space, async () => {
   const summary = await build(home, { dataDir: FIXTURES, threads: 2, train: false });
   assert.ok(summary.encode.encoded > 600);
   space = await LaborSpace.open(home);
 });
 Space.after(async () => {
-  await space.close();
+  await space?.close();
 });
 
 Space('should parse queries: quoted text, references, plain text', () => {
