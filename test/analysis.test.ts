@@ -13,6 +13,7 @@ import { leadingEigenvectors, mapSvg, spaceMap } from '../src/analysis/map.js';
 import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
+import { IngestError } from '../src/data/errors.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
 import { assertRejects, beforeAll, randomMatrix, runCli } from './helpers.js';
 
@@ -381,6 +382,9 @@ OnSpace('should refuse to score a file into itself, skip a JSONL row without the
   await assertRejects(scoreFile(space, input, out, { textColumn: 'text', onError: 'fail', batchSize: 1 }), SpaceError, /mixed\.jsonl:2: no key "text"/);
   assert.is(readFileSync(out, 'utf8'), 'previous', 'a failed run leaves the output as it was');
   assert.equal(readdirSync(home).filter((f) => f.includes('.tmp-')), [], 'no temporary file left behind');
+  const latin1 = join(home, 'latin1.jsonl');
+  writeFileSync(latin1, Buffer.concat([Buffer.from('{"text": "nurse"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+  await assertRejects(scoreFile(space, latin1, join(home, 'latin1.scored.jsonl'), { textColumn: 'text' }), IngestError, /^latin1\.jsonl:2: not valid UTF-8 at byte offset 31/);
 });
 
 OnSpace('should refuse an axis whose poles cancel out, as arith refuses a zero expression', async () => {

@@ -4,7 +4,6 @@
  * industry, the top skills and the position on chosen axes. Memory stays at one batch whatever the
  * file's size; malformed rows are reported and skipped (or fail the run, as asked).
  */
-import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
@@ -12,7 +11,7 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
 
 import { IngestReport } from '../data/report.js';
-import { readTable } from '../data/table.js';
+import { openText, readTable } from '../data/table.js';
 import { project } from '../native.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
@@ -59,7 +58,7 @@ async function* textRows(path: string, options: ScoreOptions, report: IngestRepo
     return { line, text, id };
   };
   if (/\.jsonl$/i.test(path)) {
-    const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+    const lines = createInterface({ input: openText(path), crlfDelay: Infinity });
     // Each line stands alone: a bad one is skipped (reported) or fails the run.
     const bad = (line: number, reason: string) => {
       if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: ${reason}`);

@@ -62,7 +62,8 @@ function delimiterFor(path: string): string {
   return ',';
 }
 
-function openText(path: string): Readable {
+/** A text file's bytes (gunzipped for .gz), checked to be UTF-8. */
+export function openText(path: string): Readable {
   const raw = createReadStream(path);
   const checked = utf8Checked(basename(path), path.endsWith('.gz') ? ' of the decompressed text' : '');
   if (!path.endsWith('.gz')) {
