@@ -1,9 +1,10 @@
 /** Where Labor Space keeps its store, models and indices: --home, else $LABORSPACE_HOME, else the user cache. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { Store, StoreError } from './store/index.js';
+import { makeFolder } from './util/output-file.js';
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.LABORSPACE_HOME) return resolve(env.LABORSPACE_HOME);
@@ -16,23 +17,13 @@ export function storePath(home: string): string {
   return join(home, 'space.db');
 }
 
-/**
- * Creates a folder and its missing parents one level at a time: `mkdirSync(..., { recursive: true })`
- * loops forever where the system refuses a folder inside an existing one (e.g. under /proc).
- */
-function makeFolder(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
-  try {
-    for (const d of missing) mkdirSync(d);
-  } catch (e) {
-    throw new StoreError('NO_STORE', `cannot create the Labor Space home ${dir}: ${(e as Error).message}`);
-  }
-}
-
 /** Opens (creating the folder and store if needed) the store of a home folder. */
 export function openHomeStore(home: string): Store {
-  makeFolder(home);
+  try {
+    makeFolder(home);
+  } catch (e) {
+    throw new StoreError('NO_STORE', `cannot create the Labor Space home ${home}: ${(e as Error).message}`);
+  }
   return Store.open(storePath(home));
 }
 

@@ -1,3 +1,6 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { join } from 'node:path';
+
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -76,6 +79,12 @@ export async function assertRejects(promise: Promise<unknown>, type: Function, m
     return;
   }
   assert.unreachable(`expected ${type.name} ${message}`);
+}
+
+/** Runs the CLI in a child process (for what could hang the test process), stopped after a minute. */
+export function spawnCli(...argv: string[]): SpawnSyncReturns<string> {
+  const main = "import { main } from './src/cli/main.ts'; main([process.argv[0], 'laborspace', ...process.argv.slice(1)]).catch((e) => { console.error(e.message); process.exitCode = 1; });";
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', main, '--', ...argv], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8', timeout: 60_000 });
 }
 
 /** Runs the CLI in process with argv, returning what it printed to stdout; errors propagate, progress on stderr is dropped. */

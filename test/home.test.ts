@@ -1,5 +1,4 @@
 /** The home folder: moved or copied whole, missing, or impossible to create. */
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { build } from '../src/build.js';
 import { LaborSpace } from '../src/space.js';
 import { TUNED_MODEL_ID } from '../src/train/run.js';
-import { beforeAll, runCli } from './helpers.js';
+import { beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const root = mkdtempSync(join(tmpdir(), 'laborspace-homes-'));
@@ -67,16 +66,10 @@ Missing('should be refused by the commands that read a home, which do not create
 
 Missing('should fail fast, naming the folder, where the home cannot be created', () => {
   // In a child process: before the fix, creating a folder under /proc looped forever.
-  const cli = (...argv: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import { main } from './src/cli/main.ts'; main([process.argv[0], 'laborspace', ...process.argv.slice(1)]).catch((e) => { console.error(e.message); process.exitCode = 1; });", '--', ...argv], {
-      cwd: join(import.meta.dirname, '..'),
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-  const made = cli('--home', '/proc/laborspace-x', 'ingest', '--data', FIXTURES);
+  const made = spawnCli('--home', '/proc/laborspace-x', 'ingest', '--data', FIXTURES);
   assert.is(made.signal, null, 'finished before the time limit');
   assert.match(made.stderr, /cannot create the Labor Space home \/proc\/laborspace-x: ENOENT/);
-  const read = cli('--home', '/proc/laborspace-x', 'near', 'nurse');
+  const read = spawnCli('--home', '/proc/laborspace-x', 'near', 'nurse');
   assert.match(read.stderr, /no Labor Space home at \/proc\/laborspace-x/);
 });
 

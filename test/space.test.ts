@@ -13,7 +13,7 @@ import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.
 import { exportVectors } from '../src/store/export.js';
 import { Store, StoreError } from '../src/store/index.js';
 import { randomMatrix } from '../src/util/random.js';
-import { assertRejects as rejects, beforeAll, runCli } from './helpers.js';
+import { assertRejects as rejects, beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
@@ -198,6 +198,10 @@ Cli('should leave an export file as it was when the export fails', async () => {
   }
   assert.is(readFileSync(file, 'utf8'), 'previous');
   assert.equal(readdirSync(home).filter((f) => f.includes('.tmp-') || f === 'vectors.tsv'), []);
+  // In a child process: before the fix, making the folder under /proc looped forever.
+  const impossible = spawnCli('--home', home, 'export', '--format', 'projector', '--out', '/proc/laborspace-x/projector');
+  assert.is(impossible.signal, null, 'finished before the time limit');
+  assert.match(impossible.stderr, /ENOENT: no such file or directory, mkdir '\/proc\/laborspace-x'/);
 });
 
 Cli.after(() => rmSync(home, { recursive: true, force: true }));

@@ -4,12 +4,11 @@
  * - projector: vectors.tsv (one tab-separated vector per line) and metadata.tsv (header
  *   "ref<TAB>type<TAB>title", one line per vector), for the TensorFlow Embedding Projector.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 
-import { writeStreamAtomic } from '../util/output-file.js';
+import { makeFolder, writeStreamAtomic } from '../util/output-file.js';
 import { ENTITY_TYPES, type EntityType } from './refs.js';
 import type { Store } from './store.js';
 
@@ -48,7 +47,7 @@ export async function exportVectors(
     return { count, files: [options.out] };
   }
   const dir = options.out ?? 'projector';
-  mkdirSync(dir, { recursive: true });
+  makeFolder(dir);
   // Each file is renamed into place once complete.
   await writeStreamAtomic(join(dir, 'vectors.tsv'), (vectors) =>
     writeStreamAtomic(join(dir, 'metadata.tsv'), async (metadata) => {

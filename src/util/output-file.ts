@@ -1,10 +1,10 @@
 /**
  * Output files written whole or not at all: into a temporary file beside the target (the same
  * folder, so that the rename is atomic) renamed over it at the end. A run that fails or is killed
- * midway leaves whatever was at the target as it was.
+ * midway leaves whatever was at the target as it was. Output folders are made one level at a time.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -41,6 +41,16 @@ export async function writeStreamAtomic<T>(path: string, write: (out: WriteStrea
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * Creates a folder and its missing parents one level at a time: `mkdirSync(..., { recursive: true })`
+ * loops forever where the system refuses a folder inside an existing one (e.g. under /proc).
+ */
+export function makeFolder(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) mkdirSync(d);
 }
 
 /** Whether two paths name the same file (the same path, or links to one file). */
