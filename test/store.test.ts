@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -295,7 +295,7 @@ Migrations('should keep model folders inside the home relative to it, so that th
   }
 });
 
-Migrations('should migrate a store of schema 2: absolute model folders in the home become relative, unfinished runs interrupted', () => {
+Migrations('should migrate a store of schema 2: absolute model folders in the home (or copied with it) become relative, unfinished runs interrupted', () => {
   const dir = mkdtempSync(join(tmpdir(), 'laborspace-store-'));
   try {
     const path = join(dir, 'space.db');
@@ -303,13 +303,20 @@ Migrations('should migrate a store of schema 2: absolute model folders in the ho
     db.exec(MIGRATIONS[0]);
     db.exec(MIGRATIONS[1]);
     db.pragma('user_version = 2');
-    db.prepare('INSERT INTO models (id, name, dim, extra) VALUES (?, ?, ?, ?)').run('m', 'm', 2, JSON.stringify({ dir: join(dir, 'models', 'm1') }));
+    const model = db.prepare('INSERT INTO models (id, name, dim, extra) VALUES (?, ?, ?, ?)');
+    model.run('m', 'm', 2, JSON.stringify({ dir: join(dir, 'models', 'm1') }));
+    // A home copied from /old/home: its model folders came with it (m2), or did not (m3).
+    mkdirSync(join(dir, 'models', 'm2'), { recursive: true });
+    model.run('copied', 'm', 2, JSON.stringify({ dir: '/old/home/models/m2' }));
+    model.run('elsewhere', 'm', 2, JSON.stringify({ dir: '/old/home/models/m3' }));
     db.prepare("INSERT INTO runs (kind, status) VALUES ('train', 'running')").run();
     db.close();
     const store = Store.open(path);
     assert.is(store.schemaVersion, MIGRATIONS.length);
-    assert.is(JSON.parse(store.db.prepare<[], { extra: string }>('SELECT extra FROM models').get()!.extra).dir, join('models', 'm1'));
+    const stored = (id: string) => JSON.parse(store.db.prepare<[string], { extra: string }>('SELECT extra FROM models WHERE id = ?').get(id)!.extra).dir;
+    assert.equal(['m', 'copied', 'elsewhere'].map(stored), [join('models', 'm1'), join('models', 'm2'), '/old/home/models/m3']);
     assert.is(store.model('m')!.extra.dir, join(dir, 'models', 'm1'));
+    assert.is(store.model('copied')!.extra.dir, join(dir, 'models', 'm2'));
     assert.is(store.runs()[0].status, 'interrupted');
     store.close();
   } finally {

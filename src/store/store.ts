@@ -4,7 +4,8 @@
  * violations surface as StoreError with a code and the offending item. A model's `extra.dir` inside
  * the store's folder is kept relative to it, so that a home can be moved or copied.
  */
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 
 import Database from 'better-sqlite3';
 
@@ -194,14 +195,21 @@ export class Store {
     }
   }
 
-  /** Model folders stored as absolute paths inside the store's folder (as before relative ones) become relative. */
+  /**
+   * Model folders stored as absolute paths (as stores did before relative ones) become relative
+   * when inside the store's folder, or when they name `.../models/NAME` and the store's folder has
+   * its own `models/NAME`: a home moved or copied before this uses its own models.
+   */
   private relativizeModelDirs(): void {
-    if (!this.folder) return;
+    const folder = this.folder;
+    if (!folder) return;
     const rows = this.db.prepare<[], { id: string; extra: string }>('SELECT id, extra FROM models').all();
     for (const row of rows) {
       const extra = JSON.parse(row.extra) as Record<string, unknown>;
       if (typeof extra.dir !== 'string' || !isAbsolute(extra.dir)) continue;
-      const stored = this.storedDir(extra.dir);
+      const own = join('models', basename(extra.dir));
+      const moved = basename(dirname(extra.dir)) === 'models' && existsSync(join(folder, own));
+      const stored = moved ? own : this.storedDir(extra.dir);
       if (stored !== extra.dir) this.db.prepare('UPDATE models SET extra = ? WHERE id = ?').run(JSON.stringify({ ...extra, dir: stored }), row.id);
     }
   }
