@@ -10,7 +10,7 @@ import { arith, type ArithOptions, type ArithResult, axis, type AxisOptions, typ
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder } from './encoder/sentence-encoder.js';
 import { TUNED_MODEL_ID } from './train/run.js';
-import { openHomeStore } from './home.js';
+import { openBuiltHomeStore } from './home.js';
 import { SpaceIndex } from './index/space-index.js';
 import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Model, type Store, StoreError } from './store/index.js';
 
@@ -92,7 +92,12 @@ export class LaborSpace {
    * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
    */
   static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
-    const store = openHomeStore(home);
+    let store: Store;
+    try {
+      store = openBuiltHomeStore(home);
+    } catch (e) {
+      throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
+    }
     try {
       const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);

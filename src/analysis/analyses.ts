@@ -43,6 +43,15 @@ async function operandVectors(space: LaborSpace, operands: readonly Operand[]): 
   return out;
 }
 
+/** Throws `message` when a vector is (to float rounding) zero: it points nowhere. */
+function requireDirection(vector: Float32Array, message: string): void {
+  let norm = 0;
+  for (const v of vector) norm += v * v;
+  if (!(norm > 1e-12)) throw new SpaceError('BAD_QUERY', message);
+}
+
+const NO_AXIS = 'the axis has no direction: mean(to) - mean(from) is the zero vector (its poles cancel out)';
+
 /** The unit vector of a linear expression, with the references it names. */
 export async function expressionVector(space: LaborSpace, expr: string): Promise<{ vector: Float32Array; refs: string[] }> {
   const { terms } = linearize(expr);
@@ -52,9 +61,7 @@ export async function expressionVector(space: LaborSpace, expr: string): Promise
     weights: Float32Array.from(terms, (t) => t.coefficient),
     offsets: Int32Array.of(0, terms.length),
   });
-  let norm = 0;
-  for (const v of sum) norm += v * v;
-  if (!(norm > 1e-12)) throw new SpaceError('BAD_QUERY', `"${expr}" is the zero vector: its operands cancel out`);
+  requireDirection(sum, `"${expr}" is the zero vector: its operands cancel out`);
   const refs = terms.flatMap((t) => (t.operand.kind === 'ref' ? [resolveRef(space, t.operand.ref)] : []));
   return { vector: normalize(sum, space.dim), refs };
 }
@@ -152,7 +159,9 @@ export async function axisPoleMeans(space: LaborSpace, from: readonly string[], 
   const { fromOps, toOps } = axisMembers(space, from, to);
   const rows = await operandVectors(space, [...fromOps, ...toOps]);
   const means = meanRows(rows, space.dim, [fromOps.map((_, i) => i), toOps.map((_, i) => fromOps.length + i)]);
-  return { from: means.slice(0, space.dim), to: means.slice(space.dim) };
+  const [fromMean, toMean] = [means.slice(0, space.dim), means.slice(space.dim)];
+  requireDirection(toMean.map((v, i) => v - fromMean[i]), NO_AXIS);
+  return { from: fromMean, to: toMean };
 }
 
 export interface AxisOptions {
@@ -205,6 +214,7 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
     offsets.push(indices.length);
   }
   const directions = combine(members, dim, { indices: Int32Array.from(indices), weights: Float32Array.from(weights), offsets: Int32Array.from(offsets) });
+  requireDirection(directions.subarray(0, dim), NO_AXIS);
   const hitOf = (scores: Float32Array, row: number, ref: string): AxisHit => {
     const width = resamples + 1;
     const hit: AxisHit = { ref, title: space.title(ref), score: scores[row * width] };
