@@ -1,9 +1,10 @@
 /** Where Labor Space keeps its store, models and indices: --home, else $LABORSPACE_HOME, else the user cache. */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { Store } from './store/index.js';
+import { Store, StoreError } from './store/index.js';
+import { makeFolder } from './util/output-file.js';
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.LABORSPACE_HOME) return resolve(env.LABORSPACE_HOME);
@@ -18,6 +19,16 @@ export function storePath(home: string): string {
 
 /** Opens (creating the folder and store if needed) the store of a home folder. */
 export function openHomeStore(home: string): Store {
-  mkdirSync(home, { recursive: true });
+  try {
+    makeFolder(home);
+  } catch (e) {
+    throw new StoreError('NO_STORE', `cannot create the Labor Space home ${home}: ${(e as Error).message}`);
+  }
+  return Store.open(storePath(home));
+}
+
+/** Opens the store of a home that was built: a missing home is an error, never created. */
+export function openBuiltHomeStore(home: string): Store {
+  if (!existsSync(storePath(home))) throw new StoreError('NO_STORE', `no Labor Space home at ${home}: run \`laborspace build\``);
   return Store.open(storePath(home));
 }

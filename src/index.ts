@@ -3,7 +3,7 @@ export * from './native.js';
 export * from './store/index.js';
 export { ingest, type FirmFile, type IngestOptions, type IngestSummary } from './data/ingest.js';
 export { IngestError } from './data/errors.js';
-export { defaultHome, openHomeStore, storePath } from './home.js';
+export { defaultHome, openBuiltHomeStore, openHomeStore, storePath } from './home.js';
 export { VERSION } from './version.js';
 export { build, encodeStep, indexStep, type BuildSummary } from './build.js';
 export { LaborSpace, BASE_MODEL_ID, SpaceError, parseQuery, type NearHit, type NearOptions, type NearResult } from './space.js';

@@ -11,7 +11,7 @@ import { MAX_QUERY_LENGTH } from './analysis/expr.js';
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { EncoderThread } from './encoder/encoder-thread.js';
 import { TUNED_MODEL_ID } from './train/run.js';
-import { openHomeStore } from './home.js';
+import { openBuiltHomeStore } from './home.js';
 import { SpaceIndex } from './index/space-index.js';
 import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Model, type Store, StoreError } from './store/index.js';
 
@@ -101,7 +101,12 @@ export class LaborSpace {
    * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
    */
   static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
-    const store = openHomeStore(home);
+    let store: Store;
+    try {
+      store = openBuiltHomeStore(home);
+    } catch (e) {
+      throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
+    }
     try {
       const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
@@ -117,7 +122,7 @@ export class LaborSpace {
    * The encoder of the space's model, loaded on first use (the base one converted again if its
    * files went missing), on a worker thread so that encoding leaves the event loop free.
    */
-  private encoderInstance(): Promise<EncoderThread> {
+  encoderInstance(): Promise<EncoderThread> {
     this.encoder ??= (async () => {
       const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
       const encoder = await EncoderThread.load(dir, { quantized: this.quantized });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,8 +13,9 @@ import { leadingEigenvectors, mapSvg, spaceMap } from '../src/analysis/map.js';
 import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
+import { IngestError } from '../src/data/errors.js';
 import { LaborSpace, SpaceError } from '../src/space.js';
-import { assertRejects, runCli } from './helpers.js';
+import { assertRejects, beforeAll, randomMatrix, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 
@@ -144,19 +145,38 @@ Pca('should find the principal axes of a rotated diagonal matrix', () => {
   assert.ok(Math.abs(Math.abs(-vectors[3] * s30 + vectors[4] * c30) - 1) < 1e-4, `${vectors}`);
 });
 
+Pca('should centre the PCA map on the mean, keeping the variance of a space far from the origin', async () => {
+  // Every point at 1000 on each axis, spread along e0 (variance 1/3) and e1 (variance 0.03); each
+  // (t, s) with its mirror images, so that e0 and e1 are exactly the sample's principal axes.
+  const n = 3000, dim = 8;
+  const base = randomMatrix(n / 4, 2, 5);
+  const t = Float32Array.from({ length: 2 * n }, (_, j) => base[2 * Math.floor(j / 8) + (j % 2)] * ((j % 2 === 0 ? j % 8 < 4 : j % 4 < 2) ? 1 : -1));
+  const matrix = Float32Array.from({ length: n * dim }, (_, j) => 1000 + (j % dim === 0 ? t[2 * Math.floor(j / dim)] : j % dim === 1 ? 0.3 * t[2 * Math.floor(j / dim) + 1] : 0));
+  const refs = Array.from({ length: n }, (_, i) => `skill:test:${i}`);
+  const space = { dim, index: { vectors: (type: string) => (type === 'skill' ? { dim, refs, matrix, entityIds: new Int32Array(n) } : undefined) }, title: () => '' } as unknown as LaborSpace;
+  const map = await spaceMap(space, { types: ['skill'], labels: [] });
+  const variance = (f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i) ** 2).reduce((a, b) => a + b, 0) / n;
+  const [v0, v1] = [variance((i) => t[2 * i]), variance((i) => 0.3 * t[2 * i + 1])];
+  assert.ok(Math.abs(map.explained![0] - v0 / (v0 + v1)) < 1e-3 && Math.abs(map.explained![1] - v1 / (v0 + v1)) < 1e-3, `${map.explained} vs ${[v0, v1].map((v) => v / (v0 + v1))}`);
+  map.points.forEach((p, i) => {
+    assert.ok(Math.abs(Math.abs(p.x) - Math.abs(t[2 * i])) < 1e-3, `point ${i}: x ${p.x} vs ±${t[2 * i]}`);
+    assert.ok(Math.abs(Math.abs(p.y) - Math.abs(0.3 * t[2 * i + 1])) < 1e-3, `point ${i}: y ${p.y} vs ±${0.3 * t[2 * i + 1]}`);
+  });
+});
+
 Pca.run();
 
 const OnSpace = suite('analyses on the fixture space');
 let home: string;
 let space: LaborSpace;
 
-OnSpace.before(async () => {
+beforeAll(OnSpace, async () => {
   home = mkdtempSync(join(tmpdir(), 'laborspace-analysis-'));
   await build(home, { dataDir: FIXTURES, threads: 2, train: false });
   space = await LaborSpace.open(home);
 });
 OnSpace.after(async () => {
-  await space.close();
+  await space?.close();
   rmSync(home, { recursive: true, force: true });
 });
 
@@ -349,6 +369,38 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   await fails(['score', '--input', join(home, 'none.csv'), '--text-column', 'text'], /no such file/);
   const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
   assert.is(exposure.results.occupation.length, 2);
+});
+
+OnSpace('should refuse to score a file into itself, skip a JSONL row without the text key, and write the output whole or not at all', async () => {
+  const input = join(home, 'mixed.jsonl');
+  const content = '{"text": "nurse on a hospital ward"}\n{"body": "welder"}\n{"text": "baker"}\n';
+  writeFileSync(input, content);
+  await assertRejects(runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', input), SpaceError, /mixed\.jsonl is the input file: write the scores to another file/);
+  assert.is(readFileSync(input, 'utf8'), content, 'the input is intact');
+  const scores = join(home, 'outside-scores.csv');
+  writeFileSync(scores, 'soc,score\n29-1141,1\n');
+  await assertRejects(runCli('--home', home, 'exposure', 'ai', '--compare', scores, '--key', 'soc', '--value', 'score', '--out', scores), Error, /--out .*outside-scores\.csv is the --compare file/);
+  assert.is(readFileSync(scores, 'utf8'), 'soc,score\n29-1141,1\n');
+  const out = join(home, 'mixed.scored.jsonl');
+  const printed = await runCli('--home', home, 'score', '--input', input, '--text-column', 'text', '--out', out, '--axes', 'none', '--on-error', 'skip');
+  assert.match(printed, /^2 rows scored to .*mixed\.scored\.jsonl .*\nskipped line 2: no key "text" \(found: body\)$/);
+  assert.equal(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).id), ['1', '3']);
+  writeFileSync(out, 'previous');
+  // The first row is scored and written before the second fails the run.
+  await assertRejects(scoreFile(space, input, out, { textColumn: 'text', onError: 'fail', batchSize: 1 }), SpaceError, /mixed\.jsonl:2: no key "text"/);
+  assert.is(readFileSync(out, 'utf8'), 'previous', 'a failed run leaves the output as it was');
+  assert.equal(readdirSync(home).filter((f) => f.includes('.tmp-')), [], 'no temporary file left behind');
+  const latin1 = join(home, 'latin1.jsonl');
+  writeFileSync(latin1, Buffer.concat([Buffer.from('{"text": "nurse"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+  await assertRejects(scoreFile(space, latin1, join(home, 'latin1.scored.jsonl'), { textColumn: 'text' }), IngestError, /^latin1\.jsonl:2: not valid UTF-8 at byte offset 31/);
+});
+
+OnSpace('should refuse an axis whose poles cancel out, as arith refuses a zero expression', async () => {
+  const none = /the axis has no direction: mean\(to\) - mean\(from\) is the zero vector \(its poles cancel out\)/;
+  await assertRejects(space.axis(['industry:naics:62'], ['industry:naics:62']), SpaceError, none);
+  await assertRejects(space.axis(['"welding"', 'occupation:onet:29-1141.00'], ['occupation:onet:29-1141.00', '"welding"']), SpaceError, none, 'BAD_QUERY');
+  await assertRejects(axisPoleMeans(space, ['industry:naics:62'], ['industry:naics:62']), SpaceError, none);
+  await assertRejects(runCli('--home', home, 'axis', '--from', 'industry:naics:62', '--to', 'industry:naics:62'), SpaceError, none);
 });
 
 OnSpace.run();

@@ -6,16 +6,17 @@ import type { IngestSummary } from '../src/data/ingest.js';
 import { openHomeStore } from '../src/home.js';
 import type { Store } from '../src/store/index.js';
 import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
+import { beforeAll } from './helpers.js';
 
 const Bundled = suite('bundled data');
 let store: Store;
 let summary: IngestSummary;
 
-Bundled.before(async () => {
+beforeAll(Bundled, async () => {
   summary = (await buildBundledHome()).ingest;
   store = openHomeStore(BUNDLED_HOME);
 });
-Bundled.after(() => store.close());
+Bundled.after(() => store?.close());
 
 const count = (sql: string, ...params: unknown[]) => (store.db.prepare(sql).get(...params) as { n: number }).n;
 

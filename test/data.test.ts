@@ -13,7 +13,8 @@ import { IngestError } from '../src/data/errors.js';
 import { escoRef, loadEsco } from '../src/data/esco.js';
 import { loadFirmFile, parseFirmColumns } from '../src/data/firms.js';
 import { IndustryMatcher, industryTokens } from '../src/data/industry-matcher.js';
-import { ingest } from '../src/data/ingest.js';
+import { ingest, MAX_SKIP_GROUPS } from '../src/data/ingest.js';
+import { formatIngestSummary } from '../src/cli/ingest.js';
 import { loadNaics, naicsParent, naicsSector, stripTrilateral } from '../src/data/naics.js';
 import { loadOnet } from '../src/data/onet.js';
 import { IngestReport } from '../src/data/report.js';
@@ -46,6 +47,47 @@ Table('should read CSV with a BOM, CRLF line ends and multi-line quoted fields, 
       assert.equal(rows.map((r) => r.values), [{ code: '1', text: 'first line\r\nsecond line' }, { code: '2', text: 'plain' }], file);
       assert.equal(rows.map((r) => r.line), [2, 4], `${file}: line numbers where each record starts`);
     }
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Table('should read UTF-8 split anywhere across chunks, and fail on other bytes naming the file, byte and line', async () => {
+  const dir = tmp();
+  try {
+    // Two-, three- and four-byte characters at every offset against the stream's 64 KiB chunks.
+    const text = Array.from({ length: 9000 }, (_, i) => `${i},é€😀${'x'.repeat(i % 5)}`).join('\n');
+    writeFileSync(join(dir, 'wide.csv'), `code,text\n${text}\n`);
+    writeFileSync(join(dir, 'wide.csv.gz'), gzipSync(`code,text\n${text}\n`));
+    for (const file of ['wide.csv', 'wide.csv.gz']) {
+      const rows = await collect(join(dir, file));
+      assert.is(rows.length, 9000, file);
+      assert.ok(rows.every((r, i) => r.values.text === `é€😀${'x'.repeat(i % 5)}`), `${file}: every character intact`);
+    }
+    writeFileSync(join(dir, 'latin1.csv'), Buffer.concat([Buffer.from('code,text\n1,plain\n2,caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    await rejects(collect(join(dir, 'latin1.csv')), IngestError, /^latin1\.csv:3: not valid UTF-8 at byte offset 23: save it as UTF-8$/);
+    writeFileSync(join(dir, 'cut.csv.gz'), gzipSync(Buffer.concat([Buffer.from('code,text\n1,'), Buffer.from([0xe2, 0x82])])));
+    await rejects(collect(join(dir, 'cut.csv.gz')), IngestError, /^cut\.csv\.gz:2: not valid UTF-8 at byte offset 12 of the decompressed text/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Table('should fail on a required column missing from the header, an empty file, or one without a good row', async () => {
+  const dir = tmp();
+  try {
+    const read = (content: string) => {
+      writeFileSync(join(dir, 'a.csv'), content);
+      return collect(join(dir, 'a.csv'), { columns: ['Code', 'Description'] });
+    };
+    await rejects(read('Code,Descr\n1,x\n'), IngestError, /^a\.csv:1 \(column Description\): no column "Description" in the header \(found: Code, Descr\)$/);
+    await rejects(read(''), IngestError, /^a\.csv: is empty \(expected a header with Code, Description\)$/);
+    await rejects(read('Code,Description\n'), IngestError, /^a\.csv: has a header but no rows it could read$/);
+    await rejects(read('Code,Description\n1,x,y\n'), IngestError, /no rows it could read/);
+    assert.equal((await read('Code,Description,Extra\n1,x,y\n')).map((r) => r.values.Code), ['1']);
+    assert.equal(await collect(join(dir, 'a.csv')), [{ line: 2, values: { Code: '1', Description: 'x', Extra: 'y' } }]);
+    writeFileSync(join(dir, 'b.csv'), '');
+    assert.equal(await collect(join(dir, 'b.csv')), [], 'without required columns an empty file is no error');
   } finally {
     rmSync(dir, { recursive: true });
   }
@@ -408,6 +450,58 @@ Ingest('should leave the store as it was when a file cannot be read', async () =
     assert.equal(store.entityCounts(), [{ type: 'skill', source: 'test', count: 1 }]);
     assert.equal(store.relationCounts(), []);
     store.close();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Ingest('should fail on structurally broken sources, naming the file and column, and leave the store as it was', async () => {
+  const dir = tmp();
+  try {
+    cpSync(FIXTURES, dir, { recursive: true });
+    const store = Store.open(':memory:');
+    const descriptions = join(dir, 'naics', '2017', '2017_NAICS_Descriptions.csv');
+    const saved = readFileSync(descriptions);
+    writeFileSync(descriptions, '');
+    await rejects(ingest(store, { dataDir: dir }), IngestError, /^2017_NAICS_Descriptions\.csv: is empty \(expected a header with Code, Description\)$/);
+    writeFileSync(descriptions, saved);
+    const occupations = join(dir, 'esco', 'v1.1.1', 'occupations_en.csv');
+    writeFileSync(occupations, readFileSync(occupations, 'utf8').replace(/^conceptType,conceptUri,/, 'conceptType,conceptURI,'));
+    await rejects(ingest(store, { dataDir: dir }), IngestError, /^occupations_en\.csv:1 \(column conceptUri\): no column "conceptUri" in the header \(found: conceptType, conceptURI, /);
+    rmSync(occupations);
+    cpSync(join(FIXTURES, 'esco', 'v1.1.1', 'occupations_en.csv'), occupations);
+    // Binary garbage inside a valid gzip stream, after the header and one good row.
+    const skills = join(dir, 'esco', 'v1.1.1', 'skills_en.csv');
+    const [header, first] = readFileSync(skills, 'utf8').split('\n');
+    const garbage = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919 + 13) % 256));
+    writeFileSync(`${skills}.gz`, gzipSync(Buffer.concat([Buffer.from(`${header}\n${first}\n`), garbage])));
+    const at = Buffer.byteLength(`${header}\n${first}\n`) + garbage.findIndex((b) => b >= 0x80);
+    await rejects(ingest(store, { dataDir: dir }), IngestError, new RegExp(`^skills_en\\.csv\\.gz:3: not valid UTF-8 at byte offset ${at} of the decompressed text`));
+    assert.equal(store.entityCounts(), []);
+    store.close();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+Ingest('should keep the summary of skipped rows bounded however many ways the rows are broken', async () => {
+  const dir = tmp();
+  try {
+    cpSync(FIXTURES, dir, { recursive: true });
+    const skills = join(dir, 'esco', 'v1.1.1', 'skills_en.csv');
+    // 120 rows, each with its own wrong field count, and one whose unquoted field holds a quote.
+    const broken = Array.from({ length: 120 }, (_, i) => Array.from({ length: 14 + i }, () => 'x').join(','));
+    writeFileSync(skills, `${readFileSync(skills, 'utf8')}${broken.join('\n')}\n${'y'.repeat(100_000)}"z\n`);
+    const store = Store.open(':memory:');
+    const summary = await ingest(store, { dataDir: dir });
+    store.close();
+    assert.is(summary.skipped.length, MAX_SKIP_GROUPS);
+    assert.ok(summary.skippedOmitted && summary.skippedOmitted.groups > 70, JSON.stringify(summary.skippedOmitted));
+    assert.ok(summary.skipped.every((g) => g.reason.length <= 200));
+    const text = formatIngestSummary(summary);
+    assert.ok(text.length < 20_000, `${text.length} characters`);
+    assert.match(text, /\.\.\. and \d+ more kinds of skipped rows \(\d+ rows\)/);
+    assert.ok(JSON.stringify(summary).length < 30_000);
   } finally {
     rmSync(dir, { recursive: true });
   }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { EncoderThread } from '../src/encoder/encoder-thread.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { readTfjsWeights } from '../src/encoder/tfjs-weights.js';
 import { buildUseLiteGraph, INT8_WEIGHT_RANGE, quantizeColumns } from '../src/encoder/use-lite.js';
-import { assertRejects } from './helpers.js';
+import { assertRejects, beforeAll } from './helpers.js';
 
 const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-encoder-'));
@@ -30,15 +31,13 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 const Parity = suite('use-lite parity');
-Parity.before(async () => {
+beforeAll(Parity, async () => {
   encoder = await SentenceEncoder.load(ensureUseLiteModel(home).dir, { threads: 2 });
 });
 
-Parity('should match the original TF.js graph on the reference texts: same token ids, cosine >= 0.9999', async () => {
-  if (!existsSync(REFERENCE)) {
-    console.log(`  (skipped: ${REFERENCE} is absent outside the development checkout)`);
-    return;
-  }
+const hasReference = existsSync(REFERENCE);
+if (!hasReference) console.log(`  skipped the parity check against the TF.js reference: ${REFERENCE} is absent outside the development checkout`);
+(hasReference ? Parity : Parity.skip)('should match the original TF.js graph on the reference texts: same token ids, cosine >= 0.9999', async () => {
   const reference = JSON.parse(readFileSync(REFERENCE, 'utf8')) as { items: { text: string; ids: number[]; embedding: number[] }[] };
   const { vectors, dim, truncated } = await encoder.encode(reference.items.map((i) => i.text));
   assert.is(dim, 512);
@@ -232,8 +231,26 @@ Cache('should convert once, then reuse; a corrupt file is found and converted ag
   assert.is(verifyModelDir(again.dir), 'onnx/model.onnx is missing');
 });
 
+Cache('should keep fine-tuned models when converting again, removing only stale conversions', () => {
+  const models = join(home, 'models');
+  const tuned = join(models, 'use-lite-tuned-0123456789ab');
+  mkdirSync(join(tuned, 'onnx'), { recursive: true });
+  writeFileSync(join(tuned, 'onnx', 'model.onnx'), 'tuned');
+  const stale = join(models, 'use-lite-0123456789ab');
+  const abandoned = join(models, `use-lite-0123456789ab.tmp-${spawnSync('true').pid}`); // its process has ended
+  const inProgress = join(models, `use-lite-0123456789ab.tmp-${process.pid}`);
+  for (const dir of [stale, abandoned, inProgress]) mkdirSync(dir, { recursive: true });
+  const current = ensureUseLiteModel(home);
+  writeFileSync(join(current.dir, 'tokenizer.json'), '{}');
+  assert.is(ensureUseLiteModel(home).converted, true);
+  assert.is(readFileSync(join(tuned, 'onnx', 'model.onnx'), 'utf8'), 'tuned', 'the fine-tuned model is kept');
+  assert.ok(existsSync(inProgress), "another process's conversion in progress is kept");
+  assert.not.ok(existsSync(stale) || existsSync(abandoned), 'stale conversions are removed');
+  rmSync(inProgress, { recursive: true });
+});
+
 Cache.after(async () => {
-  await encoder.close();
+  await encoder?.close();
   rmSync(home, { recursive: true, force: true });
 });
 

@@ -1,9 +1,31 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { join } from 'node:path';
+
+import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { buildProgram } from '../src/cli/main.js';
 import { nativeInfo, setIsa, type Isa } from '../src/native.js';
 
 export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
+
+/**
+ * A suite's set-up, run once before its tests, whose failure fails every one of them: uvu reports an
+ * error thrown by a `before` hook as nothing at all (the suite shows 0 of N, the run exits 0).
+ */
+export function beforeAll(tests: Test, setUp: () => unknown): void {
+  let failure: unknown;
+  tests.before(async () => {
+    try {
+      await setUp();
+    } catch (e) {
+      failure = e;
+    }
+  });
+  tests.before.each(() => {
+    if (failure) throw failure;
+  });
+}
 
 /** Runs body once per instruction set this CPU supports, then restores the best one. */
 export function forEachIsa(body: (isa: Isa) => void): void {
@@ -57,6 +79,12 @@ export async function assertRejects(promise: Promise<unknown>, type: Function, m
     return;
   }
   assert.unreachable(`expected ${type.name} ${message}`);
+}
+
+/** Runs the CLI in a child process (for what could hang the test process), stopped after a minute. */
+export function spawnCli(...argv: string[]): SpawnSyncReturns<string> {
+  const main = "import { main } from './src/cli/main.ts'; main([process.argv[0], 'laborspace', ...process.argv.slice(1)]).catch((e) => { console.error(e.message); process.exitCode = 1; });";
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', main, '--', ...argv], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8', timeout: 60_000 });
 }
 
 /** Runs the CLI in process with argv, returning what it printed to stdout; errors propagate, progress on stderr is dropped. */

@@ -116,6 +116,7 @@ TopK('should break equal scores by ascending row index', () => {
 TopK('should give the same answer on 1 and 2 threads', () => {
   const q = randomMatrix(40, 128, 3);
   const x = randomMatrix(3000, 128, 4);
+  const threads = nativeInfo().threads;
   try {
     setThreads(1);
     const one = topk(q, x, 128, { k: 7 });
@@ -124,7 +125,7 @@ TopK('should give the same answer on 1 and 2 threads', () => {
     assert.equal([...one.indices], [...two.indices]);
     assert.equal([...one.scores], [...two.scores]);
   } finally {
-    setThreads(nativeInfo().threads);
+    setThreads(threads);
   }
 });
 

@@ -8,15 +8,16 @@ import * as assert from 'uvu/assert';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { LaborSpace } from '../src/space.js';
 import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
+import { beforeAll } from './helpers.js';
 
 const Quality = suite('the space built from the bundled data');
 let space: LaborSpace;
 
-Quality.before(async () => {
+beforeAll(Quality, async () => {
   await buildBundledHome();
   space = await LaborSpace.open(BUNDLED_HOME);
 });
-Quality.after(async () => space.close());
+Quality.after(async () => space?.close());
 
 Quality('should put Registered Nurses among the 10 occupations nearest "registered nurse"', async () => {
   const { results } = await space.near('registered nurse', { types: ['occupation'], k: 10 });
@@ -62,11 +63,9 @@ Quality('should order the documented pairs along the manufacturing-healthcare ax
 // Evaluation only: Felten, Raj & Seamans' AIOE (SOC 2010) and AIIE (4-digit NAICS), from ../shared.
 const FELTEN = join(import.meta.dirname, '..', '..', 'shared', 'data', 'validation', 'felten_aioe', 'AIOE_DataAppendix.xlsx');
 
-Quality('should correlate AI exposure with Felten et al. AIOE and AIIE (evaluation only)', async () => {
-  if (!existsSync(FELTEN)) {
-    console.log(`  skipped the Felten et al. comparison: ${FELTEN} is not here (it is in the project's shared data only)`);
-    return;
-  }
+const hasFelten = existsSync(FELTEN);
+if (!hasFelten) console.log(`  skipped the Felten et al. comparison: ${FELTEN} is not here (it is in the project's shared data only)`);
+(hasFelten ? Quality : Quality.skip)('should correlate AI exposure with Felten et al. AIOE and AIIE, both constructions of the direction (evaluation only)', async () => {
   for (const construction of ['skills', 'texts'] as const) {
     const exposure = await aiExposure(space, { construction });
     const occupations = await compareExposure(space, exposure, FELTEN, { key: 'SOC Code', value: 'AIOE', sheet: 1 });

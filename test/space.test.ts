@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,9 +10,10 @@ import { openHomeStore } from '../src/home.js';
 import { SpaceIndex } from '../src/index/space-index.js';
 import { topk } from '../src/native.js';
 import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.js';
-import { Store } from '../src/store/index.js';
+import { exportVectors } from '../src/store/export.js';
+import { Store, StoreError } from '../src/store/index.js';
 import { randomMatrix } from '../src/util/random.js';
-import { assertRejects as rejects, runCli } from './helpers.js';
+import { assertRejects as rejects, beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
@@ -91,13 +92,13 @@ Index.run();
 const Space = suite('LaborSpace on the fixture data');
 let space: LaborSpace;
 
-Space.before(async () => {
+beforeAll(Space, async () => {
   const summary = await build(home, { dataDir: FIXTURES, threads: 2, train: false });
   assert.ok(summary.encode.encoded > 600);
   space = await LaborSpace.open(home);
 });
 Space.after(async () => {
-  await space.close();
+  await space?.close();
 });
 
 Space('should parse queries: quoted text, references, plain text', () => {
@@ -128,7 +129,10 @@ Space('should reject bad queries and options', async () => {
   await rejects(space.near('nurse', { k: 0 }), SpaceError, /k must be an integer from 1 to 1000, got 0/);
   await rejects(space.near('nurse', { types: ['planet' as 'skill'] }), SpaceError, /unknown type "planet"/);
   const empty = mkdtempSync(join(tmpdir(), 'laborspace-empty-'));
-  await rejects(LaborSpace.open(empty), SpaceError, /has no encoded space yet: run `laborspace build/);
+  await rejects(LaborSpace.open(empty), SpaceError, /^no Labor Space home at .*laborspace-empty-.*: run `laborspace build`$/, 'NOT_BUILT');
+  assert.not.ok(existsSync(join(empty, 'space.db')), 'opening does not create a store');
+  openHomeStore(empty).close();
+  await rejects(LaborSpace.open(empty), SpaceError, /has no encoded space yet: run `laborspace build/, 'NOT_BUILT');
   rmSync(empty, { recursive: true });
 });
 
@@ -180,6 +184,24 @@ Cli('should export JSON lines and projector files', async () => {
   assert.is(meta.length - 1, vectors.length);
   assert.is(vectors[0].split('\t').length, 512);
   await rejects(run('export', '--format', 'csv'), Error, /Allowed choices are jsonl, projector/);
+});
+
+Cli('should leave an export file as it was when the export fails', async () => {
+  const file = join(home, 'kept.jsonl');
+  writeFileSync(file, 'previous');
+  const store = openHomeStore(home);
+  try {
+    await rejects(exportVectors(store, 'no-such-model', { format: 'jsonl', out: file }), StoreError, /no model "no-such-model"/);
+    await rejects(exportVectors(store, 'no-such-model', { format: 'projector', out: home }), StoreError, /no model "no-such-model"/);
+  } finally {
+    store.close();
+  }
+  assert.is(readFileSync(file, 'utf8'), 'previous');
+  assert.equal(readdirSync(home).filter((f) => f.includes('.tmp-') || f === 'vectors.tsv'), []);
+  // In a child process: before the fix, making the folder under /proc looped forever.
+  const impossible = spawnCli('--home', home, 'export', '--format', 'projector', '--out', '/proc/laborspace-x/projector');
+  assert.is(impossible.signal, null, 'finished before the time limit');
+  assert.match(impossible.stderr, /ENOENT: no such file or directory, mkdir '\/proc\/laborspace-x'/);
 });
 
 Cli.after(() => rmSync(home, { recursive: true, force: true }));

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -192,6 +193,49 @@ Runs('should record a run from start to finish with config and metrics', () => {
   store.close();
 });
 
+Runs('should mark a run whose process has ended as interrupted when the store is opened', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'laborspace-store-'));
+  try {
+    const path = join(dir, 'space.db');
+    const store = Store.open(path);
+    const killed = store.startRun({ kind: 'train' });
+    const alive = store.startRun({ kind: 'train' });
+    store.db.prepare('UPDATE runs SET pid = ? WHERE id = ?').run(spawnSync('true').pid, killed); // a process that has ended
+    store.close();
+    const again = Store.open(path);
+    assert.equal(again.runs().map((r) => [r.id, r.status]), [[killed, 'interrupted'], [alive, 'running']]);
+    assert.ok(again.runs()[0].finishedAt);
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Runs('should say that another process holds the home when the store is locked', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'laborspace-store-'));
+  try {
+    const path = join(dir, 'space.db');
+    const writer = Store.open(path);
+    const other = Store.open(path);
+    other.db.pragma('busy_timeout = 50');
+    const killed = writer.startRun({ kind: 'train' });
+    writer.db.prepare('UPDATE runs SET pid = ? WHERE id = ?').run(spawnSync('true').pid, killed);
+    writer.db.exec('BEGIN IMMEDIATE');
+    expectStoreError(() => other.upsertEntities([nurse]), 'LOCKED', /space\.db is locked: another process holds this Labor Space home/);
+    expectStoreError(() => other.startRun({ kind: 'train' }), 'LOCKED', /another process holds this Labor Space home/);
+    // Opening for reading still works; the interrupted run is left to mark at a later open.
+    const reader = Store.open(path);
+    assert.is(reader.runs()[0].status, 'running');
+    reader.close();
+    writer.db.exec('ROLLBACK');
+    other.upsertEntities([nurse]);
+    writer.close();
+    other.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 Runs.run();
 
 const Migrations = suite('migrations');
@@ -221,6 +265,60 @@ Migrations('should refuse a store written by a newer schema', () => {
     db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     db.close();
     expectStoreError(() => Store.open(path), 'SCHEMA_TOO_NEW', /newer than this laborspace knows/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Migrations('should keep model folders inside the home relative to it, so that the home can move', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'laborspace-store-'));
+  try {
+    const store = Store.open(join(dir, 'space.db'));
+    store.registerModel({ id: 'inside', name: 'm', dim: 2, extra: { dir: join(dir, 'models', 'm1'), quantized: false } });
+    store.registerModel({ id: 'outside', name: 'm', dim: 2, extra: { dir: '/opt/models/m2' } });
+    const raw = (id: string) => JSON.parse(store.db.prepare<[string], { extra: string }>('SELECT extra FROM models WHERE id = ?').get(id)!.extra);
+    assert.equal(raw('inside'), { dir: join('models', 'm1'), quantized: false });
+    assert.is(raw('outside').dir, '/opt/models/m2');
+    store.close();
+    const moved = `${dir}-moved`;
+    renameSync(dir, moved);
+    try {
+      const again = Store.open(join(moved, 'space.db'));
+      assert.is(again.model('inside')!.extra.dir, join(moved, 'models', 'm1'));
+      assert.is(again.model('outside')!.extra.dir, '/opt/models/m2');
+      again.close();
+    } finally {
+      renameSync(moved, dir);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Migrations('should migrate a store of schema 2: absolute model folders in the home (or copied with it) become relative, unfinished runs interrupted', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'laborspace-store-'));
+  try {
+    const path = join(dir, 'space.db');
+    const db = new Database(path);
+    db.exec(MIGRATIONS[0]);
+    db.exec(MIGRATIONS[1]);
+    db.pragma('user_version = 2');
+    const model = db.prepare('INSERT INTO models (id, name, dim, extra) VALUES (?, ?, ?, ?)');
+    model.run('m', 'm', 2, JSON.stringify({ dir: join(dir, 'models', 'm1') }));
+    // A home copied from /old/home: its model folders came with it (m2), or did not (m3).
+    mkdirSync(join(dir, 'models', 'm2'), { recursive: true });
+    model.run('copied', 'm', 2, JSON.stringify({ dir: '/old/home/models/m2' }));
+    model.run('elsewhere', 'm', 2, JSON.stringify({ dir: '/old/home/models/m3' }));
+    db.prepare("INSERT INTO runs (kind, status) VALUES ('train', 'running')").run();
+    db.close();
+    const store = Store.open(path);
+    assert.is(store.schemaVersion, MIGRATIONS.length);
+    const stored = (id: string) => JSON.parse(store.db.prepare<[string], { extra: string }>('SELECT extra FROM models WHERE id = ?').get(id)!.extra).dir;
+    assert.equal(['m', 'copied', 'elsewhere'].map(stored), [join('models', 'm1'), join('models', 'm2'), '/old/home/models/m3']);
+    assert.is(store.model('m')!.extra.dir, join(dir, 'models', 'm1'));
+    assert.is(store.model('copied')!.extra.dir, join(dir, 'models', 'm2'));
+    assert.is(store.runs()[0].status, 'interrupted');
+    store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -110,6 +110,21 @@ Trainer('should end with the same head, bit for bit, when resumed from a checkpo
 
 Trainer.run();
 
+const Evaluate = suite('evaluateSpace');
+
+Evaluate('should count NAICS 31-33, 44-45 and 48-49 as one sector each in sector purity', () => {
+  // Three tight clusters of 12 six-digit industries, each spread over the two-digit codes of one sector.
+  const sectors = [['31', '32', '33'], ['44', '45'], ['48', '49']];
+  const codes = sectors.flatMap((twos) => Array.from({ length: 12 }, (_, i) => `${twos[i % twos.length]}${1000 + i}`));
+  const dim = 4;
+  const noise = randomMatrix(codes.length, dim, 9);
+  const embeddings = normalize(Float32Array.from({ length: codes.length * dim }, (_, j) => (Math.floor(j / dim / 12) === j % dim ? 1 : 0) + 0.01 * noise[j]), dim);
+  const metrics = evaluateSpace(embeddings, dim, codes.map((c) => `industry:naics:${c}`), []);
+  assert.is(metrics.sectorPurity, 1, 'every neighbour is in its own sector');
+});
+
+Evaluate.run();
+
 const Checkpoints = suite('checkpoints');
 
 Checkpoints('should round-trip a state and refuse damaged, foreign or other-run files', () => {

@@ -36,6 +36,15 @@ async function operandVectors(space: LaborSpace, operands: readonly Operand[], s
   return out;
 }
 
+/** Throws `message` when a vector is (to float rounding) zero: it points nowhere. */
+function requireDirection(vector: Float32Array, message: string): void {
+  let norm = 0;
+  for (const v of vector) norm += v * v;
+  if (!(norm > 1e-12)) throw new SpaceError('BAD_QUERY', message);
+}
+
+const NO_AXIS = 'the axis has no direction: mean(to) - mean(from) is the zero vector (its poles cancel out)';
+
 /** The unit vector of a linear expression, with the references it names. */
 export async function expressionVector(space: LaborSpace, expr: string, signal?: AbortSignal): Promise<{ vector: Float32Array; refs: string[] }> {
   const { terms } = linearize(expr);
@@ -47,9 +56,7 @@ export async function expressionVector(space: LaborSpace, expr: string, signal?:
     weights: Float32Array.from(terms, (t) => t.coefficient / largest),
     offsets: Int32Array.of(0, terms.length),
   });
-  let norm = 0;
-  for (const v of sum) norm += v * v;
-  if (!(norm > 1e-12)) throw new SpaceError('BAD_QUERY', `"${expr}" is the zero vector: its operands cancel out`);
+  requireDirection(sum, `"${expr}" is the zero vector: its operands cancel out`);
   const refs = terms.flatMap((t) => (t.operand.kind === 'ref' ? [space.resolveRef(t.operand.ref)] : []));
   return { vector: normalize(sum, space.dim), refs };
 }
@@ -155,7 +162,9 @@ export async function axisPoleMeans(space: LaborSpace, from: readonly string[], 
   const { fromOps, toOps } = axisMembers(space, from, to);
   const rows = await operandVectors(space, [...fromOps, ...toOps], signal);
   const means = meanRows(rows, space.dim, [fromOps.map((_, i) => i), toOps.map((_, i) => fromOps.length + i)]);
-  return { from: means.slice(0, space.dim), to: means.slice(space.dim) };
+  const [fromMean, toMean] = [means.slice(0, space.dim), means.slice(space.dim)];
+  requireDirection(toMean.map((v, i) => v - fromMean[i]), NO_AXIS);
+  return { from: fromMean, to: toMean };
 }
 
 export interface AxisOptions extends Cancellable {
@@ -212,6 +221,7 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
   const membersT = new Float32Array(dim * nm);
   for (let j = 0; j < nm; j++) for (let p = 0; p < dim; p++) membersT[p * nm + j] = members[j * dim + p];
   const directions = await similarityAsync(weights, membersT, nm, 'dot');
+  requireDirection(directions.subarray(0, dim), NO_AXIS);
   const hitOf = (scores: Float32Array, row: number, ref: string): AxisHit => {
     const hit: AxisHit = { ref, title: space.title(ref), score: scores[row * width] };
     if (resamples > 0) {

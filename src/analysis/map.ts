@@ -4,15 +4,17 @@
  * with Vega-Lite (coloured by type, chosen entities labelled, an axis drawn as an arrow between its
  * poles' means) or rendered to PNG with resvg.
  *
- * PCA: C = XᵀX / n - μμᵀ by the native matmul, its two leading eigenvectors by power iteration with
- * deflation, coordinates (x - μ)·v.
+ * PCA: the rows centred on their mean μ (taken in float64), C = (X - μ)ᵀ(X - μ) / n by the native
+ * matmul on blocks of rows summed in float64, its two leading eigenvectors by subspace iteration,
+ * coordinates (x - μ)·v. (XᵀX / n - μμᵀ in float32 cancels away the variance of a space whose mean
+ * lies far from the origin.)
  */
 import { Resvg } from '@resvg/resvg-js';
 import { UMAP } from 'umap-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 
-import { matmul, meanRows } from '../native.js';
+import { matmul } from '../native.js';
 import { ENTITY_TYPES, type EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
@@ -106,6 +108,9 @@ export function leadingEigenvectors(c: Float32Array, d: number, count: number, s
   return { vectors: v, values };
 }
 
+/** Rows per native product while the covariance is summed in float64. */
+const COVARIANCE_BLOCK = 1024;
+
 export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Promise<SpaceMap> {
   const types = options.types ?? ENTITY_TYPES;
   const method = options.method ?? 'pca';
@@ -137,16 +142,22 @@ export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Pro
   let project: ((v: Float32Array) => { x: number; y: number }) | undefined;
   if (method === 'pca') {
     const n = rows.length;
-    const mean = meanRows(x, dim, [Array.from({ length: n }, (_, i) => i)]);
-    const c = matmul(x, x, { m: dim, n: dim, k: n, transposeA: true });
+    const mean = new Float64Array(dim);
+    for (let i = 0; i < n * dim; i++) mean[i % dim] += x[i];
+    for (let j = 0; j < dim; j++) mean[j] /= n;
+    for (let i = 0; i < n * dim; i++) x[i] -= mean[i % dim]; // x is this map's own copy
+    const covariance = new Float64Array(dim * dim);
+    for (let start = 0; start < n; start += COVARIANCE_BLOCK) {
+      const block = x.subarray(start * dim, Math.min(n, start + COVARIANCE_BLOCK) * dim);
+      const part = matmul(block, block, { m: dim, n: dim, k: block.length / dim, transposeA: true });
+      for (let i = 0; i < part.length; i++) covariance[i] += part[i];
+    }
     let trace = 0;
-    for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) c[i * dim + j] = c[i * dim + j] / n - mean[i] * mean[j];
-    for (let i = 0; i < dim; i++) trace += c[i * dim + i];
-    const { vectors, values } = leadingEigenvectors(c, dim, 2, options.seed ?? 1);
+    for (let i = 0; i < dim; i++) trace += covariance[i * dim + i] / n;
+    const { vectors, values } = leadingEigenvectors(Float32Array.from(covariance, (v) => v / n), dim, 2, options.seed ?? 1);
     explained = [values[0] / trace, values[1] / trace];
-    const raw = matmul(x, vectors, { m: n, n: 2, k: dim, transposeB: true });
-    const offset = matmul(mean, vectors, { m: 1, n: 2, k: dim, transposeB: true });
-    coords = raw.map((v, i) => v - offset[i % 2]);
+    coords = matmul(x, vectors, { m: n, n: 2, k: dim, transposeB: true });
+    const offset = matmul(Float32Array.from(mean), vectors, { m: 1, n: 2, k: dim, transposeB: true });
     project = (v) => {
       const p = matmul(v, vectors, { m: 1, n: 2, k: dim, transposeB: true });
       return { x: p[0] - offset[0], y: p[1] - offset[1] };

@@ -4,7 +4,6 @@
  * industry, the top skills and the position on chosen axes. Memory stays at one batch whatever the
  * file's size; malformed rows are reported and skipped (or fail the run, as asked).
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
@@ -12,10 +11,11 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
 
 import { IngestReport } from '../data/report.js';
-import { readTable } from '../data/table.js';
+import { openText, readTable } from '../data/table.js';
 import { projectAsync } from '../native.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
+import { sameFile, writeStreamAtomic } from '../util/output-file.js';
 import { axisPoleMeans } from './analyses.js';
 
 export interface ScoreOptions {
@@ -58,7 +58,12 @@ async function* textRows(path: string, options: ScoreOptions, report: IngestRepo
     return { line, text, id };
   };
   if (/\.jsonl$/i.test(path)) {
-    const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+    const lines = createInterface({ input: openText(path), crlfDelay: Infinity });
+    // Each line stands alone: a bad one is skipped (reported) or fails the run.
+    const bad = (line: number, reason: string) => {
+      if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: ${reason}`);
+      report.skip({ file: basename(path), line }, reason);
+    };
     let line = 0;
     for await (const raw of lines) {
       line++;
@@ -67,17 +72,12 @@ async function* textRows(path: string, options: ScoreOptions, report: IngestRepo
       try {
         value = JSON.parse(raw);
       } catch (e) {
-        const reason = `not valid JSON (${(e as Error).message})`;
-        if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: ${reason}`);
-        report.skip({ file: basename(path), line }, reason);
+        bad(line, `not valid JSON (${(e as Error).message})`);
         continue;
       }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        if (fail) throw new SpaceError('BAD_QUERY', `${basename(path)}:${line}: not a JSON object`);
-        report.skip({ file: basename(path), line }, 'not a JSON object');
-        continue;
-      }
-      yield pick(value as Record<string, unknown>, line);
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(line, 'not a JSON object');
+      else if (!(options.textColumn in value)) bad(line, `no key "${options.textColumn}" (found: ${Object.keys(value).join(', ')})`);
+      else yield pick(value as Record<string, unknown>, line);
     }
     return;
   }
@@ -141,39 +141,42 @@ export async function scoreTexts(
   }));
 }
 
-/** Scores every text of `input` into `output` (.csv or .jsonl, by its extension). */
+/**
+ * Scores every text of `input` into `output` (.csv or .jsonl, by its extension). The output appears
+ * only when every row has been scored (written beside it, then renamed).
+ */
 export async function scoreFile(space: LaborSpace, input: string, output: string, options: ScoreOptions): Promise<ScoreSummary> {
   const csv = /\.csv$/i.test(output);
   if (!csv && !/\.jsonl$/i.test(output)) throw new SpaceError('BAD_OPTION', `${output}: the output must end in .csv or .jsonl`);
+  if (sameFile(input, output)) throw new SpaceError('BAD_OPTION', `${output} is the input file: write the scores to another file`);
   const skillsPerRow = options.skills ?? 5;
   if (!Number.isInteger(skillsPerRow) || skillsPerRow < 0 || skillsPerRow > 100) throw new SpaceError('BAD_OPTION', `skills must be an integer from 0 to 100, got ${skillsPerRow}`);
   const batchSize = options.batchSize ?? 256;
   const axisNames = Object.keys(options.axes ?? {});
   const directions = await axisDirections(space, options.axes ?? {});
   const report = new IngestReport();
-  const out: WriteStream = createWriteStream(output);
-  const write = async (chunk: string) => {
-    if (!out.write(chunk)) await once(out, 'drain');
-  };
-  if (csv) await write(stringify([CSV_COLUMNS(skillsPerRow, axisNames)]));
-  const started = Date.now();
-  let rows = 0;
-  const flush = async (batch: { line: number; text: string; id: string }[]) => {
-    if (!batch.length) return;
-    const scored = await scoreTexts(space, batch.map((b) => b.text), { skills: skillsPerRow, axes: options.axes }, directions);
-    const lines = scored.map((row, i) => {
-      row.id = batch[i].id;
-      if (!csv) return `${JSON.stringify(row)}\n`;
-      const skills = Array.from({ length: skillsPerRow }, (_, s) => row.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : ['', '', '']));
-      const { occupation: o, industry: n } = row;
-      return stringify([[row.id, o?.ref ?? '', o?.title ?? '', o?.score ?? '', n?.ref ?? '', n?.title ?? '', n?.score ?? '', ...skills, ...axisNames.map((a) => row.axes[a])]]);
-    });
-    await write(lines.join(''));
-    rows += batch.length;
-    options.onProgress?.(rows, rows / Math.max(0.001, (Date.now() - started) / 1000));
-  };
-  let batch: { line: number; text: string; id: string }[] = [];
-  try {
+  return writeStreamAtomic(output, async (out) => {
+    const write = async (chunk: string) => {
+      if (!out.write(chunk)) await once(out, 'drain');
+    };
+    if (csv) await write(stringify([CSV_COLUMNS(skillsPerRow, axisNames)]));
+    const started = Date.now();
+    let rows = 0;
+    const flush = async (batch: { line: number; text: string; id: string }[]) => {
+      if (!batch.length) return;
+      const scored = await scoreTexts(space, batch.map((b) => b.text), { skills: skillsPerRow, axes: options.axes }, directions);
+      const lines = scored.map((row, i) => {
+        row.id = batch[i].id;
+        if (!csv) return `${JSON.stringify(row)}\n`;
+        const skills = Array.from({ length: skillsPerRow }, (_, s) => row.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : ['', '', '']));
+        const { occupation: o, industry: n } = row;
+        return stringify([[row.id, o?.ref ?? '', o?.title ?? '', o?.score ?? '', n?.ref ?? '', n?.title ?? '', n?.score ?? '', ...skills, ...axisNames.map((a) => row.axes[a])]]);
+      });
+      await write(lines.join(''));
+      rows += batch.length;
+      options.onProgress?.(rows, rows / Math.max(0.001, (Date.now() - started) / 1000));
+    };
+    let batch: { line: number; text: string; id: string }[] = [];
     for await (const row of textRows(input, options, report)) {
       if (!row.text) {
         if (options.onError === 'fail') throw new SpaceError('BAD_QUERY', `${basename(input)}:${row.line}: the text is empty`);
@@ -187,11 +190,8 @@ export async function scoreFile(space: LaborSpace, input: string, output: string
       }
     }
     await flush(batch);
-  } finally {
-    out.end();
-    await once(out, 'close');
-  }
-  const seconds = (Date.now() - started) / 1000;
-  const skipped = report.skipped.map((s) => ({ line: s.line, reason: s.reason })).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  return { rows, skipped, seconds, rowsPerSecond: rows / Math.max(0.001, seconds) };
+    const seconds = (Date.now() - started) / 1000;
+    const skipped = report.skipped.map((s) => ({ line: s.line, reason: s.reason })).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    return { rows, skipped, seconds, rowsPerSecond: rows / Math.max(0.001, seconds) };
+  });
 }

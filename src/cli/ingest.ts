@@ -35,6 +35,9 @@ export async function runIngest(store: Store, options: IngestCliOptions): Promis
   }
 }
 
+/** Groups of skipped rows printed as a table (the JSON summary holds more). */
+const SHOWN_SKIP_GROUPS = 20;
+
 export function formatIngestSummary(s: IngestSummary): string {
   const out: string[] = [];
   const entities = newTable(['type', 'source', 'entities']);
@@ -46,8 +49,12 @@ export function formatIngestSummary(s: IngestSummary): string {
   out.push(relations.toString());
   if (s.skipped.length) {
     const skipped = newTable(['file', 'rows skipped', 'why', 'first at']);
-    for (const k of s.skipped) skipped.push([k.file, k.count, k.reason, k.first]);
+    for (const k of s.skipped.slice(0, SHOWN_SKIP_GROUPS)) skipped.push([k.file, k.count, k.reason, k.first]);
     out.push(skipped.toString());
+    const rest = s.skipped.slice(SHOWN_SKIP_GROUPS);
+    const groups = rest.length + (s.skippedOmitted?.groups ?? 0);
+    const rows = rest.reduce((n, g) => n + g.count, 0) + (s.skippedOmitted?.rows ?? 0);
+    if (groups) out.push(`... and ${groups.toLocaleString('en-US')} more kinds of skipped rows (${rows.toLocaleString('en-US')} rows)`);
   }
   if (s.unknown.length) {
     const unknown = newTable(['relation kind', 'dropped: unknown endpoint', 'e.g.']);

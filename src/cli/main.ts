@@ -1,5 +1,5 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -8,7 +8,7 @@ import { AI_DIRECTION_SKILLS, AI_DIRECTION_TEXTS, type AiConstruction, aiExposur
 import { scoreFile } from '../analysis/score.js';
 import { build, encodeStep, indexStep } from '../build.js';
 import { parseFirmColumns } from '../data/firms.js';
-import { defaultHome, openHomeStore } from '../home.js';
+import { defaultHome, openBuiltHomeStore, openHomeStore } from '../home.js';
 import { nativeInfo } from '../native.js';
 import { BASE_MODEL_ID, LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
@@ -16,6 +16,7 @@ import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../stor
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
 import { DEFAULT_TUNE, trainStep, TUNE_MODES, TUNED_MODEL_ID, type TrainOptions, type TuneMode } from '../train/run.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
+import { sameFile, writeFileAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
@@ -86,7 +87,7 @@ function checkOut(out: string | undefined): void {
 /** Every entity's exposure to --out, as CSV or JSON by the file's extension; returns the count. */
 function writeShockOut(result: ShockResult, out: string | undefined): number {
   if (!out) return 0;
-  writeFileSync(out, /\.json$/i.test(out) ? JSON.stringify(result.all) : shockCsv(result));
+  writeFileAtomic(out, /\.json$/i.test(out) ? JSON.stringify(result.all) : shockCsv(result));
   return result.all.length;
 }
 
@@ -150,9 +151,10 @@ export function buildProgram(): Command {
     // rawArgs: the argv given to parse (set by commander, missing from its types).
     .hook('preAction', () => checkCommandLine((program as unknown as { rawArgs: string[] }).rawArgs.slice(2)));
   const globals = () => program.opts<GlobalOptions>();
-  // The home's store or space for one command, closed however the command ends.
-  const withStore = async (use: (store: Store) => void | Promise<void>) => {
-    const store = openHomeStore(globals().home);
+  // The home's store or space for one command, closed however the command ends. Only the commands
+  // that fill a home (`create`) make a missing one; the others say it is missing.
+  const withStore = async (use: (store: Store) => void | Promise<void>, options: { create?: boolean } = {}) => {
+    const store = (options.create ? openHomeStore : openBuiltHomeStore)(globals().home);
     try {
       await use(store);
     } finally {
@@ -270,7 +272,7 @@ export function buildProgram(): Command {
     await withStore(async (store) => {
       const summary = await runIngest(store, { ...opts, json });
       print(json, summary, () => formatIngestSummary(summary));
-    });
+    }, { create: true });
   });
 
   encoderOptions(program.command('encode').description('embed every entity with the encoder (cached: only changed texts are encoded again)')).action(
@@ -283,7 +285,7 @@ export function buildProgram(): Command {
           const summary = await encodeStep(store, home, { ...opts, onNote: note, onEncodeProgress: (p) => bar.update(p.done, p.total, rate(p.done)) });
           bar.stop();
           print(json, summary, () => formatEncode(summary));
-        });
+        }, { create: true });
       } finally {
         bar.stop();
       }
@@ -430,6 +432,7 @@ export function buildProgram(): Command {
       const { json } = globals();
       if (direction !== 'ai') throw new InvalidArgumentError(`unknown direction "${direction}" (built in: ai; for any other use \`laborspace shock --direction EXPR\`)`);
       if (opts.compare && (!opts.key || !opts.value)) throw new InvalidArgumentError('--compare needs --key and --value');
+      if (opts.compare && opts.out && sameFile(opts.compare, opts.out)) throw new InvalidArgumentError(`--out ${opts.out} is the --compare file: write the exposure to another file`);
       checkOut(opts.out);
       await withSpace(async (space) => {
         const types = opts.types ?? ['occupation', 'industry'];
@@ -475,10 +478,10 @@ export function buildProgram(): Command {
             onProgress: (done, total) => bar.update(done, total, `epochs (${Math.floor((10 * done) / total) * 10}%)`),
           });
           bar.stop();
-          if (/\.json$/i.test(opts.out)) writeFileSync(opts.out, JSON.stringify(map));
+          if (/\.json$/i.test(opts.out)) writeFileAtomic(opts.out, JSON.stringify(map));
           else {
             const svg = await mapSvg(map);
-            writeFileSync(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
+            writeFileAtomic(opts.out, /\.png$/i.test(opts.out) ? svgToPng(svg) : svg);
           }
           const summary = { out: opts.out, method: map.method, points: map.points.length, labels: map.labels.map((l) => l.ref), explained: map.explained };
           print(json, summary, () => `${map.points.length} entities mapped by ${map.method.toUpperCase()}${map.explained ? ` (the two components carry ${(100 * (map.explained[0] + map.explained[1])).toFixed(1)}% of the variance)` : ''} to ${opts.out}.`);

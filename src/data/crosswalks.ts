@@ -25,7 +25,7 @@ export interface CrosswalkOptions {
 async function onet2010To2019(dir: string, options: CrosswalkOptions): Promise<Map<string, string[]>> {
   const map = new Map<string, string[]>();
   const path = requireTable(join(dir, 'onet_soc', 'onet_soc_2010_to_2019_crosswalk_semicolon'));
-  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, delimiter: ';' })) {
+  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, delimiter: ';', columns: ['soc2010_code', 'soc2019_code'] })) {
     const from = values.soc2010_code?.trim();
     const to = values.soc2019_code?.trim();
     if (from && to) link(map, from, to);
@@ -38,7 +38,7 @@ export async function loadEscoOnetCrosswalk(options: CrosswalkOptions): Promise<
   const to2019 = await onet2010To2019(dir, options);
   const path = requireTable(join(dir, 'onet_esco_nesta', 'esco_onet_crosswalk_Nov2020'));
   const relations: RelationInput[] = [];
-  for await (const { values, line } of readTable(path, { report, onError: options.onError })) {
+  for await (const { values, line } of readTable(path, { report, onError: options.onError, columns: ['concept_uri', 'onet_code', 'confidence'] })) {
     const uuid = values.concept_uri?.split('/').pop();
     const codes = to2019.get(values.onet_code?.trim());
     if (!uuid || !codes) {
@@ -66,7 +66,7 @@ export async function socToOnet(options: CrosswalkOptions): Promise<Map<string, 
   for (const code of options.onetCodes) link(map, code.slice(0, 7), code);
   const known = new Set(options.onetCodes);
   const path = requireTable(join(options.dir, 'onet_soc', 'nem-onet-to-soc-crosswalk'));
-  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: 5 })) {
+  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: 5, columns: ['O*NET-SOC Code', 'NEM Code'] })) {
     const code = values['O*NET-SOC Code']?.trim();
     const nem = values['NEM Code']?.trim();
     if (code && nem && known.has(code)) link(map, nem, code);
@@ -79,7 +79,7 @@ export async function loadOewsEmployment(options: CrosswalkOptions, bySoc: Map<s
   const path = requireTable(join(dir, 'bls_oews_industry_occupation', 'natsector_M2024_dl'));
   const rows: { sector: string; soc: string; employment: number }[] = [];
   const totals = new Map<string, number>();
-  for await (const { values, line } of readTable(path, { report, onError: options.onError })) {
+  for await (const { values, line } of readTable(path, { report, onError: options.onError, columns: ['O_GROUP', 'TOT_EMP', 'NAICS', 'OCC_CODE'] })) {
     if (values.O_GROUP !== 'detailed') continue;
     const employment = Number(values.TOT_EMP);
     if (!Number.isFinite(employment)) {
@@ -123,7 +123,7 @@ function link(map: Map<string, string[]>, from: string, to: string): void {
 /** A concordance file's pairs as old code -> new codes. */
 async function concordance(path: string, newColumn: string, oldColumn: string, options: CrosswalkOptions & { headerRow?: number }): Promise<Map<string, string[]>> {
   const map = new Map<string, string[]>();
-  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: options.headerRow })) {
+  for await (const { values } of readTable(path, { report: options.report, onError: options.onError, headerRow: options.headerRow, columns: [newColumn, oldColumn] })) {
     const to = values[newColumn]?.trim();
     const from = values[oldColumn]?.trim();
     if (/^\d{6}$/.test(to) && /^\d{6}$/.test(from)) link(map, from, to);
@@ -152,7 +152,7 @@ export async function naics2002To2017(options: CrosswalkOptions): Promise<Map<st
 export async function soc2010To2018(options: Pick<CrosswalkOptions, 'dir' | 'report' | 'onError'>): Promise<Map<string, string[]>> {
   const soc2018 = new Map<string, string[]>();
   const socPath = requireTable(join(options.dir, 'soc_2010_2018', 'soc_2010_to_2018_crosswalk'));
-  for await (const { values } of readTable(socPath, { report: options.report, onError: options.onError, headerRow: 9 })) {
+  for await (const { values } of readTable(socPath, { report: options.report, onError: options.onError, headerRow: 9, columns: ['2010 SOC Code', '2018 SOC Code'] })) {
     const from = values['2010 SOC Code']?.trim();
     const to = values['2018 SOC Code']?.trim();
     if (from && to) link(soc2018, from, to);
@@ -164,7 +164,7 @@ export async function loadIscoOnetCrosswalk(options: CrosswalkOptions, bySoc: Ma
   const soc2018 = await soc2010To2018(options);
   const path = requireTable(join(options.dir, 'isco_soc', 'ISCO_SOC_Crosswalk'));
   const relations: RelationInput[] = [];
-  for await (const { values, line } of readTable(path, { report: options.report, onError: options.onError })) {
+  for await (const { values, line } of readTable(path, { report: options.report, onError: options.onError, columns: ['ISCO-08 Code', '2010 SOC Code', 'part'] })) {
     const isco = values['ISCO-08 Code']?.trim();
     const soc2010 = values['2010 SOC Code']?.trim();
     if (!/^\d{4}$/.test(isco) || !soc2010) continue;

@@ -53,9 +53,9 @@ export async function loadEsco(options: EscoOptions): Promise<Loaded> {
   const entities: EntityInput[] = [];
   const relations: RelationInput[] = [];
 
-  const concepts = async (name: string, make: (v: Record<string, string>, ref: string) => EntityInput | undefined) => {
+  const concepts = async (name: string, columns: readonly string[], make: (v: Record<string, string>, ref: string) => EntityInput | undefined) => {
     const path = requireTable(join(dir, name));
-    for await (const { values, line } of readTable(path, read)) {
+    for await (const { values, line } of readTable(path, { ...read, columns: ['conceptUri', 'preferredLabel', 'description', ...columns] })) {
       const ref = escoRef(values.conceptUri);
       if (!ref) {
         report.skip({ file: basename(path), line, column: 'conceptUri' }, 'not an ESCO concept URI');
@@ -75,23 +75,23 @@ export async function loadEsco(options: EscoOptions): Promise<Loaded> {
     return { type: type as EntityType, source, code: code.join(':'), title, text: titledText(title, description), version: 'v1.1.1', extra };
   };
 
-  await concepts('occupations_en', (v, ref) =>
+  await concepts('occupations_en', ['iscoGroup', 'code', 'altLabels'], (v, ref) =>
     entity(ref, v.preferredLabel.trim(), v.description ?? '', { iscoGroup: v.iscoGroup, escoCode: v.code, altLabels: lines(v.altLabels) }),
   );
-  await concepts('skills_en', (v, ref) =>
+  await concepts('skills_en', ['skillType', 'reuseLevel', 'altLabels'], (v, ref) =>
     entity(ref, v.preferredLabel.trim(), v.description ?? '', { skillType: v.skillType, reuseLevel: v.reuseLevel, altLabels: lines(v.altLabels) }),
   );
-  await concepts('skillGroups_en', (v, ref) => entity(ref, v.preferredLabel.trim(), v.description ?? '', { group: true, escoCode: v.code }));
-  await concepts('ISCOGroups_en', (v, ref) => entity(ref, v.preferredLabel.trim(), v.description ?? '', { iscoCode: v.code }));
+  await concepts('skillGroups_en', ['code'], (v, ref) => entity(ref, v.preferredLabel.trim(), v.description ?? '', { group: true, escoCode: v.code }));
+  await concepts('ISCOGroups_en', ['code'], (v, ref) => entity(ref, v.preferredLabel.trim(), v.description ?? '', { iscoCode: v.code }));
 
   for (const e of entities) {
     const isco = e.type === 'occupation' && e.source === 'esco' ? (e.extra?.iscoGroup as string | undefined) : undefined;
     if (isco) relations.push({ source: `${e.type}:${e.source}:${e.code}`, target: `occupation:isco:${isco}`, kind: 'isco_group', provenance: 'esco v1.1.1 occupations iscoGroup' });
   }
 
-  const links = async (name: string, from: string, to: string, relation: (v: Record<string, string>) => { kind: string; weight: number }) => {
+  const links = async (name: string, from: string, to: string, relation: (v: Record<string, string>) => { kind: string; weight: number }, columns: readonly string[] = []) => {
     const path = requireTable(join(dir, name));
-    for await (const { values, line } of readTable(path, read)) {
+    for await (const { values, line } of readTable(path, { ...read, columns: [from, to, ...columns] })) {
       const source = escoRef(values[from]);
       const target = escoRef(values[to]);
       if (!source || !target) {
@@ -103,8 +103,9 @@ export async function loadEsco(options: EscoOptions): Promise<Loaded> {
   };
   await links('occupationSkillRelations', 'occupationUri', 'skillUri', (v) =>
     v.relationType === 'essential' ? { kind: 'esco_essential_skill', weight: 1 } : { kind: 'esco_optional_skill', weight: 0.5 },
+    ['relationType'],
   );
-  await links('skillSkillRelations', 'originalSkillUri', 'relatedSkillUri', (v) => ({ kind: 'esco_skill_relation', weight: v.relationType === 'essential' ? 1 : 0.5 }));
+  await links('skillSkillRelations', 'originalSkillUri', 'relatedSkillUri', (v) => ({ kind: 'esco_skill_relation', weight: v.relationType === 'essential' ? 1 : 0.5 }), ['relationType']);
   await links('broaderRelationsSkillPillar', 'conceptUri', 'broaderUri', () => ({ kind: 'esco_broader', weight: 1 }));
   await links('broaderRelationsOccPillar', 'conceptUri', 'broaderUri', () => ({ kind: 'esco_broader', weight: 1 }));
   return { entities, relations };

@@ -41,7 +41,7 @@ export async function loadWikipediaFirms(dir: string, ctx: FirmContext): Promise
   const file = basename(path);
   const out: Loaded = { entities: [], relations: [] };
   let matched = 0;
-  for await (const { values, line } of readTable(path, ctx)) {
+  for await (const { values, line } of readTable(path, { ...ctx, columns: ['name', 'description', 'industry'] })) {
     const name = cleanText(values.name ?? '');
     const id = (values.column0 ?? '').replace(/^<|>$/g, '').trim() || slug(name);
     const description = cleanText(values.description ?? '');
@@ -80,7 +80,7 @@ export async function loadWikipediaFirms(dir: string, ctx: FirmContext): Promise
 export async function sicToNaics2017(dir: string, naics2002To2017: Map<string, string[]>, ctx: FirmContext): Promise<Map<string, string[]>> {
   const map = new Map<string, string[]>();
   const path = requireTable(join(dir, 'sic_naics', '1987_SIC_to_2002_NAICS'));
-  for await (const { values } of readTable(path, ctx)) {
+  for await (const { values } of readTable(path, { ...ctx, columns: ['SIC', '2002 NAICS'] })) {
     const sic = (values.SIC ?? '').trim().padStart(4, '0');
     const codes = naics2002To2017.get((values['2002 NAICS'] ?? '').trim()) ?? [];
     if (!/^\d{4}$/.test(sic)) continue;
@@ -96,13 +96,13 @@ const MAX_SIC_FANOUT = 3;
 
 export async function loadSp500Firms(firmsDir: string, sicMap: Map<string, string[]>, ctx: FirmContext): Promise<Loaded> {
   const sicByCik = new Map<string, string>();
-  for await (const { values } of readTable(requireTable(join(firmsDir, 'sec_edgar_cik_ticker_sic')), ctx)) {
+  for await (const { values } of readTable(requireTable(join(firmsDir, 'sec_edgar_cik_ticker_sic')), { ...ctx, columns: ['CIK', 'SIC'] })) {
     if (values.CIK && values.SIC) sicByCik.set(values.CIK.trim().replace(/^0+/, ''), values.SIC.trim().padStart(4, '0'));
   }
   const path = requireTable(join(firmsDir, 'sp500_constituents_gics'));
   const out: Loaded = { entities: [], relations: [] };
   let matched = 0;
-  for await (const { values, line } of readTable(path, ctx)) {
+  for await (const { values, line } of readTable(path, { ...ctx, columns: ['Symbol', 'Security', 'GICS Sector', 'GICS Sub-Industry', 'Headquarters Location', 'CIK'] })) {
     const symbol = (values.Symbol ?? '').trim();
     const name = cleanText(values.Security ?? '');
     if (!symbol || !name) {

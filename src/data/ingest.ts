@@ -43,12 +43,18 @@ export interface IngestSummary {
   relationsWritten: number;
   entities: { type: string; source: string; count: number }[];
   relations: { kind: string; count: number }[];
+  /** Skipped rows grouped by file and reason, the most frequent first, at most MAX_SKIP_GROUPS groups. */
   skipped: { file: string; reason: string; count: number; first: string }[];
+  /** The groups past MAX_SKIP_GROUPS, counted. */
+  skippedOmitted?: { groups: number; rows: number };
   unknown: { kind: string; count: number; examples: string[] }[];
   duplicates: number;
   notes: string[];
   seconds: number;
 }
+
+/** Groups of skipped rows a summary lists: a broken file must not make a summary of megabytes. */
+export const MAX_SKIP_GROUPS = 50;
 
 const STEPS = ['NAICS 2017', 'O*NET 29.2', 'ESCO v1.1.1', 'firms', 'crosswalks', 'checking relations', 'writing the store'] as const;
 
@@ -103,13 +109,16 @@ export async function ingest(store: Store, options: IngestOptions = {}): Promise
     written = store.upsertEntities([...entities.values()]);
     store.addRelations(relations);
   });
+  const skipped = report.skippedSummary();
+  const omitted = skipped.slice(MAX_SKIP_GROUPS);
   return {
     dataDir,
     written,
     relationsWritten: relations.length,
     entities: store.entityCounts(),
     relations: store.relationCounts(),
-    skipped: report.skippedSummary(),
+    skipped: skipped.slice(0, MAX_SKIP_GROUPS),
+    ...(omitted.length ? { skippedOmitted: { groups: omitted.length, rows: omitted.reduce((n, g) => n + g.count, 0) } } : {}),
     unknown: [...report.unknown].map(([kind, v]) => ({ kind, ...v })),
     duplicates,
     notes: report.notes,

@@ -56,15 +56,17 @@ export async function loadNaics(options: NaicsOptions): Promise<Loaded> {
   const ref = (code: string) => `industry:${source}:${code}`;
 
   const titles = new Map<string, string>();
-  for await (const { values } of readTable(requireTable(join(dir, `2-6 digit_${edition}_Codes`)), read)) {
-    const code = (values[`${edition} NAICS US Code`] ?? '').trim();
-    const title = (values[`${edition} NAICS US Title`] ?? '').trim();
+  const codeColumn = `${edition} NAICS US Code`;
+  const titleColumn = `${edition} NAICS US Title`;
+  for await (const { values } of readTable(requireTable(join(dir, `2-6 digit_${edition}_Codes`)), { ...read, columns: [codeColumn, titleColumn] })) {
+    const code = (values[codeColumn] ?? '').trim();
+    const title = (values[titleColumn] ?? '').trim();
     if (code && title) titles.set(code, stripTrilateral(title));
   }
 
   const descriptions = new Map<string, string>();
   const descFile = requireTable(join(dir, `${edition}_NAICS_Descriptions`));
-  for await (const { values, line } of readTable(descFile, read)) {
+  for await (const { values, line } of readTable(descFile, { ...read, columns: ['Code', 'Description'] })) {
     const code = (values.Code ?? '').trim();
     if (!code) continue;
     if (!titles.has(code)) {
@@ -85,12 +87,13 @@ export async function loadNaics(options: NaicsOptions): Promise<Loaded> {
   const index = new Map<string, string[]>();
   const indexFile = findTable(join(dir, `${edition}_NAICS_Index_File`));
   if (indexFile) {
-    for await (const { values, line } of readTable(indexFile, read)) {
-      const code = (values[`NAICS${String(edition).slice(2)}`] ?? '').trim();
+    const indexCode = `NAICS${String(edition).slice(2)}`;
+    for await (const { values, line } of readTable(indexFile, { ...read, columns: [indexCode, 'INDEX ITEM DESCRIPTION'] })) {
+      const code = (values[indexCode] ?? '').trim();
       const phrase = cleanText(values['INDEX ITEM DESCRIPTION'] ?? '');
       if (!code || !phrase) continue;
       if (!titles.has(code)) {
-        report.skip({ file: indexFile.split('/').pop()!, line, column: `NAICS${String(edition).slice(2)}` }, `index entry for unknown code ${code}`);
+        report.skip({ file: indexFile.split('/').pop()!, line, column: indexCode }, `index entry for unknown code ${code}`);
         continue;
       }
       index.set(code, [...(index.get(code) ?? []), phrase]);
@@ -124,7 +127,7 @@ export async function loadNaics(options: NaicsOptions): Promise<Loaded> {
 
   const crossFile = findTable(join(dir, `${edition}_NAICS_Cross_References`));
   if (crossFile) {
-    for await (const { values } of readTable(crossFile, read)) {
+    for await (const { values } of readTable(crossFile, { ...read, columns: ['Code', 'Cross-Reference'] })) {
       const code = (values.Code ?? '').trim();
       const text = values['Cross-Reference'] ?? '';
       for (const m of text.matchAll(CROSS_REF_CODE)) {

@@ -40,18 +40,18 @@ export function slug(text: string): string {
 export async function loadOnet(options: OnetOptions): Promise<Loaded> {
   const { dir, report } = options;
   const read = { report, onError: options.onError };
-  const rows = (name: string): AsyncGenerator<TableRow> => readTable(requireTable(join(dir, name)), read);
+  const rows = (name: string, columns: readonly string[]): AsyncGenerator<TableRow> => readTable(requireTable(join(dir, name)), { ...read, columns });
   const occ = (code: string) => `occupation:onet:${code}`;
 
   const occupations = new Map<string, { title: string; description: string; tasks: string[]; alternateTitles: string[]; reportedTitles: string[] }>();
-  for await (const { values } of rows('Occupation Data')) {
+  for await (const { values } of rows('Occupation Data', ['O*NET-SOC Code', 'Title', 'Description'])) {
     const code = values['O*NET-SOC Code']?.trim();
     if (code) occupations.set(code, { title: values.Title.trim(), description: values.Description ?? '', tasks: [], alternateTitles: [], reportedTitles: [] });
   }
   // Aliases of an occupation: rows for unknown codes are reported, not dropped silently.
   const attach = async (name: string, column: string, field: 'tasks' | 'alternateTitles' | 'reportedTitles') => {
     const file = basename(requireTable(join(dir, name)));
-    for await (const { values, line } of rows(name)) {
+    for await (const { values, line } of rows(name, ['O*NET-SOC Code', column])) {
       const o = occupations.get(values['O*NET-SOC Code']?.trim());
       const text = cleanText(values[column] ?? '');
       if (!o) report.skip({ file, line, column: 'O*NET-SOC Code' }, 'unknown occupation');
@@ -74,12 +74,12 @@ export async function loadOnet(options: OnetOptions): Promise<Loaded> {
   const relations: RelationInput[] = [];
 
   const elementNames = new Map<string, { name: string; description: string }>();
-  for await (const { values } of rows('Content Model Reference')) {
+  for await (const { values } of rows('Content Model Reference', ['Element ID', 'Element Name', 'Description'])) {
     elementNames.set(values['Element ID'].trim(), { name: values['Element Name'].trim(), description: values.Description ?? '' });
   }
   const elementsUsed = new Map<string, string>(); // element id -> relation kind
   for (const { file, kind } of ELEMENT_FILES) {
-    for await (const { values } of rows(file)) {
+    for await (const { values } of rows(file, ['O*NET-SOC Code', 'Element ID', 'Scale ID', 'Data Value'])) {
       if (values['Scale ID'] !== 'IM') continue;
       const id = values['Element ID'].trim();
       const weight = Number(values['Data Value']);
@@ -106,7 +106,7 @@ export async function loadOnet(options: OnetOptions): Promise<Loaded> {
   }
 
   const technologies = new Map<string, EntityInput>();
-  for await (const { values } of rows('Technology Skills')) {
+  for await (const { values } of rows('Technology Skills', ['O*NET-SOC Code', 'Example', 'Commodity Code', 'Commodity Title', 'Hot Technology', 'In Demand'])) {
     const name = cleanText(values.Example ?? '');
     const code = slug(name);
     if (!code) continue;
@@ -126,7 +126,7 @@ export async function loadOnet(options: OnetOptions): Promise<Loaded> {
   }
   entities.push(...technologies.values());
 
-  for await (const { values } of rows('Related Occupations')) {
+  for await (const { values } of rows('Related Occupations', ['O*NET-SOC Code', 'Related O*NET-SOC Code', 'Relatedness Tier', 'Index'])) {
     const weight = RELATEDNESS[values['Relatedness Tier']?.trim()] ?? 0.5;
     relations.push({
       source: occ(values['O*NET-SOC Code'].trim()),

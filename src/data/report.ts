@@ -5,6 +5,9 @@
  */
 import { formatLocation, type RowLocation } from './errors.js';
 
+/** Longest reason kept: a reason may quote the row, and a broken file has millions of them. */
+const MAX_REASON = 200;
+
 export interface Skipped extends RowLocation {
   reason: string;
 }
@@ -17,7 +20,7 @@ export class IngestReport {
   readonly notes: string[] = [];
 
   skip(location: RowLocation, reason: string): void {
-    this.skipped.push({ ...location, reason });
+    this.skipped.push({ ...location, reason: reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 3)}...` : reason });
   }
 
   unknownEndpoint(kind: string, ref: string): void {

@@ -24,13 +24,16 @@ const ROLE = 'laborspace-encoder';
 const ENCODER_NICENESS = 10;
 
 export class EncoderThread {
+  /** The model folder. */
+  readonly dir: string;
   readonly hash: string;
   readonly maxTokens: number;
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: unknown) => void }>();
   private next = 0;
 
-  private constructor(worker: Worker, ready: { hash: string; maxTokens: number }) {
+  private constructor(dir: string, worker: Worker, ready: { hash: string; maxTokens: number }) {
+    this.dir = dir;
     this.worker = worker;
     this.hash = ready.hash;
     this.maxTokens = ready.maxTokens;
@@ -61,7 +64,7 @@ export class EncoderThread {
       await worker.terminate();
       throw e;
     });
-    return new EncoderThread(worker, ready);
+    return new EncoderThread(dir, worker, ready);
   }
 
   /** As SentenceEncoder.encode, on the worker. */

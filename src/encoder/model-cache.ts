@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
+import { processAlive } from '../util/process.js';
 import { VERSION } from '../version.js';
 import { encodeModel } from './onnx-proto.js';
 import { readTfjsWeights } from './tfjs-weights.js';
@@ -127,8 +128,11 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dirname(dir), { recursive: true });
   renameSync(tmp, dir);
-  // Conversions of other package or converter versions are dead weight (~28 MB each).
-  for (const old of readdirSync(dirname(dir)))
-    if (old.startsWith('use-lite-') && join(dirname(dir), old) !== dir) rmSync(join(dirname(dir), old), { recursive: true, force: true });
+  // Conversions of other package or converter versions are dead weight (~28 MB each), as are those a
+  // killed process left half written; fine-tuned models (use-lite-tuned-*) are never touched.
+  for (const old of readdirSync(dirname(dir))) {
+    const stale = /^use-lite-[0-9a-f]{12}(?:\.tmp-(\d+))?$/.exec(old);
+    if (stale && join(dirname(dir), old) !== dir && !(stale[1] && processAlive(Number(stale[1])))) rmSync(join(dirname(dir), old), { recursive: true, force: true });
+  }
   return { dir, hash: sums['onnx/model.onnx'], converted: true };
 }

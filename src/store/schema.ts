@@ -69,4 +69,24 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (model_hash, text_hash)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Runs remember the process that started them, so that one killed midway is marked interrupted
+  -- (SQLite cannot change a CHECK constraint in place: the table is rebuilt).
+  CREATE TABLE runs_new (
+    id          INTEGER PRIMARY KEY,
+    model_id    TEXT REFERENCES models (id) ON DELETE SET NULL,
+    kind        TEXT NOT NULL,
+    config      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    data_hash   TEXT NOT NULL DEFAULT '',
+    metrics     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metrics)),
+    status      TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+    started_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at TEXT,
+    pid         INTEGER
+  );
+  INSERT INTO runs_new (id, model_id, kind, config, data_hash, metrics, status, started_at, finished_at)
+    SELECT id, model_id, kind, config, data_hash, metrics, status, started_at, finished_at FROM runs;
+  DROP TABLE runs;
+  ALTER TABLE runs_new RENAME TO runs;
+  `,
 ];

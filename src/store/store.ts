@@ -1,9 +1,15 @@
 /**
  * The SQLite store: entities, relations, vectors, models and runs (better-sqlite3 12, WAL).
  * Every write runs in one transaction, so a failed batch leaves nothing behind; constraint
- * violations surface as StoreError with a code and the offending item.
+ * violations surface as StoreError with a code and the offending item. A model's `extra.dir` inside
+ * the store's folder is kept relative to it, so that a home can be moved or copied.
  */
+import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+
 import Database from 'better-sqlite3';
+
+import { processAlive } from '../util/process.js';
 
 import { MIGRATIONS } from './schema.js';
 import { type EntityKey, type EntityType, ENTITY_TYPES, formatRef, isEntityType, parseRef } from './refs.js';
@@ -20,7 +26,9 @@ export type StoreErrorCode =
   | 'DIMENSION_MISMATCH'
   | 'NON_FINITE'
   | 'UNKNOWN_RUN'
-  | 'SCHEMA_TOO_NEW';
+  | 'SCHEMA_TOO_NEW'
+  | 'LOCKED'
+  | 'NO_STORE';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
@@ -94,7 +102,8 @@ export interface Run {
   config: Record<string, unknown>;
   dataHash: string;
   metrics: Record<string, unknown>;
-  status: 'running' | 'done' | 'failed';
+  /** `interrupted`: the process running it ended before it finished (found when a store is opened). */
+  status: 'running' | 'done' | 'failed' | 'interrupted';
   startedAt: string;
   finishedAt: string | null;
 }
@@ -127,24 +136,41 @@ function describe(item: unknown): string {
 
 export class Store {
   readonly db: Database.Database;
+  readonly path: string;
+  /** The folder relative paths in the store are resolved against (undefined in memory). */
+  private readonly folder?: string;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, path: string) {
     this.db = db;
+    this.path = path;
+    this.folder = path === ':memory:' ? undefined : dirname(resolve(path));
   }
 
-  /** Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. */
+  /**
+   * Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. Runs left
+   * `running` by a process that has ended are marked `interrupted`.
+   */
   static open(path: string): Store {
     const db = new Database(path);
+    const store = new Store(db, path);
     try {
       if (path !== ':memory:') db.pragma('journal_mode = WAL');
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
-      const store = new Store(db);
       store.migrate();
+      try {
+        store.transaction(() => {
+          store.relativizeModelDirs();
+          store.markInterruptedRuns();
+        });
+      } catch (e) {
+        // Housekeeping only: a store another process is writing to still opens, for reading.
+        if (!(e instanceof StoreError && e.code === 'LOCKED')) throw e;
+      }
       return store;
     } catch (e) {
       db.close();
-      throw e;
+      throw store.lockedAsStoreError(e);
     }
   }
 
@@ -162,11 +188,45 @@ export class Store {
       );
     }
     for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
+      this.transaction(() => {
         this.db.exec(MIGRATIONS[v]);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
+      });
     }
+  }
+
+  /**
+   * Model folders stored as absolute paths (as stores did before relative ones) become relative
+   * when inside the store's folder, or when they name `.../models/NAME` and the store's folder has
+   * its own `models/NAME`: a home moved or copied before this uses its own models.
+   */
+  private relativizeModelDirs(): void {
+    const folder = this.folder;
+    if (!folder) return;
+    const rows = this.db.prepare<[], { id: string; extra: string }>('SELECT id, extra FROM models').all();
+    for (const row of rows) {
+      const extra = JSON.parse(row.extra) as Record<string, unknown>;
+      if (typeof extra.dir !== 'string' || !isAbsolute(extra.dir)) continue;
+      const own = join('models', basename(extra.dir));
+      const moved = basename(dirname(extra.dir)) === 'models' && existsSync(join(folder, own));
+      const stored = moved ? own : this.storedDir(extra.dir);
+      if (stored !== extra.dir) this.db.prepare('UPDATE models SET extra = ? WHERE id = ?').run(JSON.stringify({ ...extra, dir: stored }), row.id);
+    }
+  }
+
+  /** A folder as the store keeps it: relative to the store's folder when inside it, else absolute. */
+  private storedDir(dir: string): string {
+    const absolute = resolve(dir);
+    if (!this.folder) return absolute;
+    const inside = relative(this.folder, absolute);
+    return inside && !inside.startsWith('..') && !isAbsolute(inside) ? inside : absolute;
+  }
+
+  private markInterruptedRuns(): void {
+    const running = this.db.prepare<[], { id: number; pid: number | null }>(`SELECT id, pid FROM runs WHERE status = 'running'`).all();
+    const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`);
+    // A run from before runs kept their process (no pid) cannot still be going under this schema.
+    for (const run of running) if (run.pid === null || !processAlive(run.pid)) mark.run(run.id);
   }
 
   close(): void {
@@ -197,7 +257,7 @@ export class Store {
     );
     const update = this.db.prepare('UPDATE entities SET title = ?, text = ?, version = ?, extra = ? WHERE id = ?');
     const counts: UpsertCounts = { inserted: 0, updated: 0, unchanged: 0 };
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const item of items) {
         const version = item.version ?? '';
         const extra = JSON.stringify(item.extra ?? {});
@@ -212,7 +272,7 @@ export class Store {
           counts.unchanged++;
         }
       }
-    })();
+    });
     return counts;
   }
 
@@ -313,7 +373,7 @@ export class Store {
       `INSERT INTO relations (source_id, target_id, kind, weight, provenance) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (source_id, target_id, kind) DO UPDATE SET weight = excluded.weight, provenance = excluded.provenance`,
     );
-    this.db.transaction(() => {
+    this.transaction(() => {
       const ids = this.idsByRef();
       const idOf = (ref: string, i: number, kind: string): number => {
         this.key(ref, `relation ${i} (${kind}): `);
@@ -329,7 +389,7 @@ export class Store {
           throw new StoreError('INVALID_RELATION', `relation ${i} ${describe(item)}: weight must be a finite number`);
         upsert.run(idOf(item.source, i, item.kind), idOf(item.target, i, item.kind), item.kind, weight, item.provenance ?? '');
       });
-    })();
+    });
     return items.length;
   }
 
@@ -339,9 +399,21 @@ export class Store {
     return new Map(rows.map((r) => [formatRef(r), r.id]));
   }
 
-  /** Runs fn in one transaction (nested calls become savepoints): all of it is written, or none. */
+  /**
+   * Runs fn in one transaction (nested calls become savepoints): all of it is written, or none.
+   * SQLite's "database is locked" becomes a StoreError that says another process holds the store.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      throw this.lockedAsStoreError(e);
+    }
+  }
+
+  private lockedAsStoreError(e: unknown): unknown {
+    if ((e as { code?: string }).code !== 'SQLITE_BUSY') return e;
+    return new StoreError('LOCKED', `${this.path} is locked: another process holds this Labor Space home (a build, ingest or training writing to it); try again when it has finished`);
   }
 
   /** Relations touching an entity, outgoing, incoming or both, optionally of one kind. */
@@ -387,12 +459,16 @@ export class Store {
     const existing = this.model(model.id);
     if (existing && existing.dim !== model.dim)
       throw new StoreError('DIMENSION_MISMATCH', `model ${model.id} is registered with dim ${existing.dim}, not ${model.dim}`);
-    this.db
-      .prepare(
-        `INSERT INTO models (id, name, dim, hash, extra) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, hash = excluded.hash, extra = excluded.extra`,
-      )
-      .run(model.id, model.name, model.dim, model.hash ?? '', JSON.stringify(model.extra ?? {}));
+    const extra = { ...model.extra };
+    if (typeof extra.dir === 'string') extra.dir = this.storedDir(extra.dir);
+    this.transaction(() =>
+      this.db
+        .prepare(
+          `INSERT INTO models (id, name, dim, hash, extra) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, hash = excluded.hash, extra = excluded.extra`,
+        )
+        .run(model.id, model.name, model.dim, model.hash ?? '', JSON.stringify(extra)),
+    );
     return this.model(model.id)!;
   }
 
@@ -402,7 +478,10 @@ export class Store {
         'SELECT * FROM models WHERE id = ?',
       )
       .get(id);
-    return row && { id: row.id, name: row.name, dim: row.dim, hash: row.hash, extra: JSON.parse(row.extra), createdAt: row.created_at };
+    if (!row) return undefined;
+    const extra = JSON.parse(row.extra) as Record<string, unknown>;
+    if (typeof extra.dir === 'string' && this.folder && !isAbsolute(extra.dir)) extra.dir = join(this.folder, extra.dir);
+    return { id: row.id, name: row.name, dim: row.dim, hash: row.hash, extra, createdAt: row.created_at };
   }
 
   private requireModel(id: string): Model {
@@ -417,7 +496,7 @@ export class Store {
     const put = this.db.prepare(
       'INSERT OR REPLACE INTO vectors (entity_id, model_id, dim, text_hash, data) VALUES (?, ?, ?, ?, ?)',
     );
-    this.db.transaction(() => {
+    this.transaction(() => {
       const ids = this.idsByRef();
       items.forEach((item, i) => {
         if (!(item?.vector instanceof Float32Array))
@@ -432,7 +511,7 @@ export class Store {
         const bytes = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
         put.run(id, modelId, dim, item.textHash ?? '', bytes);
       });
-    })();
+    });
   }
 
   /** All vectors of a model (optionally of one type), as one matrix in entity-id order. */
@@ -468,31 +547,33 @@ export class Store {
 
   cacheEmbeddings(modelHash: string, entries: readonly { textHash: string; vector: Float32Array }[]): void {
     const put = this.db.prepare('INSERT OR REPLACE INTO embedding_cache (model_hash, text_hash, dim, data) VALUES (?, ?, ?, ?)');
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const e of entries) {
         const bad = e.vector.findIndex((v) => !Number.isFinite(v));
         if (bad >= 0) throw new StoreError('NON_FINITE', `embedding of text ${e.textHash}: value ${bad} is ${e.vector[bad]}`);
         put.run(modelHash, e.textHash, e.vector.length, Buffer.from(e.vector.buffer, e.vector.byteOffset, e.vector.byteLength));
       }
-    })();
+    });
   }
 
   // ---- runs ----
 
   startRun(run: { kind: string; modelId?: string; config?: Record<string, unknown>; dataHash?: string }): number {
     if (run.modelId !== undefined) this.requireModel(run.modelId);
-    const info = this.db
-      .prepare('INSERT INTO runs (model_id, kind, config, data_hash) VALUES (?, ?, ?, ?)')
-      .run(run.modelId ?? null, run.kind, JSON.stringify(run.config ?? {}), run.dataHash ?? '');
+    const info = this.transaction(() =>
+      this.db
+        .prepare('INSERT INTO runs (model_id, kind, config, data_hash, pid) VALUES (?, ?, ?, ?, ?)')
+        .run(run.modelId ?? null, run.kind, JSON.stringify(run.config ?? {}), run.dataHash ?? '', process.pid),
+    );
     return Number(info.lastInsertRowid);
   }
 
   finishRun(id: number, result: { status: 'done' | 'failed'; metrics?: Record<string, unknown> }): void {
-    const info = this.db
-      .prepare(
-        `UPDATE runs SET status = ?, metrics = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`,
-      )
-      .run(result.status, JSON.stringify(result.metrics ?? {}), id);
+    const info = this.transaction(() =>
+      this.db
+        .prepare(`UPDATE runs SET status = ?, metrics = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`)
+        .run(result.status, JSON.stringify(result.metrics ?? {}), id),
+    );
     if (info.changes === 0) throw new StoreError('UNKNOWN_RUN', `no run ${id}`);
   }
 

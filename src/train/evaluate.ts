@@ -4,6 +4,7 @@
  * out); type clustering (share of an entity's 10 nearest neighbours of its own type); NAICS sector
  * purity (share of an industry's 10 nearest industries in its own sector).
  */
+import { naicsSector } from '../data/naics.js';
 import { similarity, topk } from '../native.js';
 import { parseRef } from '../store/index.js';
 import { seededRandom } from '../util/random.js';
@@ -101,7 +102,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
     }
   });
   const industries = (rowsOfType.get('industry') ?? []).filter((r) => /^\d{6}$/.test(parseRef(refs[r])!.code));
-  const sector = (r: number) => parseRef(refs[r])!.code.slice(0, 2);
+  const sector = (r: number) => naicsSector(parseRef(refs[r])!.code); // 31-33, 44-45 and 48-49 are one sector each
   let pure = 0;
   let count = 0;
   if (industries.length > 10) {
