@@ -367,7 +367,8 @@ OnSpace('should run arith, axis and shock from the command line, with clear erro
   assert.equal([scored.rows, scored.out], [2, join(home, 'cli-posts.scored.csv')]);
   await fails(['score', '--input', posts, '--text-column', 'text', '--axes', 'left-right'], /unknown axis "left-right"/);
   await fails(['score', '--input', join(home, 'none.csv'), '--text-column', 'text'], /no such file/);
-  const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--types', 'occupation', '--top', '2'));
+  const exposure = JSON.parse(await run('--json', 'exposure', 'ai', '--construction', 'texts', '--types', 'occupation', '--top', '2'));
+  await fails(['exposure', 'ai'], /the space holds 0 of the 8 ESCO skills/);
   assert.is(exposure.results.occupation.length, 2);
 });
 

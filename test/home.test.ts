@@ -17,7 +17,7 @@ const root = mkdtempSync(join(tmpdir(), 'laborspace-homes-'));
 const Moved = suite('a home moved or copied');
 
 beforeAll(Moved, async () => {
-  await build(join(root, 'home'), { dataDir: FIXTURES, threads: 2, train: { steps: 20, evalEvery: 10 } });
+  await build(join(root, 'home'), { dataDir: FIXTURES, threads: 2, train: { encoder: { steps: 4, batchSize: 8, headSteps: 20 } } });
 });
 Moved.after(() => rmSync(root, { recursive: true, force: true }));
 

@@ -16,6 +16,13 @@ namespace {
 
 constexpr size_t kBlockTiles = 16;  // row tiles per packed block of op(A)
 constexpr size_t kPackSteps = 64;   // steps of k per pass when packing a transposed operand
+// Packed strips of op(B) that one pass over the blocks of op(A) meets: about 1 MB, so they stay in
+// L2 while every block streams past them (the whole packed op(B) of a 1536-wide layer, 3 MB, came
+// from L3 for every block and halved the rate at the encoder's shapes).
+constexpr size_t kStripBytes = size_t(1) << 20;
+// Depths above kMaxDepth run as passes of kDepth, accumulating: a product over a batch's tokens
+// (dW = xᵀ dy, k in the thousands) keeps its strips and tiles cache-sized.
+constexpr size_t kMaxDepth = 768, kDepth = 512;
 
 // Packs `count` lines of an operand, from line `first`, k-major: out[p*width + i] = line (first+i)
 // at step p, zero for count <= i < width. A line is a row of op(A) or a column of op(B); when
@@ -43,6 +50,14 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   if (k == 0) {
     if (!accumulate)
       for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    return;
+  }
+  if (k > kMaxDepth) {
+    for (size_t k0 = 0; k0 < k; k0 += kDepth) {
+      const size_t kc = std::min(kDepth, k - k0);
+      gemm(op_a, op_b, m, n, kc, op_a == Op::none ? a + k0 : a + k0 * lda, lda, op_b == Op::none ? b + k0 * ldb : b + k0, ldb,
+           c, ldc, accumulate || k0 > 0);
+    }
     return;
   }
   const IsaKernels& kern = active_kernels();
@@ -75,24 +90,29 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
     const size_t count = std::max<size_t>(t_count, 1);
     const size_t pb = by_panels ? panels * t / count : 0, pe = by_panels ? panels * (t + 1) / count : panels;
     const size_t tb = by_panels ? 0 : tiles * t / count, te = by_panels ? tiles : tiles * (t + 1) / count;
-    const Scratch own(own_buffer, by_panels ? (pe - pb) * k * nr : 0);
+    const size_t group = std::max<size_t>(1, kStripBytes / (k * nr * sizeof(float)));
+    const Scratch own(own_buffer, by_panels ? std::min(group, pe - pb) * k * nr : 0);
     float* own_b = own.get();
-    if (by_panels) {
-      for (size_t pn = pb; pn < pe; ++pn)
-        pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b + (pn - pb) * k * nr);
-    }
     const Scratch packed_block(block_buffer, kBlockTiles * k * mr);
     float* block = packed_block.get();
-    for (size_t t0 = tb; t0 < te; t0 += kBlockTiles) {
-      const size_t t1 = std::min(te, t0 + kBlockTiles);
-      for (size_t ti = t0; ti < t1; ++ti)
-        pack(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block + (ti - t0) * k * mr);
-      for (size_t pn = pb; pn < pe; ++pn) {
-        const float* panel = by_panels ? own_b + (pn - pb) * k * nr : shared_b + pn * k * nr;
-        const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
+    // Groups of strips held in L2; each group meets every block of rows (repacked per group: a
+    // copy of op(A) per megabyte of op(B), small beside the products).
+    for (size_t g0 = pb; g0 < pe; g0 += group) {
+      const size_t g1 = std::min(pe, g0 + group);
+      if (by_panels)
+        for (size_t pn = g0; pn < g1; ++pn)
+          pack(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, nr, own_b + (pn - g0) * k * nr);
+      for (size_t t0 = tb; t0 < te; t0 += kBlockTiles) {
+        const size_t t1 = std::min(te, t0 + kBlockTiles);
         for (size_t ti = t0; ti < t1; ++ti)
-          kern.gemm_micro(block + (ti - t0) * k * mr, panel, k, c + ti * mr * ldc + n0, ldc,
-                          std::min(mr, m - ti * mr), cols, accumulate);
+          pack(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, mr, block + (ti - t0) * k * mr);
+        for (size_t pn = g0; pn < g1; ++pn) {
+          const float* panel = by_panels ? own_b + (pn - g0) * k * nr : shared_b + pn * k * nr;
+          const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
+          for (size_t ti = t0; ti < t1; ++ti)
+            kern.gemm_micro(block + (ti - t0) * k * mr, panel, k, c + ti * mr * ldc + n0, ldc,
+                            std::min(mr, m - ti * mr), cols, accumulate);
+        }
       }
     }
   });

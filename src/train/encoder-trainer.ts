@@ -45,7 +45,7 @@ export interface EncoderTuneConfig {
 
 export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   steps: 0,
-  budgetSeconds: 420,
+  budgetSeconds: 300,
   batchSize: 32,
   lr: 3e-4,
   layerDecay: 0.8,
