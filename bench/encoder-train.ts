@@ -30,7 +30,7 @@ import { describeMachine, machineLine } from './machine.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const PAIRS = 64;
 const THREADS = 2;
-const REPS = 5;
+const REPS = 3;
 const ROUNDS = 2;
 const COMPARE = ['head.weight', 'layer1.ffn1.weight', 'layer0.qkv.weight'];
 
@@ -52,7 +52,7 @@ function productFlop(lengths: number[], dims: ReturnType<typeof loadNativeUseLit
   return 2 * 3 * (perToken * tokens + attention + head);
 }
 
-const work = mkdtempSync(join(tmpdir(), 'laborspace-bench-encoder-train-'));
+const work = process.env.BENCH_WORK ?? mkdtempSync(join(tmpdir(), "laborspace-bench-encoder-train-"));
 try {
   setThreads(THREADS);
   const store = Store.open(':memory:');
@@ -123,5 +123,5 @@ try {
   mkdirSync(join(here, 'out'), { recursive: true });
   writeFileSync(join(here, 'out', 'encoder-train.json'), JSON.stringify({ machine: describeMachine(), pairs: PAIRS, threads: THREADS, tokens, paddedTokens: theirs.padded_tokens, epochPairs, ours, torch: theirs, productFlop: flop, fmaPeak: peak, gradDiff }, null, 2));
 } finally {
-  rmSync(work, { recursive: true, force: true });
+  if (!process.env.BENCH_WORK) rmSync(work, { recursive: true, force: true });
 }
