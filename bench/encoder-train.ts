@@ -6,7 +6,7 @@
  * sides. Ours packs the texts end to end; PyTorch pads them to the longest with an attention mask.
  * Reports the median step (the better of 2 rounds alternating between the sides), the ratio, the
  * loss and gradient differences, and the share of the FMA peak our products reach.
- * Needs: apt-get install python3-torch (not needed by CI).
+ * Needs: apt-get install python3-torch libopenblas0-openmp (its OpenBLAS threads; not needed by CI).
  * Usage: npm run bench:encoder-train
  */
 import { execFileSync } from 'node:child_process';
@@ -35,7 +35,7 @@ const ROUNDS = 2;
 const COMPARE = ['head.weight', 'layer1.ffn1.weight', 'layer0.qkv.weight'];
 
 if (!existsSync('/usr/bin/python3') || execFileSync('/usr/bin/python3', ['-c', 'import torch; print(1)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '1') {
-  console.error('PyTorch is not installed for /usr/bin/python3: apt-get install python3-torch');
+  console.error('PyTorch is not installed for /usr/bin/python3: apt-get install python3-torch libopenblas0-openmp');
   process.exit(1);
 }
 
