@@ -24,7 +24,7 @@ import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { probeFmaPeak, setThreads } from '../src/native.js';
 import { Store } from '../src/store/index.js';
 import { buildExamples, DEFAULT_KINDS } from '../src/train/examples.js';
-import { seededRandom } from '../src/util/random.js';
+import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,7 +64,7 @@ try {
   const epochPairs = examples.train.reduce((n, set) => n + set.anchors.length, 0);
   store.close();
   const next = seededRandom(7);
-  const texts = Array.from({ length: 2 * PAIRS }, () => all[Math.floor(((next() + 1) / 2) * all.length) % all.length]);
+  const texts = Array.from({ length: 2 * PAIRS }, () => all[randomIndex(next, all.length)]);
   const ort = await SentenceEncoder.load(ensureUseLiteModel(join(work, 'home')).dir);
   const ids = texts.map((t) => ort.tokenize(t));
   await ort.close();

@@ -20,7 +20,7 @@ import { ensureUseLiteModel } from '../src/encoder/model-cache.js';
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { probeFmaPeak, topk } from '../src/native.js';
 import { Store } from '../src/store/index.js';
-import { seededRandom } from '../src/util/random.js';
+import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,7 +38,7 @@ try {
   const all = store.entities().map((e) => e.text);
   store.close();
   const next = seededRandom(42);
-  const texts = Array.from({ length: count }, () => all[Math.floor(((next() + 1) / 2) * all.length) % all.length]);
+  const texts = Array.from({ length: count }, () => all[randomIndex(next, all.length)]);
   const model = ensureUseLiteModel(join(work, 'home'));
   const encoder = await SentenceEncoder.load(model.dir);
   const tokens = texts.reduce((n, t) => n + Math.min(encoder.tokenize(t).length, encoder.maxTokens), 0);

@@ -20,7 +20,7 @@ import Table from 'cli-table3';
 
 import { defaultHome } from '../src/home.js';
 import { openHomeStore } from '../src/home.js';
-import { seededRandom } from '../src/util/random.js';
+import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,7 +31,7 @@ const mixedOnly = process.argv.includes('--mixed-only');
 
 const store = openHomeStore(home);
 const next = seededRandom(3);
-const sample = <T>(list: T[], n: number) => Array.from({ length: n }, () => list[Math.floor(((next() + 1) / 2) * list.length) % list.length]);
+const sample = <T>(list: T[], n: number) => Array.from({ length: n }, () => list[randomIndex(next, list.length)]);
 const refs = sample(store.entities().filter((e) => e.type !== 'firm').map((e) => e.ref), 500);
 const titles = store.entities({ type: 'occupation' }).map((e) => e.title);
 const skills = store.entities({ type: 'skill' }).map((e) => e.title);

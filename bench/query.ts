@@ -17,7 +17,7 @@ import { build } from '../src/build.js';
 import { SpaceIndex } from '../src/index/space-index.js';
 import { BASE_MODEL_ID, LaborSpace } from '../src/space.js';
 import { ENTITY_TYPES } from '../src/store/index.js';
-import { seededRandom } from '../src/util/random.js';
+import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,7 +38,7 @@ const exact = SpaceIndex.open(space.store, BASE_MODEL_ID, join(home, 'indices-ex
 const all = space.store.vectors(BASE_MODEL_ID);
 const next = seededRandom(5);
 const queries = Array.from({ length: QUERIES }, () => {
-  const row = Math.floor(((next() + 1) / 2) * all.refs.length) % all.refs.length;
+  const row = randomIndex(next, all.refs.length);
   return all.matrix.slice(row * all.dim, (row + 1) * all.dim);
 });
 

@@ -18,7 +18,7 @@ import { NAMED_AXES } from '../src/analysis/analyses.js';
 import { scoreFile } from '../src/analysis/score.js';
 import { defaultHome } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
-import { seededRandom } from '../src/util/random.js';
+import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
 
 const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -32,7 +32,7 @@ try {
   const occupations = space.index.vectors('occupation')!.refs.map((r) => space.title(r));
   const skills = space.index.vectors('skill')!.refs.map((r) => space.title(r));
   const next = seededRandom(7);
-  const pick = (list: string[]) => list[Math.floor(((next() + 1) / 2) * list.length) % list.length];
+  const pick = (list: string[]) => list[randomIndex(next, list.length)];
   const input = join(work, 'postings.csv');
   const lines = ['id,text'];
   for (let i = 0; i < rows; i++) lines.push(`${i},"${`${pick(occupations)}: ${pick(skills)}, ${pick(skills)}, ${pick(skills)}`.replace(/"/g, '""')}"`);

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { Encoder, type EncoderDims } from '../src/native.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
 import type { PairSet } from '../src/train/examples.js';
-import { randomMatrix, rng } from './helpers.js';
+import { randomIndex, randomMatrix, rng } from './helpers.js';
 
 const DIMS: EncoderDims = {
   vocab: 40,
@@ -23,7 +23,7 @@ function setup() {
   for (const t of encoder.layout) if (t.name.endsWith('.scale')) encoder.tensor(initial, t.name).fill(1);
   // 60 "entities" of 2-11 tokens; pairs link entity i to i + 30 (MNRL) and weigh pairs (CoSENT).
   const next = rng(3);
-  const tokens = Array.from({ length: 60 }, () => Int32Array.from({ length: 2 + (Math.floor(((next() + 1) / 2) * 10) % 10) }, () => Math.floor(((next() + 1) / 2) * 40) % 40));
+  const tokens = Array.from({ length: 60 }, () => Int32Array.from({ length: 2 + randomIndex(next, 10) }, () => randomIndex(next, 40)));
   const rows = Int32Array.from({ length: 30 }, (_, i) => i);
   const set = (kind: string, loss: PairSet['loss']): PairSet => ({
     kind,

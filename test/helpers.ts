@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { buildProgram } from '../src/cli/main.js';
 import { nativeInfo, setIsa, type Isa } from '../src/native.js';
 
-export { randomMatrix, seededRandom as rng } from '../src/util/random.js';
+export { randomIndex, randomMatrix, seededRandom as rng } from '../src/util/random.js';
 
 /**
  * A suite's set-up, run once before its tests, whose failure fails every one of them: uvu reports an

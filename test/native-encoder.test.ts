@@ -10,7 +10,7 @@ import { embedTokenLists, loadNativeUseLite, packTokens } from '../src/encoder/n
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { Encoder, type EncoderDims, mnrlLoss, nativeInfo, setThreads } from '../src/native.js';
 import { encoderForwardRef, mnrlLossRef } from '../src/train/reference.js';
-import { assertClose, assertThrowsCode, forEachIsa, randomMatrix, rng } from './helpers.js';
+import { assertClose, assertThrowsCode, forEachIsa, randomIndex, randomMatrix, rng } from './helpers.js';
 
 /** Tiny and odd: three heads of 2, a residual projection 6 -> 10, then a layer at 10 of two heads of 5. */
 const TINY: EncoderDims = {
@@ -127,7 +127,7 @@ Backward('should match central differences of the float64 reference for every te
       const next = rng(10);
       for (const t of encoder.layout)
         for (let c = 0; c < 3; c++) {
-          const i = t.offset + (Math.floor(((next() + 1) / 2) * t.rows * t.cols) % (t.rows * t.cols));
+          const i = t.offset + randomIndex(next, t.rows * t.cols);
           const keep = x[i];
           x[i] = keep + 1e-5;
           const up = loss(x);

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, headLossStep, mnrlLoss, nativeInfo, normalize, tripletLoss } from '../src/native.js';
 import { cosentLossRef, cosineMseLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
 import { lossSides } from '../src/train/trainer.js';
-import { randomMatrix, seededRandom as rng } from '../src/util/random.js';
+import { randomIndex, randomMatrix, seededRandom as rng } from '../src/util/random.js';
 import { assertThrowsCode, forEachIsa } from './helpers.js';
 
 const SHAPES = [
@@ -20,7 +20,7 @@ function checkGradient(what: string, input: Float32Array, grad: Float32Array, lo
   const next = rng(seed);
   const h = 1e-5;
   for (let t = 0; t < 12; t++) {
-    const i = Math.floor(((next() + 1) / 2) * x.length) % x.length;
+    const i = randomIndex(next, x.length);
     const keep = x[i];
     x[i] = keep + h;
     const up = loss(x);

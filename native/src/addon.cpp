@@ -788,7 +788,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
 
   // Runs the backward pass and returns {embeddingIds, embeddingRows} plus the adapter's gradients.
   Napi::Object run_backward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, const float* grad_e,
-                            size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
+                            float weight, size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
     if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
     Napi::Float32Array grad = batch_matrix(info, grad_at, "gradOut", params_, 1);
     std::optional<Napi::Float32Array> gd, gu;
@@ -796,7 +796,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       gd = output(info, adapter_out_at, 0, "gradAdapterDown", adapter.rank * dims_.head_out);
       gu = output(info, adapter_out_at, 1, "gradAdapterUp", dims_.head_out * adapter.rank);
     }
-    if (Error err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, grad.Data(), embedding_,
+    if (Error err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, weight, grad.Data(), embedding_,
                                      gd ? gd->Data() : nullptr, gu ? gu->Data() : nullptr))
       throw from_kernel(err);
     Napi::Object o = Napi::Object::New(info.Env());
@@ -840,7 +840,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       const size_t texts = tape_.offsets.empty() ? 0 : tape_.offsets.size() - 1;
       const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, texts);
       const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
-      return run_backward(info, params, ge.Data(), 2, adapter, 6);
+      return run_backward(info, params, ge.Data(), 1.f, 2, adapter, 6);
     });
   }
 
@@ -871,8 +871,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       const Napi::Float32Array e = run_forward(info, params, 2, adapter, info[13].ToBoolean().Value(), &n);
       std::vector<float> ge(e.ElementLength());
       const double value = loss_on_sides(loss, e.Data(), texts / sides, dims_.head_out, lp, ge.data());
-      for (float& g : ge) g *= lp.weight;
-      Napi::Object o = run_backward(info, params, ge.data(), 8, adapter, 12);
+      Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
       o.Set("loss", Napi::Number::New(info.Env(), value));
       o.Set("embeddings", e);
       return o;

@@ -374,7 +374,8 @@ Error encoder_forward(const EncoderDims& dims, const float* params, const float*
 }
 
 Error encoder_backward(const EncoderDims& dims, const float* params, const Adapter& adapter, EncoderTape& tape,
-                       const float* grad_e, float* grad, SparseRows& embedding, float* grad_down, float* grad_up) {
+                       const float* grad_e, float weight, float* grad, SparseRows& embedding, float* grad_down,
+                       float* grad_up) {
   const size_t texts = tape.offsets.empty() ? 0 : tape.offsets.size() - 1;
   if (texts == 0) return {Error::bad_argument, "backward before any forward pass"};
   const size_t bad = first_non_finite(grad_e, texts * dims.head_out);
@@ -393,7 +394,7 @@ Error encoder_backward(const EncoderDims& dims, const float* params, const Adapt
   hg.up = grad_up;
   hg.x = sized(tape.grad_pooled, texts * P);
   if (Error err = head_backward(tape.pooled.data(), t.head_weight, tape.hidden.data(), tape.embeddings.data(), grad_e, texts, P,
-                                dims.head_out, adapter, 1.f, hg))
+                                dims.head_out, adapter, weight, hg))
     return err;
   // Mean pooling: each token of a text gets dL/dpooled / T.
   float* gx = sized(tape.grad_x, N * widest);

@@ -76,10 +76,11 @@ struct SparseRows {
   std::vector<float> rows;  // ids.size() x embed
 };
 
-// Gradients of a loss given dL/de (texts x head_out) for the last forward on `tape`: grad is an
+// Gradients of a loss given dL/de (texts x head_out) times `weight` for the last forward on `tape`: grad is an
 // arena-sized array whose tensors are overwritten, except the embeddings, which go to `embedding`
 // (the arena's embedding slot is left untouched); grad_down / grad_up for an adapter.
 Error encoder_backward(const EncoderDims& dims, const float* params, const Adapter& adapter, EncoderTape& tape,
-                       const float* grad_e, float* grad, SparseRows& embedding, float* grad_down, float* grad_up);
+                       const float* grad_e, float weight, float* grad, SparseRows& embedding, float* grad_down,
+                       float* grad_up);
 
 }  // namespace laborspace

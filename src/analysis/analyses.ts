@@ -8,7 +8,7 @@ import { combine, meanRows, normalize, projectAsync, similarityAsync, topkAsync 
 import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
 import type { LaborSpace, NearHit } from '../space.js';
 import { SpaceError } from '../space.js';
-import { seededRandom } from '../util/random.js';
+import { randomIndex, seededRandom } from '../util/random.js';
 import { linearize, type Operand } from './expr.js';
 import { type CompiledRippleGraph, compileRippleGraph, rippleNodes, type WeightedEdge } from './ripple.js';
 
@@ -211,7 +211,7 @@ export async function axis(space: LaborSpace, from: readonly string[], to: reado
   // sum_j weights[b][j] members[j], one product of the weights and the members (on the libuv pool:
   // with 1,000 resamples of 740 members it is 4e8 multiply-adds).
   const next = seededRandom(options.seed ?? 1);
-  const draw = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
+  const draw = (n: number) => randomIndex(next, n);
   const nm = nt + nf, width = resamples + 1;
   const weights = new Float32Array(width * nm);
   for (let b = 0; b < width; b++) {

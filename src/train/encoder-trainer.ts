@@ -9,7 +9,7 @@
  * the run (and a resume) is deterministic from then on.
  */
 import { adamwRows, adamwStep, type Encoder } from '../native.js';
-import { seededRandom } from '../util/random.js';
+import { randomIndex, seededRandom } from '../util/random.js';
 import type { PairSet } from './examples.js';
 import { lrSchedule, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
@@ -112,7 +112,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
   const v = resume?.v.slice() ?? new Float32Array(params.length);
   const grad = new Float32Array(params.length);
   const next = seededRandom(resume ? resume.rng : config.seed);
-  const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
+  const pick = (n: number) => randomIndex(next, n);
   const losses: Record<string, number> = { ...resume?.losses };
   const factors = layerLrFactors(encoder, config.layerDecay);
   const embeddings = encoder.layout[0];

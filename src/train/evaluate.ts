@@ -7,7 +7,7 @@
 import { naicsSector } from '../data/naics.js';
 import { similarity, topk } from '../native.js';
 import { parseRef } from '../store/index.js';
-import { seededRandom } from '../util/random.js';
+import { randomIndex, seededRandom } from '../util/random.js';
 import type { PairSet } from './examples.js';
 
 export interface KindMetrics {
@@ -88,7 +88,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
 
   // Type clustering and sector purity on seeded samples.
   const next = seededRandom(seed);
-  const sample = Array.from({ length: Math.min(SAMPLE, refs.length) }, () => Math.floor(((next() + 1) / 2) * refs.length) % refs.length);
+  const sample = Array.from({ length: Math.min(SAMPLE, refs.length) }, () => randomIndex(next, refs.length));
   const sampleVectors = new Float32Array(sample.length * dim);
   sample.forEach((r, i) => sampleVectors.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
   const near = topk(sampleVectors, embeddings, dim, { k: 11, metric: 'dot' });

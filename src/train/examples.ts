@@ -8,7 +8,7 @@
  */
 import type { LossKind } from '../native.js';
 import type { Store } from '../store/index.js';
-import { seededRandom } from '../util/random.js';
+import { randomIndex, seededRandom } from '../util/random.js';
 
 
 export interface KindConfig {
@@ -90,7 +90,7 @@ export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: R
       const grand = parentOf.get(parent);
       const siblings = (grand ? childrenOf.get(grand) ?? [] : []).filter((s) => s !== parent);
       if (!siblings.length) return -1;
-      return rowOf.get(siblings[Math.floor(((next() + 1) / 2) * siblings.length) % siblings.length])!;
+      return rowOf.get(siblings[randomIndex(next, siblings.length)])!;
     };
     const maxWeight = Math.max(...relations.map((r) => r.weight));
     const rows = relations.map((r) => ({

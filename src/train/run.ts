@@ -7,7 +7,7 @@
  * pooled states (trainer.ts).
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { encodeModel } from '../encoder/onnx-proto.js';
@@ -20,6 +20,7 @@ import { buildUseLiteGraph, USE_LITE_TANH_BIAS, USE_LITE_TANH_WEIGHTS, weightsWi
 import type { HeadAdapter } from '../native.js';
 import { BASE_MODEL_ID } from '../space.js';
 import type { Store } from '../store/index.js';
+import { writeFolderAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { CheckpointError, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile } from './checkpoint.js';
@@ -98,7 +99,6 @@ function weightsWithHead(head: HeadParams): Map<string, TfjsTensor> {
   return weights;
 }
 
-/** Writes the fine-tuned encoder (fp32 and int8) from its weights, beside the base model. */
 /**
  * Writes the fine-tuned encoder (fp32 and int8) from its weights, beside the base model. `hash`
  * is the one of the variant the space embeds text with (int8 when the base space was encoded so).
@@ -106,17 +106,12 @@ function weightsWithHead(head: HeadParams): Map<string, TfjsTensor> {
 function writeTunedModel(home: string, baseDir: string, weights: Map<string, TfjsTensor>, quantized: boolean, adapter?: HeadAdapter): { dir: string; hash: string } {
   const meta = { opset: 17, producer: 'laborspace', producerVersion: VERSION, docString: 'Universal Sentence Encoder lite fine-tuned on labor-market relations' };
   const onnx = encodeModel(buildUseLiteGraph(weights, { adapter }), meta);
-  const int8 = encodeModel(buildUseLiteGraph(weights, { adapter, quantize: 'int8' }), { ...meta, docString: `${meta.docString}, dense layers int8` });
   const dir = join(home, 'models', `use-lite-tuned-${sha256(onnx).slice(0, 12)}`);
-  if (!existsSync(dir)) {
-    const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(join(tmp, 'onnx'), { recursive: true });
-    writeFileSync(join(tmp, modelFile(false)), onnx);
-    writeFileSync(join(tmp, modelFile(true)), int8);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'config.json']) copyFileSync(join(baseDir, f), join(tmp, f));
-    renameSync(tmp, dir);
-  }
+  const int8Path = join(dir, modelFile(true));
+  if (existsSync(dir)) return { dir, hash: sha256(quantized ? readFileSync(int8Path) : onnx) };
+  const int8 = encodeModel(buildUseLiteGraph(weights, { adapter, quantize: 'int8' }), { ...meta, docString: `${meta.docString}, dense layers int8` });
+  const shared = Object.fromEntries(['tokenizer.json', 'tokenizer_config.json', 'config.json'].map((f) => [f, readFileSync(join(baseDir, f))]));
+  writeFolderAtomic(dir, { [modelFile(false)]: onnx, [modelFile(true)]: int8, ...shared });
   return { dir, hash: sha256(quantized ? int8 : onnx) };
 }
 
@@ -257,13 +252,13 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   const sentenceEncoder = await SentenceEncoder.load(base.dir);
   let pooled: Pooled | undefined;
   let tokens: Int32Array[] | undefined;
+  const entities = store.entities();
   let refs: string[];
   try {
     if (tune === 'head') {
       pooled = await pooledStates(store, sentenceEncoder, hooks.onEncodeProgress);
       refs = pooled.refs;
     } else {
-      const entities = store.entities();
       refs = entities.map((e) => e.ref);
       tokens = entities.map((e) => Int32Array.from(sentenceEncoder.tokenize(e.text)));
     }
@@ -282,7 +277,7 @@ export async function trainStep(store: Store, home: string, options: TrainOption
   // The run's identity: its pairs, every entity's text, the configuration and the trainer's version.
   const dataHash = createHash('sha256').update(`laborspace ${VERSION} trainer ${TRAINER_VERSION}\n`);
   for (const set of examples.train) dataHash.update(set.kind).update(new Uint8Array(set.anchors.buffer)).update(new Uint8Array(set.positives.buffer));
-  for (const e of store.entities()) dataHash.update(e.ref).update('\0').update(e.text).update('\0');
+  for (const e of entities) dataHash.update(e.ref).update('\0').update(e.text).update('\0');
   const hash = dataHash.digest('hex');
   // A finished run on the same data and config, whose model is still there, is not redone.
   const previous = store

@@ -6,7 +6,7 @@
  * count.
  */
 import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind } from '../native.js';
-import { randomMatrix, seededRandom } from '../util/random.js';
+import { randomIndex, randomMatrix, seededRandom } from '../util/random.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import type { PairSet } from './examples.js';
 
@@ -197,7 +197,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
   const [gradWeight, gradBias, gradAdapterDown, gradAdapterUp] = tensors.map((t) => new Float32Array(t.length));
   const buffers = { gradWeight, gradBias, gradAdapterDown, gradAdapterUp };
   const next = seededRandom(resume ? resume.rng : config.seed);
-  const pick = (n: number) => Math.floor(((next() + 1) / 2) * n) % n;
+  const pick = (n: number) => randomIndex(next, n);
   let best = resume
     ? { ...resume.best, head: copyHead(resume.best.head) }
     : { step: 0, mrr: meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation)), head: copyHead(head) };

@@ -44,6 +44,23 @@ export async function writeStreamAtomic<T>(path: string, write: (out: WriteStrea
 }
 
 /**
+ * Writes a folder whole: `files` (paths relative to it, sub-folders made as needed) into
+ * `DIR.tmp-PID` beside it, then renamed over `dir` (which is replaced). A killed writer leaves only
+ * the temporary folder, which its name ties to the process.
+ */
+export function writeFolderAtomic(dir: string, files: Record<string, string | Uint8Array>): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const [file, content] of Object.entries(files)) {
+    makeFolder(dirname(join(tmp, file)));
+    writeFileSync(join(tmp, file), content);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  makeFolder(dirname(dir));
+  renameSync(tmp, dir);
+}
+
+/**
  * Creates a folder and its missing parents one level at a time: `mkdirSync(..., { recursive: true })`
  * loops forever where the system refuses a folder inside an existing one (e.g. under /proc).
  */

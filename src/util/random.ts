@@ -14,6 +14,11 @@ export function seededRandom(seed: number): (() => number) & { state: () => numb
   return Object.assign(next, { state: () => a });
 }
 
+/** An index in [0, n) drawn from a seededRandom generator (uniform up to float rounding). */
+export function randomIndex(next: () => number, n: number): number {
+  return Math.floor(((next() + 1) / 2) * n) % n;
+}
+
 /** rows x dim matrix of seeded uniform values on [-1, 1). */
 export function randomMatrix(rows: number, dim: number, seed: number): Float32Array {
   const next = seededRandom(seed);
