@@ -58,7 +58,7 @@ interface Binding {
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadGradients;
-  mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean, out?: Outputs): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
+  mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean, out?: Outputs, excluded?: Uint8Array): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
   tripletLoss(a: Float32Array, p: Float32Array, n: Float32Array, dim: number, margin: number, euclidean: boolean, out?: Outputs): LossResult & {
     gradAnchors: Float32Array;
     gradPositives: Float32Array;
@@ -111,6 +111,8 @@ interface NativeEncoderBinding {
     rank: number | undefined,
     adapterOut: Outputs | undefined,
     recompute: boolean,
+    anchors: number | undefined,
+    excluded: Uint8Array | undefined,
   ): EncoderGradients & { loss: number; embeddings: Float32Array };
 }
 
@@ -343,9 +345,16 @@ export function headBackward(x: Float32Array, out: HeadOutput, gradEmbeddings: F
  * Multiple-negatives ranking loss (in-batch negatives) on unit rows: cross-entropy of
  * scale * a_i . p_j (scale = 1 / temperature, ~20) with p_i the right answer; `symmetric` also
  * ranks the anchors for each positive. Prefer it for (anchor, positive) pairs without labels.
+ * `positives` may go on past the anchors' count with extra negatives; `excluded` (anchors x
+ * candidates bytes) marks the candidates that are not negatives of an anchor (its known positives).
  */
-export function mnrlLoss(anchors: Float32Array, positives: Float32Array, dim: number, options: { scale?: number; symmetric?: boolean; out?: { gradAnchors?: Float32Array; gradPositives?: Float32Array } } = {}) {
-  return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true, outputs(options.out, ['gradAnchors', 'gradPositives']));
+export function mnrlLoss(
+  anchors: Float32Array,
+  positives: Float32Array,
+  dim: number,
+  options: { scale?: number; symmetric?: boolean; excluded?: Uint8Array; out?: { gradAnchors?: Float32Array; gradPositives?: Float32Array } } = {},
+) {
+  return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true, outputs(options.out, ['gradAnchors', 'gradPositives']), options.excluded);
 }
 
 /** Triplet loss: mean max(0, dist(a, p) - dist(a, n) + margin), dist = 1 - cosine or Euclidean. For hard negatives. */
@@ -449,6 +458,10 @@ export interface EncoderStepOptions {
   adapter?: HeadAdapter;
   /** Drop the FFN hidden layers and attention probabilities after the forward pass; recompute them in the backward pass. */
   recompute?: boolean;
+  /** MNRL: the anchors' count, when the texts go on past their positives with extra negatives. */
+  anchors?: number;
+  /** MNRL: anchors x candidates bytes, 1 where a candidate is a known positive of the anchor (not a negative). */
+  excluded?: Uint8Array;
 }
 
 /**
@@ -492,9 +505,9 @@ export class Encoder {
     return this.#native.backward(params, gradEmbeddings, gradOut, adapter?.down, adapter?.up, adapter?.rank);
   }
 
-  /** Forward, loss and backward over a batch whose texts are the loss's sides stacked (anchors, positives, negatives). */
+  /** Forward, loss and backward over a batch whose texts are the loss's sides stacked (anchors, positives, negatives; MNRL: extra negatives after the positives, with `anchors`). */
   lossStep(loss: LossKind, params: Float32Array, batch: PackedTokens, gradOut: Float32Array, o: EncoderStepOptions = {}) {
     const a = o.adapter;
-    return this.#native.lossStep(loss, params, batch.tokens, batch.offsets, o.scale ?? 20, o.margin ?? 0.25, o.targets, o.weight ?? 1, gradOut, a?.down, a?.up, a?.rank, undefined, o.recompute ?? false);
+    return this.#native.lossStep(loss, params, batch.tokens, batch.offsets, o.scale ?? 20, o.margin ?? 0.25, o.targets, o.weight ?? 1, gradOut, a?.down, a?.up, a?.rank, undefined, o.recompute ?? false, o.anchors, o.excluded);
   }
 }

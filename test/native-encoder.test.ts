@@ -173,6 +173,17 @@ Backward('should give the adapter gradients of central differences, and lossStep
   const start = encoder.layout[1].offset;
   assertClose(stepGrad.subarray(start), manual.subarray(start), 1e-6, 'lossStep dense gradients');
   assertClose(step.embeddingRows, manualOut.embeddingRows, 1e-6, 'lossStep embedding rows');
+  // MNRL with an extra negative (text 4) and one known positive excluded (anchor 0, candidate 1).
+  const five = packTokens([[1, 2, 3, 4], [0], [10, 5, 5], [5, 9, 8, 7, 6], [4, 3, 2]]);
+  const excluded = Uint8Array.from([0, 1, 0, 0, 0, 0]);
+  const extraGrad = new Float32Array(encoder.paramCount);
+  const extra = encoder.lossStep('mnrl', params, five, extraGrad, { scale: 7, weight: 0.5, anchors: 2, excluded });
+  const e5 = encoder.forward(params, five);
+  assert.ok(Math.abs(extra.loss - mnrlLossRef(e5.subarray(0, 2 * d), e5.subarray(2 * d), d, 7, false, excluded)) < 1e-5, `loss ${extra.loss}`);
+  const l5 = mnrlLoss(e5.subarray(0, 2 * d), e5.subarray(2 * d), d, { scale: 7, excluded });
+  const manual5 = new Float32Array(encoder.paramCount);
+  encoder.backward(params, Float32Array.from([...l5.gradAnchors, ...l5.gradPositives], (g) => g * 0.5), manual5);
+  assertClose(extraGrad.subarray(start), manual5.subarray(start), 1e-6, 'lossStep with extra negatives');
 });
 
 Backward('should refuse a backward pass without a forward one and non-finite gradients', () => {
@@ -188,6 +199,9 @@ Backward('should refuse a backward pass without a forward one and non-finite gra
   assertThrowsCode(() => encoder.lossStep('mnrl', params, { tokens: BATCH.tokens.subarray(0, 5), offsets: BATCH.offsets.subarray(0, 3) }, grad), RangeError, 'ERR_LABORSPACE_DIMENSION', /2 texts: the loss needs 2 equal sides of at least two texts/);
   assertThrowsCode(() => encoder.lossStep('cosent', params, BATCH, grad), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /this loss needs targets/);
   assertThrowsCode(() => encoder.lossStep('nope' as 'mnrl', params, BATCH, grad), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /loss must be/);
+  assertThrowsCode(() => encoder.lossStep('cosent', params, BATCH, grad, { targets: new Float32Array(2), anchors: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /only the MNRL loss takes extra negatives/);
+  assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { anchors: 3 }), RangeError, 'ERR_LABORSPACE_RANGE', /anchors must be an integer from 2 to 2, got 3/);
+  assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { anchors: 2, excluded: new Uint8Array(3) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 3 values, expected 2 x 2/);
 });
 
 Backward.run();

@@ -47,6 +47,34 @@ Losses('should compute MNRL and its gradients, plain and symmetric, on every ISA
   });
 });
 
+Losses('should compute MNRL over extra negatives with known positives excluded, on every ISA', () => {
+  forEachIsa(() => {
+    for (const [B, d] of SHAPES) {
+      const C = B + 5 + (B >> 1);
+      const a = unit(B, d, B + 1), p = unit(C, d, C * 3);
+      const next = rng(B);
+      // A few candidates per row are known positives; the diagonal is set too and must be ignored.
+      const excluded = Uint8Array.from({ length: B * C }, (_, k) => (k % (C + 1) === 0 || randomIndex(next, 5) === 0 ? 1 : 0));
+      const r = mnrlLoss(a, p, d, { scale: 20, excluded });
+      const ref = mnrlLossRef(a, p, d, 20, false, excluded);
+      assert.ok(Math.abs(r.loss - ref) < 1e-4 * (1 + ref), `loss ${r.loss} vs ${ref}`);
+      assert.ok(Math.abs(ref - mnrlLossRef(a, p, d, 20, false)) > 1e-3, 'the mask changes the loss');
+      assert.is(r.gradPositives.length, C * d);
+      checkGradient(`dA ${B}x${C}`, a, r.gradAnchors, (x) => mnrlLossRef(x, p, d, 20, false, excluded), 3);
+      checkGradient(`dP ${B}x${C}`, p, r.gradPositives, (x) => mnrlLossRef(a, x, d, 20, false, excluded), 4);
+      // Square and symmetric with a mask: the column softmax drops the same pairs.
+      const sq = Uint8Array.from({ length: B * B }, (_, k) => excluded[Math.floor(k / B) * C + (k % B)]);
+      const s = mnrlLoss(a, p.subarray(0, B * d), d, { scale: 20, symmetric: true, excluded: sq });
+      assert.ok(Math.abs(s.loss - mnrlLossRef(a, p.subarray(0, B * d), d, 20, true, sq)) < 1e-4 * (1 + s.loss));
+      checkGradient(`dP sym ${B}`, p.subarray(0, B * d), s.gradPositives, (x) => mnrlLossRef(a, x, d, 20, true, sq), 5);
+    }
+  });
+  const a = unit(4, 3, 1), p = unit(6, 3, 2);
+  assertThrowsCode(() => mnrlLoss(a, p, 3, { excluded: new Uint8Array(4 * 5) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 20 values, expected 4 x 6/);
+  assertThrowsCode(() => mnrlLoss(a, p, 3, { excluded: new Int8Array(24) as unknown as Uint8Array }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /excluded must be a Uint8Array/);
+  assertThrowsCode(() => mnrlLoss(a, p, 3, { symmetric: true }), RangeError, 'ERR_LABORSPACE_DIMENSION', /the symmetric loss takes no extra negatives/);
+});
+
 Losses('should compute the triplet loss with cosine and Euclidean distances', () => {
   for (const [B, d] of SHAPES)
     for (const euclidean of [false, true]) {
@@ -80,7 +108,7 @@ Losses('should compute the cosine-similarity MSE and CoSENT losses on every ISA'
 
 Losses('should reject mismatched batches and non-finite values', () => {
   const a = unit(4, 3, 1);
-  assertThrowsCode(() => mnrlLoss(a, unit(5, 3, 2), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /positives has 5 rows, expected 4/);
+  assertThrowsCode(() => mnrlLoss(a, unit(3, 3, 2), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /positives has 3 rows, expected at least the 4 anchors/);
   assertThrowsCode(() => tripletLoss(a, a, unit(4, 3, 2).fill(NaN, 0, 1), 3), RangeError, 'ERR_LABORSPACE_NON_FINITE', /negatives row 0, column 0 is not finite/);
   assertThrowsCode(() => cosineMseLoss(a, a, new Float32Array(3), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /targets has 3 rows, expected 4/);
   assertThrowsCode(() => tripletLoss(a, a, a, 3, { margin: Infinity }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /margin must be finite/);

@@ -539,15 +539,41 @@ Napi::Value head_backward_js(const Napi::CallbackInfo& info) {
   });
 }
 
+// The optional exclusion mask of an MNRL call at argument i: batch x candidates bytes, 1 where
+// candidate j is a known positive of anchor i (not a negative); null when not given.
+const uint8_t* mnrl_excluded(const Napi::CallbackInfo& info, size_t i, size_t batch, size_t candidates) {
+  if (info[i].IsUndefined() || info[i].IsNull()) return nullptr;
+  Napi::Uint8Array m = typed_array<Napi::Uint8Array>(info, i, "excluded", napi_uint8_array, "Uint8Array");
+  if (m.ElementLength() != batch * candidates)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+         "excluded has " + std::to_string(m.ElementLength()) + " values, expected " + std::to_string(batch) + " x " + std::to_string(candidates));
+  return m.Data();
+}
+
+// Candidates of an MNRL call: the positives, then extra negatives (symmetric needs none).
+size_t mnrl_candidates(size_t rows, size_t batch, bool symmetric) {
+  if (rows < batch)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+         "positives has " + std::to_string(rows) + " rows, expected at least the " + std::to_string(batch) + " anchors");
+  if (symmetric && rows != batch)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "the symmetric loss takes no extra negatives");
+  return rows;
+}
+
+// mnrlLoss(anchors, candidates, dim, scale, symmetric, out?, excluded?): the candidates are the
+// anchors' positives, then any extra negatives.
 Napi::Value mnrl_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t d = integer(info, 2, "dim", 1, kMaxDim);
-    size_t batch = 0;
+    size_t batch = 0, rows = 0;
     Napi::Float32Array a = finite_matrix(info, 0, "anchors", d, &batch);
-    Napi::Float32Array p = batch_matrix(info, 1, "positives", d, batch);
+    Napi::Float32Array p = finite_matrix(info, 1, "positives", d, &rows);
     const double scale = number_arg(info, 3, "scale");
-    Napi::Float32Array ga = output(info, 5, 0, "gradAnchors", batch * d), gp = output(info, 5, 1, "gradPositives", batch * d);
-    const double loss = mnrl_loss(a.Data(), p.Data(), batch, d, float(scale), info[4].ToBoolean().Value(), ga.Data(), gp.Data());
+    const bool symmetric = info[4].ToBoolean().Value();
+    const size_t c = mnrl_candidates(rows, batch, symmetric);
+    const uint8_t* excluded = mnrl_excluded(info, 6, batch, c);
+    Napi::Float32Array ga = output(info, 5, 0, "gradAnchors", batch * d), gp = output(info, 5, 1, "gradPositives", c * d);
+    const double loss = mnrl_loss(a.Data(), p.Data(), batch, c, d, float(scale), symmetric, excluded, ga.Data(), gp.Data());
     return loss_result(info.Env(), loss, {{"gradAnchors", ga}, {"gradPositives", gp}});
   });
 }
@@ -845,8 +871,10 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   }
 
   // lossStep(loss, params, tokens, offsets, scale, margin, targets?, lossWeight, gradOut,
-  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?): one training step's
-  // forward, loss and backward over texts stacked as the loss's sides. {loss, embeddingIds, ...}.
+  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?, anchors?, excluded?):
+  // one training step's forward, loss and backward over texts stacked as the loss's sides (MNRL:
+  // `anchors` anchors, then their positives, then extra negatives; `excluded` as mnrlLoss's).
+  // {loss, embeddingIds, ...}.
   Napi::Value loss_step(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       const Loss loss = loss_arg(info, 0);
@@ -858,9 +886,15 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       lp.weight = float(number_arg(info, 7, "lossWeight"));
       Napi::Int32Array tokens, offsets;
       const size_t texts = batch_args(info, 2, &tokens, &offsets), sides = loss_sides(loss);
-      if (texts % sides != 0 || texts < 2 * sides)
+      // MNRL may take extra negatives after the positives: `anchors` says where the positives start.
+      const bool extra = !info[14].IsUndefined();
+      if (extra && loss != Loss::mnrl) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "only the MNRL loss takes extra negatives");
+      if (!extra && (texts % sides != 0 || texts < 2 * sides))
         fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
              std::to_string(texts) + " texts: the loss needs " + std::to_string(sides) + " equal sides of at least two texts");
+      const size_t anchors = extra ? integer(info, 14, "anchors", 2, std::max<size_t>(2, texts / 2)) : texts / sides;
+      if (extra && 2 * anchors > texts)
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", std::to_string(texts) + " texts: fewer than two per anchor");
       std::optional<Napi::Float32Array> targets;
       if (loss == Loss::cosine_mse || loss == Loss::cosent) {
         if (!info[6].IsTypedArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "this loss needs targets");
@@ -870,7 +904,12 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       size_t n = 0;
       const Napi::Float32Array e = run_forward(info, params, 2, adapter, info[13].ToBoolean().Value(), &n);
       std::vector<float> ge(e.ElementLength());
-      const double value = loss_on_sides(loss, e.Data(), texts / sides, dims_.head_out, lp, ge.data());
+      const size_t d = dims_.head_out;
+      const double value =
+          loss == Loss::mnrl
+              ? mnrl_loss(e.Data(), e.Data() + anchors * d, anchors, texts - anchors, d, lp.scale, false,
+                          mnrl_excluded(info, 15, anchors, texts - anchors), ge.data(), ge.data() + anchors * d)
+              : loss_on_sides(loss, e.Data(), texts / sides, d, lp, ge.data());
       Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
       o.Set("loss", Napi::Number::New(info.Env(), value));
       o.Set("embeddings", e);

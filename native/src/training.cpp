@@ -122,44 +122,57 @@ Error head_backward(const float* x, const float* wt, const float* h, const float
   return {};
 }
 
-double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float scale, bool symmetric, float* grad_a,
-                 float* grad_p) {
-  const size_t B = batch;
+double mnrl_loss(const float* a, const float* p, size_t batch, size_t candidates, size_t d, float scale, bool symmetric,
+                 const uint8_t* excluded, float* grad_a, float* grad_p) {
+  const size_t B = batch, C = candidates;
   const IsaKernels& k = active_kernels();
-  const Scratch s = scratch(kScores, B * B), ds = scratch(kGradScores, B * B), row_loss = scratch(kRowLoss, B);
-  gemm(Op::none, Op::transpose, B, B, d, a, d, p, d, s.get(), B, false);
-  // dL/dS: the softmax over each row of scale * S (a_i against every p_j) and, when symmetric, over
-  // each column (p_j against every a_i), done as rows of S^T. Rows are independent: on threads,
-  // with the exponentials computed in the gradient's own row, and the loss summed in row order.
+  const Scratch s = scratch(kScores, B * C), ds = scratch(kGradScores, B * C), row_loss = scratch(kRowLoss, B);
+  gemm(Op::none, Op::transpose, B, C, d, a, d, p, d, s.get(), C, false);
+  // dL/dS: the softmax over each row of scale * S (a_i against every candidate p_j but those
+  // `excluded` marks, its own positive always kept) and, when symmetric, over each column (p_j
+  // against every a_i), done as rows of S^T. Rows are independent: on threads, with the
+  // exponentials computed in the gradient's own row, and the loss summed in row order.
   const float weight = symmetric ? 0.5f / float(B) : 1.f / float(B);
   double loss = 0;
-  auto row_softmax = [&](const float* scores, float* grad) {
-    for_rows(B, 30.0 * B, [&](size_t i) {
-      const float* si = scores + i * B;
-      float* gi = grad + i * B;
-      const float top = scale * *std::max_element(si, si + B);
-      for (size_t j = 0; j < B; ++j) gi[j] = scale * si[j] - top;
-      k.exp_inplace(gi, B);
+  auto row_softmax = [&](const float* scores, float* grad, size_t n, const uint8_t* mask) {
+    for_rows(B, 30.0 * n, [&](size_t i) {
+      const float* si = scores + i * n;
+      float* gi = grad + i * n;
+      const uint8_t* mi = mask ? mask + i * n : nullptr;
+      auto kept = [&](size_t j) { return !mi || j == i || !mi[j]; };
+      float best = si[i];
+      for (size_t j = 0; j < n; ++j)
+        if (kept(j)) best = std::max(best, si[j]);
+      const float top = scale * best;
+      for (size_t j = 0; j < n; ++j) gi[j] = scale * si[j] - top;
+      k.exp_inplace(gi, n);
       double sum = 0;
-      for (size_t j = 0; j < B; ++j) sum += gi[j];
+      for (size_t j = 0; j < n; ++j) {
+        if (!kept(j)) gi[j] = 0.f;
+        sum += gi[j];
+      }
       row_loss[i] = float(weight * (double(top) + std::log(sum) - scale * si[i]));
       const float w = float(scale * weight / sum);
-      for (size_t j = 0; j < B; ++j) gi[j] *= w;
+      for (size_t j = 0; j < n; ++j) gi[j] *= w;
       gi[i] -= scale * weight;
     });
     for (size_t i = 0; i < B; ++i) loss += row_loss[i];
   };
-  row_softmax(s.get(), ds.get());
-  if (symmetric) {
+  row_softmax(s.get(), ds.get(), C, excluded);
+  if (symmetric) {  // square only (candidates == batch): the caller checks
     const Scratch st = scratch(kScoresT, B * B), dst = scratch(kGradScoresT, B * B);
+    std::vector<uint8_t> excluded_t(excluded ? B * B : 0);
     for (size_t i = 0; i < B; ++i)
-      for (size_t j = 0; j < B; ++j) st[j * B + i] = s[i * B + j];
-    row_softmax(st.get(), dst.get());
+      for (size_t j = 0; j < B; ++j) {
+        st[j * B + i] = s[i * B + j];
+        if (excluded) excluded_t[j * B + i] = excluded[i * B + j];
+      }
+    row_softmax(st.get(), dst.get(), B, excluded ? excluded_t.data() : nullptr);
     for (size_t i = 0; i < B; ++i)
       for (size_t j = 0; j < B; ++j) ds[i * B + j] += dst[j * B + i];
   }
-  gemm(Op::none, Op::none, B, d, B, ds.get(), B, p, d, grad_a, d, false);       // dL/dA = dS P
-  gemm(Op::transpose, Op::none, B, d, B, ds.get(), B, a, d, grad_p, d, false);  // dL/dP = dS^T A
+  gemm(Op::none, Op::none, B, d, C, ds.get(), C, p, d, grad_a, d, false);       // dL/dA = dS P
+  gemm(Op::transpose, Op::none, C, d, B, ds.get(), C, a, d, grad_p, d, false);  // dL/dP = dS^T A
   return loss;
 }
 
@@ -282,7 +295,7 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
 double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad) {
   const size_t side = batch * d;
   switch (loss) {
-    case Loss::mnrl: return mnrl_loss(e, e + side, batch, d, params.scale, false, grad, grad + side);
+    case Loss::mnrl: return mnrl_loss(e, e + side, batch, batch, d, params.scale, false, nullptr, grad, grad + side);
     case Loss::triplet:
       return triplet_loss(e, e + side, e + 2 * side, batch, d, params.margin, false, grad, grad + side, grad + 2 * side);
     case Loss::cosine_mse: return cosine_mse_loss(e, e + side, params.targets, batch, d, grad, grad + side);

@@ -3,6 +3,7 @@
 // float32 matrices; the products go through gemm (kernels.h), tanh and exp through the ISA table.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels.h"
 
@@ -38,11 +39,14 @@ struct HeadGrads {
 Error head_backward(const float* x, const float* wt, const float* h, const float* e, const float* grad_e, size_t batch, size_t din,
                     size_t dout, const Adapter& adapter, float weight, const HeadGrads& grads);
 
-// Multiple-negatives ranking loss with in-batch negatives: rows of a and p are unit vectors, p_i
-// the positive of a_i and every p_j (j != i) a negative; cross-entropy over scale * a_i . p_j.
-// `symmetric` averages it with the same loss from p to a. Writes dL/da and dL/dp.
-double mnrl_loss(const float* a, const float* p, size_t batch, size_t d, float scale, bool symmetric, float* grad_a,
-                 float* grad_p);
+// Multiple-negatives ranking loss with in-batch negatives: rows of a (batch) and p (candidates >=
+// batch) are unit vectors, p_i the positive of a_i and every other p_j a negative (the rows past
+// the batch are extra negatives, e.g. sampled from the targets' type), except where `excluded`
+// (batch x candidates, or null) is set: a known positive of a_i in disguise. Cross-entropy over
+// scale * a_i . p_j. `symmetric` (candidates == batch only) averages it with the same loss from p
+// to a. Writes dL/da (batch x d) and dL/dp (candidates x d).
+double mnrl_loss(const float* a, const float* p, size_t batch, size_t candidates, size_t d, float scale, bool symmetric,
+                 const uint8_t* excluded, float* grad_a, float* grad_p);
 
 // Triplet loss: mean over i of max(0, dist(a_i, p_i) - dist(a_i, n_i) + margin), dist = 1 - cosine
 // (unit rows) or Euclidean distance. Writes dL/da, dL/dp, dL/dn.

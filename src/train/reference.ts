@@ -33,19 +33,22 @@ export function headForwardRef(
   return e;
 }
 
-export function mnrlLossRef(a: ArrayLike<number>, p: ArrayLike<number>, d: number, scale: number, symmetric: boolean): number {
+/** MNRL: p holds the positives then any extra negatives; excluded[i * candidates + j] drops p_j from a_i's softmax (never its own). */
+export function mnrlLossRef(a: ArrayLike<number>, p: ArrayLike<number>, d: number, scale: number, symmetric: boolean, excluded?: ArrayLike<number>): number {
   const B = a.length / d;
-  const ce = (row: (i: number, j: number) => number) => {
+  const ce = (n: number, row: (i: number, j: number) => number, out: (i: number, j: number) => boolean) => {
     let loss = 0;
     for (let i = 0; i < B; i++) {
-      const logits = Array.from({ length: B }, (_, j) => scale * row(i, j));
+      const logits = Array.from({ length: n }, (_, j) => scale * row(i, j)).filter((_, j) => j === i || !out(i, j));
+      const own = scale * row(i, i);
       const top = Math.max(...logits);
-      loss += top + Math.log(logits.reduce((s, l) => s + Math.exp(l - top), 0)) - logits[i];
+      loss += top + Math.log(logits.reduce((s, l) => s + Math.exp(l - top), 0)) - own;
     }
     return loss / B;
   };
-  const forward = ce((i, j) => dot(a, i, p, j, d));
-  return symmetric ? (forward + ce((i, j) => dot(p, i, a, j, d))) / 2 : forward;
+  const C = p.length / d;
+  const forward = ce(C, (i, j) => dot(a, i, p, j, d), (i, j) => Boolean(excluded?.[i * C + j]));
+  return symmetric ? (forward + ce(B, (i, j) => dot(p, i, a, j, d), (i, j) => Boolean(excluded?.[j * C + i]))) / 2 : forward;
 }
 
 export function tripletLossRef(a: ArrayLike<number>, p: ArrayLike<number>, n: ArrayLike<number>, d: number, margin: number, euclidean: boolean): number {
