@@ -83,6 +83,8 @@ interface Binding {
     rank: number | undefined,
     trainDense: boolean,
     out: Outputs | undefined,
+    anchors: number | undefined,
+    excluded: Uint8Array | undefined,
   ): LossResult & Partial<HeadGradients> & { device: 'cpu' | 'cuda' };
   adamwStep(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   probeBandwidth(buffer: Float32Array, threads: number): number;
@@ -324,6 +326,10 @@ export interface HeadLossStepOptions {
   trainDense?: boolean;
   /** Arrays to write the gradients into instead of new ones (reused across training steps). */
   out?: Partial<HeadGradients>;
+  /** MNRL: the anchors' count, when x goes on past their positives with extra negatives (those run on the CPU). */
+  anchors?: number;
+  /** MNRL: anchors x candidates bytes, 1 where a candidate is a known positive of the anchor (not a negative). */
+  excluded?: Uint8Array;
 }
 
 /**
@@ -333,7 +339,7 @@ export interface HeadLossStepOptions {
  */
 export function headLossStep(loss: LossKind, x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, options: HeadLossStepOptions = {}) {
   const { adapter } = options;
-  return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto', adapter?.down, adapter?.up, adapter?.rank, options.trainDense !== false, outputs(options.out, ['gradWeight', 'gradBias', 'gradAdapterDown', 'gradAdapterUp']));
+  return binding.headLossStep(loss, x, dimIn, weight, bias, dimOut, options.scale ?? 20, options.margin ?? 0.25, options.targets, options.weight ?? 1, options.device ?? 'auto', adapter?.down, adapter?.up, adapter?.rank, options.trainDense !== false, outputs(options.out, ['gradWeight', 'gradBias', 'gradAdapterDown', 'gradAdapterUp']), options.anchors, options.excluded);
 }
 
 /** The head's gradients (dL/dW, dL/dbias, and the adapter's) from dL/dembeddings. */

@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { Encoder, type EncoderDims } from '../src/native.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
 import type { PairSet } from '../src/train/examples.js';
+import { excludedPositives, knownPositives, poolNegatives, sampleBatch } from '../src/train/trainer.js';
 import { randomIndex, randomMatrix, rng } from './helpers.js';
 
 const DIMS: EncoderDims = {
@@ -52,6 +53,43 @@ Trainer('should lower the loss of the pairs it trains on, deterministically', ()
   assert.ok(a.params.every((v, i) => v === b.params[i]), 'the same seed gives the same weights, bit for bit');
   assert.ok(a.params.some((v, i) => v !== initial[i]), 'the weights moved');
   assert.is(a.steps, 30);
+});
+
+Trainer('should draw MNRL pool negatives that are neither batch texts nor known positives, and mask known positives in the batch', () => {
+  // Anchors 0-9 each link to 20 + i and 30 + i; the pool is rows 20-59.
+  const anchors = Int32Array.from({ length: 20 }, (_, i) => i % 10);
+  const positives = Int32Array.from({ length: 20 }, (_, i) => (i < 10 ? 20 : 30) + (i % 10));
+  const set: PairSet = { kind: 'k', loss: 'mnrl', weight: 1, anchors, positives, targets: new Float32Array(20), negatives: new Int32Array(20).fill(-1), pool: Int32Array.from({ length: 40 }, (_, i) => 20 + i) };
+  const known = knownPositives(set);
+  assert.equal([...known.get(3)!].sort(), [23, 33]);
+  const next = rng(5);
+  const pick = (n: number) => randomIndex(next, n);
+  for (let t = 0; t < 20; t++) {
+    const batch = sampleBatch(set, 6, pick)!;
+    const extra = poolNegatives(set, batch, known, 8, pick);
+    const forbidden = new Set([...batch.sides.flat(), ...batch.sides[0].flatMap((a) => [...known.get(a)!])]);
+    assert.ok(extra.length > 0 && extra.length <= 8 && new Set(extra).size === extra.length, `${extra}`);
+    assert.ok(extra.every((r) => r >= 20 && !forbidden.has(r)), `negatives ${extra} against ${[...forbidden]}`);
+    const mask = excludedPositives(batch, known, extra.length);
+    const [as, ps] = batch.sides;
+    const C = ps.length + extra.length;
+    assert.is(mask.length, as.length * C);
+    as.forEach((a, i) =>
+      ps.forEach((p, j) => assert.is(mask[i * C + j], j !== i && known.get(a)!.has(p) ? 1 : 0, `anchor ${a}, candidate ${p}`)),
+    );
+    assert.ok(mask.every((m, k) => m === 0 || k % C < ps.length), 'pool negatives are never masked');
+  }
+  assert.equal(poolNegatives({ ...set, pool: undefined }, sampleBatch(set, 4, pick)!, known, 8, pick), []);
+});
+
+Trainer('should train with pool negatives, deterministically, and differently from in-batch negatives alone', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const withPool = [{ ...train[0], pool: Int32Array.from({ length: 30 }, (_, i) => 30 + i) }];
+  const a = trainEncoder(encoder, tokens, withPool, initial, { ...config, poolNegatives: 6 });
+  const b = trainEncoder(encoder, tokens, withPool, initial, { ...config, poolNegatives: 6 });
+  const none = trainEncoder(encoder, tokens, withPool, initial, { ...config, poolNegatives: 0 });
+  assert.ok(a.params.every((v, i) => v === b.params[i]), 'bit for bit for a seed');
+  assert.ok(a.params.some((v, i) => v !== none.params[i]), 'the pool negatives change the gradients');
 });
 
 Trainer('should end with the same weights, bit for bit, when resumed from a checkpoint', () => {

@@ -277,6 +277,21 @@ Step('should equal the head run side by side, for every loss', () => {
     if (trainDense) step.gradWeight!.forEach((v, i) => assert.ok(Math.abs(v - (parts[0].gradWeight[i] + parts[1].gradWeight[i])) < 1e-6, `adapter dW[${i}]`));
     else assert.is(step.gradWeight, undefined, 'a frozen dense layer has no gradient');
   }
+  // MNRL with 4 extra negatives and known positives excluded: the same as the head and mnrlLoss composed.
+  const cands = randomMatrix(B + 4, d, 32);
+  const xe = new Float32Array((2 * B + 4) * d);
+  xe.set(sides[0]);
+  xe.set(cands, B * d);
+  const excluded = Uint8Array.from({ length: B * (B + 4) }, (_, k) => (k % 7 === 3 ? 1 : 0));
+  const withExtra = headLossStep('mnrl', xe, d, weight, bias, dOut, { anchors: B, excluded, weight: 0.5, device: 'cpu' });
+  const [ea, ec] = [sides[0], cands].map((m) => headForward(m, d, weight, bias, dOut));
+  const re = mnrlLoss(ea.embeddings, ec.embeddings, dOut, { scale: 20, excluded });
+  assert.ok(Math.abs(withExtra.loss - re.loss) < 1e-6 && Math.abs(re.loss - mnrlLoss(ea.embeddings, ec.embeddings, dOut).loss) > 1e-4, 'extra-negative loss');
+  const ge = [headBackward(sides[0], ea, re.gradAnchors.map((v) => v * 0.5), d, dOut), headBackward(cands, ec, re.gradPositives.map((v) => v * 0.5), d, dOut)];
+  withExtra.gradWeight!.forEach((v, i) => assert.ok(Math.abs(v - (ge[0].gradWeight[i] + ge[1].gradWeight[i])) < 1e-6, `extra dW[${i}]`));
+  assertThrowsCode(() => headLossStep('triplet', xe, d, weight, bias, dOut, { anchors: B }), RangeError, 'ERR_LABORSPACE_DIMENSION', /only the MNRL loss takes extra negatives/);
+  assertThrowsCode(() => headLossStep('mnrl', xe, d, weight, bias, dOut, { anchors: B, excluded: new Uint8Array(B) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 6 values, expected 6 x 10/);
+  assertThrowsCode(() => headLossStep('mnrl', xe, d, weight, bias, dOut, { anchors: 2 * B }), RangeError, 'ERR_LABORSPACE_RANGE', /anchors must be an integer from 1 to 8/);
   const out = { gradWeight: new Float32Array(dOut * d).fill(9), gradBias: new Float32Array(dOut).fill(9), gradAdapterDown: new Float32Array(3 * dOut), gradAdapterUp: new Float32Array(dOut * 3) };
   const into = headLossStep('mnrl', x, d, weight, bias, dOut, { adapter, out, device: 'cpu' });
   const fresh = headLossStep('mnrl', x, d, weight, bias, dOut, { adapter, device: 'cpu' });

@@ -627,7 +627,7 @@ Loss loss_arg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 // headLossStep(loss, x, dimIn, weight, bias, dimOut, scale, margin, targets?, lossWeight, device?,
-//              adapterDown?, adapterUp?, adapterRank?, trainDense, out?)
+//              adapterDown?, adapterUp?, adapterRank?, trainDense, out?, anchors?, excluded?)
 Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const Loss loss = loss_arg(info, 0);
@@ -636,10 +636,14 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
     size_t rows = 0;
     Napi::Float32Array x = finite_matrix(info, 1, "x", din, &rows);
     const size_t sides = loss_sides(loss);
-    if (rows == 0 || rows % sides != 0)
+    // MNRL may take extra negatives after the positives: `anchors` says where the positives start.
+    const bool extra = !info[16].IsUndefined();
+    if (extra && loss != Loss::mnrl) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "only the MNRL loss takes extra negatives");
+    if (!extra && (rows == 0 || rows % sides != 0))
       fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
            "x has " + std::to_string(rows) + " rows: the " + name + " loss needs " + std::to_string(sides) + " equal sides of at least one row");
-    const size_t batch = rows / sides;
+    const size_t batch = extra ? integer(info, 16, "anchors", 1, std::max<size_t>(1, rows / 2)) : rows / sides;
+    if (extra && 2 * batch > rows) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "x has " + std::to_string(rows) + " rows: fewer than two per anchor");
     Napi::Float32Array wt = batch_matrix(info, 3, "weight", din, dout);
     Napi::Float32Array bias = batch_matrix(info, 4, "bias", dout, 1);
     LossParams params;
@@ -652,12 +656,17 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
       params.targets = targets->Data();
     }
     params.weight = float(number_arg(info, 9, "lossWeight"));
+    if (extra) {
+      params.candidates = rows - batch;
+      params.excluded = mnrl_excluded(info, 17, batch, params.candidates);
+    }
     const std::string device = device_arg(info, 10);
     const Adapter adapter = adapter_arg(info, 11, dout);
     const bool dense = info[14].IsUndefined() || info[14].ToBoolean().Value();
     if (!dense && !adapter.rank)
       fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "nothing to train: the dense layer is frozen and there is no adapter");
-    const bool use_cuda = cuda_wanted(device);
+    // The CUDA step's MNRL is in-batch only: extra negatives run on the CPU.
+    const bool use_cuda = cuda_wanted(device) && !extra;
     const HeadGradArrays out(info, 15, din, dout, adapter, dense);
     double value = 0;
     Error err;
@@ -904,12 +913,11 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       size_t n = 0;
       const Napi::Float32Array e = run_forward(info, params, 2, adapter, info[13].ToBoolean().Value(), &n);
       std::vector<float> ge(e.ElementLength());
-      const size_t d = dims_.head_out;
-      const double value =
-          loss == Loss::mnrl
-              ? mnrl_loss(e.Data(), e.Data() + anchors * d, anchors, texts - anchors, d, lp.scale, false,
-                          mnrl_excluded(info, 15, anchors, texts - anchors), ge.data(), ge.data() + anchors * d)
-              : loss_on_sides(loss, e.Data(), texts / sides, d, lp, ge.data());
+      if (extra) {
+        lp.candidates = texts - anchors;
+        lp.excluded = mnrl_excluded(info, 15, anchors, lp.candidates);
+      }
+      const double value = loss_on_sides(loss, e.Data(), anchors, dims_.head_out, lp, ge.data());
       Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
       o.Set("loss", Napi::Number::New(info.Env(), value));
       o.Set("embeddings", e);

@@ -295,7 +295,9 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
 double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad) {
   const size_t side = batch * d;
   switch (loss) {
-    case Loss::mnrl: return mnrl_loss(e, e + side, batch, batch, d, params.scale, false, nullptr, grad, grad + side);
+    case Loss::mnrl:
+      return mnrl_loss(e, e + side, batch, params.candidates ? params.candidates : batch, d, params.scale, false, params.excluded, grad,
+                       grad + side);
     case Loss::triplet:
       return triplet_loss(e, e + side, e + 2 * side, batch, d, params.margin, false, grad, grad + side, grad + 2 * side);
     case Loss::cosine_mse: return cosine_mse_loss(e, e + side, params.targets, batch, d, grad, grad + side);
@@ -306,7 +308,7 @@ double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const Lo
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,
                      const Adapter& adapter, const LossParams& params, double* loss_out, const HeadGrads& grads) {
-  const size_t rows = loss_sides(loss) * batch;
+  const size_t rows = loss_rows(loss, batch, params);
   const Scratch h = scratch(kHidden, rows * dout), e = scratch(kEmbedded, rows * dout), grad = scratch(kGradEmbedded, rows * dout);
   if (Error err = head_forward(x, rows, din, wt, bias, dout, adapter, h.get(), e.get())) return err;
   *loss_out = loss_on_sides(loss, e.get(), batch, dout, params, grad.get());

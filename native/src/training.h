@@ -69,17 +69,25 @@ struct LossParams {
   float margin = 0.25f;            // triplet (cosine distance)
   const float* targets = nullptr;  // cosine MSE and CoSENT: one per pair
   float weight = 1.f;              // multiplies the gradients
+  size_t candidates = 0;           // MNRL: positives plus extra negatives (0: the batch, none extra)
+  const uint8_t* excluded = nullptr;  // MNRL: batch x candidates, 1 for a known positive (mnrl_loss)
 };
 
 // Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss.
 inline size_t loss_sides(Loss loss) { return loss == Loss::triplet ? 3 : 2; }
 
+// Rows a loss reads for `batch` pairs: its sides, or for MNRL the anchors then its candidates.
+inline size_t loss_rows(Loss loss, size_t batch, const LossParams& params) {
+  return loss == Loss::mnrl && params.candidates ? batch + params.candidates : loss_sides(loss) * batch;
+}
+
 // The loss over unit rows stacked as loss_sides(loss) sides of `batch` rows (anchors, positives,
-// negatives), and its unweighted gradient into grad (same shape).
+// negatives; MNRL: the anchors, then params.candidates rows), and its unweighted gradient into
+// grad (same shape).
 double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad);
 
 // The head and a loss, forward and backward, over a batch whose sides are stacked in x
-// (loss_sides(loss) * batch rows of din: anchors, positives, negatives): the head runs once over
+// (loss_rows rows of din: anchors, positives, negatives): the head runs once over
 // every side and its backward pass once over their stacked gradients. Writes the unweighted loss,
 // and the gradients `grads` asks for scaled by params.weight.
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,

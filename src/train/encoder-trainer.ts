@@ -5,13 +5,14 @@
  * learning rate scaled down layer by layer below the head (layer-wise decay) and optionally pulled
  * back toward the pretrained weights (L2 toward them). The embedding table's gradient is sparse:
  * only the rows of the batch's tokens, updated lazily. Batches round-robin over relation kinds
- * as the head trainer's do. A time budget fixes the step count after timing the first steps, so
+ * as the head trainer's do; MNRL batches add negatives drawn from the targets' whole type and
+ * never count a known positive as a negative. A time budget fixes the step count after timing the first steps, so
  * the run (and a resume) is deterministic from then on.
  */
 import { adamwRows, adamwStep, type Encoder } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import type { PairSet } from './examples.js';
-import { lrSchedule, sampleBatch } from './trainer.js';
+import { excludedPositives, knownPositives, lrSchedule, poolNegatives, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
 
 export interface EncoderTuneConfig {
@@ -31,6 +32,12 @@ export interface EncoderTuneConfig {
   scale: number;
   margin: number;
   seed: number;
+  /**
+   * MNRL: extra negatives per batch drawn from every entity of the positives' type (those
+   * evaluation ranks them among), known positives left out. In-batch negatives alone are only the
+   * kind's own targets (e.g. O*NET's 35 skills, never ESCO's 14k).
+   */
+  poolNegatives: number;
   /** Steps between checkpoints. */
   checkpointEvery: number;
   /** Recompute the FFN hidden layers and attention probabilities in the backward pass (less memory). */
@@ -56,6 +63,7 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   scale: 20,
   margin: 0.25,
   seed: 42,
+  poolNegatives: 32,
   checkpointEvery: 100,
   recompute: false,
   headSteps: 1000,
@@ -115,6 +123,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
   const pick = (n: number) => randomIndex(next, n);
   const losses: Record<string, number> = { ...resume?.losses };
   const factors = layerLrFactors(encoder, config.layerDecay);
+  const known = train.map(knownPositives);
   const embeddings = encoder.layout[0];
   const width = embeddings.cols;
   let steps = resume?.steps || config.steps;
@@ -124,11 +133,21 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
   while (steps === 0 || step < steps) {
     step++;
     const started = performance.now();
-    const set = train[(step - 1) % train.length];
+    const kind = (step - 1) % train.length;
+    const set = train[kind];
     const batch = sampleBatch(set, config.batchSize, pick);
     if (batch) {
-      const packed = packTokens(batch.sides.flat().map((row) => tokens[row]), encoder.dims.maxTokens);
-      const out = encoder.lossStep(set.loss, params, packed, grad, { scale: config.scale, margin: config.margin, targets: batch.targets, weight: set.weight, recompute: config.recompute });
+      const mnrl = set.loss === 'mnrl';
+      const extra = mnrl ? poolNegatives(set, batch, known[kind], config.poolNegatives, pick) : [];
+      const packed = packTokens([...batch.sides.flat(), ...extra].map((row) => tokens[row]), encoder.dims.maxTokens);
+      const out = encoder.lossStep(set.loss, params, packed, grad, {
+        scale: config.scale,
+        margin: config.margin,
+        targets: batch.targets,
+        weight: set.weight,
+        recompute: config.recompute,
+        ...(mnrl ? { anchors: batch.rows.length, excluded: excludedPositives(batch, known[kind], extra.length) } : {}),
+      });
       losses[set.kind] = out.loss;
       const rows = out.embeddingRows;
       if (config.l2Pretrained > 0) {

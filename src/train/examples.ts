@@ -7,7 +7,7 @@
  * are only seen by evaluation.
  */
 import type { LossKind } from '../native.js';
-import type { Store } from '../store/index.js';
+import { parseRef, type Store } from '../store/index.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 
 
@@ -48,6 +48,11 @@ export interface PairSet {
   targets: Float32Array;
   /** Hard negatives (triplets), -1 where none. */
   negatives: Int32Array;
+  /**
+   * Rows of every entity of the positives' type: the candidates evaluation ranks them among, and
+   * where MNRL's extra negatives are drawn from.
+   */
+  pool?: Int32Array;
 }
 
 export interface Examples {
@@ -57,8 +62,9 @@ export interface Examples {
   test: PairSet[];
 }
 
-function pairSet(kind: string, cfg: KindConfig, rows: { a: number; p: number; t: number; n: number }[]): PairSet {
+function pairSet(kind: string, cfg: KindConfig, rows: { a: number; p: number; t: number; n: number }[], pool: Int32Array): PairSet {
   return {
+    pool,
     kind,
     loss: cfg.loss,
     weight: cfg.weight,
@@ -75,6 +81,14 @@ function pairSet(kind: string, cfg: KindConfig, rows: { a: number; p: number; t:
  */
 export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: Record<string, KindConfig>, holdOut: number, seed: number): Examples {
   const out: Examples = { train: [], validation: [], test: [] };
+  const typeOf = (ref: string) => parseRef(ref)!.type;
+  const pools = new Map<string, number[]>();
+  for (const [ref, row] of rowOf) {
+    const rows = pools.get(typeOf(ref));
+    if (rows) rows.push(row);
+    else pools.set(typeOf(ref), [row]);
+  }
+  const poolOf = new Map([...pools].map(([type, rows]) => [type, Int32Array.from(rows)]));
   for (const [kind, cfg] of Object.entries(kinds)) {
     const relations = store
       .relationsOfKind(kind)
@@ -112,7 +126,7 @@ export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: R
     for (const name of ['train', 'validation', 'test'] as const) {
       // Triplets train only where a hard negative exists; evaluation ranks every held-out pair.
       const mine = rows.filter((r) => part.get(r.anchor) === name && (name !== 'train' || cfg.loss !== 'triplet' || r.n >= 0));
-      if (mine.length) out[name].push(pairSet(kind, cfg, mine));
+      if (mine.length) out[name].push(pairSet(kind, cfg, mine, poolOf.get(typeOf(relations[0].target))!));
     }
   }
   return out;

@@ -32,7 +32,7 @@ import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, initialHead, type Pool
 export const TUNED_MODEL_ID = 'use-lite-tuned';
 
 /** Bumped when training code changes what a run produces, so a finished run is not reused. */
-const TRAINER_VERSION = 2;
+const TRAINER_VERSION = 3;
 
 /** `full`: every layer of the encoder; `head`: the tanh head on the frozen transformer's pooled states. */
 export type TuneMode = 'full' | 'head';

@@ -1,9 +1,9 @@
 /**
  * Trains the head (the model's own dense 512 x 512 + tanh layer, an optional low-rank residual
  * adapter, then L2 normalisation) on frozen pooled states: batches round-robin over relation kinds,
- * each kind's loss (MNRL, CoSENT, triplet) weighted, AdamW with linear warm-up and decay, gradient
- * clipping by global norm, early stopping on validation MRR. Deterministic for a seed and thread
- * count.
+ * each kind's loss weighted (MNRL, with extra negatives from the targets' whole type; CoSENT;
+ * triplet), AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
+ * on validation MRR. Deterministic for a seed and thread count.
  */
 import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind } from '../native.js';
 import { randomIndex, randomMatrix, seededRandom } from '../util/random.js';
@@ -39,6 +39,8 @@ export interface TrainConfig {
   adapterLr: number;
   /** false: only the adapter trains, the dense layer keeps its pretrained weights. */
   trainDense: boolean;
+  /** MNRL: extra negatives per batch from every entity of the positives' type, known positives left out (see poolNegatives). */
+  poolNegatives: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -56,6 +58,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   adapterRank: 0,
   adapterLr: 1e-3,
   trainDense: true,
+  poolNegatives: 128,
 };
 
 export interface Pooled {
@@ -175,6 +178,50 @@ export function sampleBatch(set: PairSet, size: number, pick: (n: number) => num
   return { rows, sides, targets };
 }
 
+/** Each anchor's known positives in a set: the pairs MNRL must not take for negatives. */
+export function knownPositives(set: PairSet): Map<number, Set<number>> {
+  const known = new Map<number, Set<number>>();
+  set.anchors.forEach((a, i) => {
+    const mine = known.get(a);
+    if (mine) mine.add(set.positives[i]);
+    else known.set(a, new Set([set.positives[i]]));
+  });
+  return known;
+}
+
+/**
+ * MNRL's extra negatives for a batch: up to `count` distinct rows of the set's pool drawn with
+ * `pick`, none of them a text of the batch or a known positive of one of its anchors (false
+ * negatives filtered out).
+ */
+export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number): number[] {
+  if (!set.pool?.length || count <= 0) return [];
+  const taken = new Set(batch.sides.flat());
+  for (const a of batch.sides[0]) for (const p of known.get(a) ?? []) taken.add(p);
+  const out: number[] = [];
+  for (let tries = 0; out.length < count && tries < count * 4; tries++) {
+    const row = set.pool[pick(set.pool.length)];
+    if (taken.has(row)) continue;
+    taken.add(row);
+    out.push(row);
+  }
+  return out;
+}
+
+/** MNRL's exclusion mask (anchors x candidates): 1 where candidate j is a known positive of anchor i. */
+export function excludedPositives(batch: Batch, known: Map<number, Set<number>>, extra: number): Uint8Array {
+  const [anchors, positives] = batch.sides;
+  const candidates = positives.length + extra;
+  const mask = new Uint8Array(anchors.length * candidates);
+  anchors.forEach((a, i) => {
+    const mine = known.get(a);
+    positives.forEach((p, j) => {
+      if (j !== i && (p === positives[i] || mine?.has(p))) mask[i * candidates + j] = 1;
+    });
+  });
+  return mask;
+}
+
 const copyHead = (h: HeadParams): HeadParams => ({
   ...h,
   weight: h.weight.slice(),
@@ -203,14 +250,19 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     : { step: 0, mrr: meanMrr(evaluateSpace(embedAll(pooled, head), pooled.dim, pooled.refs, validation)), head: copyHead(head) };
   let stale = resume?.stale ?? 0;
   const losses: Record<string, number> = { ...resume?.losses };
+  const known = train.map(knownPositives);
   let step = 0;
   for (step = (resume?.step ?? 0) + 1; step <= config.steps; step++) {
-    const set = train[(step - 1) % train.length];
+    const kind = (step - 1) % train.length;
+    const set = train[kind];
     const batch = sampleBatch(set, config.batchSize, pick);
     if (!batch) continue;
-    const x = gather(pooled, ...batch.sides);
+    const mnrl = set.loss === 'mnrl';
+    const extra = mnrl ? poolNegatives(set, batch, known[kind], config.poolNegatives, pick) : [];
+    const x = gather(pooled, ...batch.sides, extra);
     const { targets } = batch;
     const out = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, {
+      ...(mnrl ? { anchors: batch.rows.length, excluded: excludedPositives(batch, known[kind], extra.length) } : {}),
       scale: config.scale,
       margin: config.margin,
       targets,
