@@ -80,6 +80,12 @@ Trainer('should draw MNRL pool negatives that are neither batch texts nor known 
     assert.ok(mask.every((m, k) => m === 0 || k % C < ps.length), 'pool negatives are never masked');
   }
   assert.equal(poolNegatives({ ...set, pool: undefined }, sampleBatch(set, 4, pick)!, known, 8, pick), []);
+  // Sibling negatives come first, once each, and never a batch text or a known positive.
+  const siblings = { ...set, negatives: Int32Array.from({ length: 20 }, (_, i) => (i === 0 ? 30 : 40 + (i % 3))) };
+  const batch = { rows: [0, 1, 2, 4], sides: [[0, 1, 2, 4], [20, 21, 22, 24]] };
+  assert.equal(poolNegatives(siblings, batch, known, 0, pick), [41, 42]);
+  assert.equal(poolNegatives({ ...siblings, pool: undefined }, batch, known, 5, pick), [41, 42]);
+  assert.is(poolNegatives(siblings, batch, known, 5, pick).length, 7);
 });
 
 Trainer('should train with pool negatives, deterministically, and differently from in-batch negatives alone', () => {

@@ -174,7 +174,11 @@ Examples('should hold out whole anchors, seeded, and pick hard negatives for the
     assert.is(hierarchy.loss, 'triplet');
     hierarchy.negatives.forEach((n, i) => assert.ok(n >= 0 && n !== hierarchy.positives[i]));
     const importance = a.train.find((s) => s.kind === 'onet_skill')!;
-    assert.ok(Math.max(...importance.targets) <= 1 && Math.min(...importance.targets) > 0, 'importance scaled to (0, 1]');
+    assert.ok(importance.anchors.length > 0 && Math.min(...importance.targets) >= 3.5, 'only the important skills');
+    const skills = new Set(refs.filter((r) => r.startsWith('skill:')).map((r) => rowOf.get(r)));
+    assert.ok(importance.pool!.length === skills.size && importance.pool!.every((r) => skills.has(r)), 'the pool is every skill');
+    const weighted = buildExamples(store, rowOf, { onet_skill: { loss: 'cosent', weight: 1 } }, 0.4, 7).train[0];
+    assert.ok(Math.max(...weighted.targets) <= 1 && Math.min(...weighted.targets) > 0, 'CoSENT targets scaled to (0, 1]');
     store.close();
   } finally {
     rmSync(home, { recursive: true, force: true });

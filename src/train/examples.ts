@@ -1,9 +1,10 @@
 /**
  * Training and evaluation examples from the stored relations. Each relation kind becomes a set of
  * (anchor, positive) pairs over rows of the pooled-state matrix, trained with the loss its kind
- * suits: multiple-negatives ranking for membership, hierarchy and crosswalk pairs, CoSENT for
- * weighted ones (O*NET importance, OEWS employment shares), triplets with a hard negative for the
- * NAICS hierarchy (a sibling of the parent). Anchors are held out whole, seeded: their relations
+ * suits: multiple-negatives ranking for membership, hierarchy and crosswalk pairs and the
+ * strongest weighted ones (O*NET importance, OEWS employment shares past a threshold), CoSENT or
+ * cosine MSE for weights where a kind asks, triplets with a hard negative for the NAICS hierarchy
+ * (a sibling of the parent). Anchors are held out whole, seeded: their relations
  * are only seen by evaluation.
  */
 import type { LossKind } from '../native.js';
@@ -17,6 +18,11 @@ export interface KindConfig {
   weight: number;
   /** Relations below this weight are not used (e.g. O*NET's supplemental related occupations). */
   minWeight?: number;
+  /**
+   * MNRL: each pair also brings a hard negative, a sibling of its positive (another child of the
+   * positive's own parent in the kind's hierarchy), as an extra candidate. Triplets always have one.
+   */
+  siblingNegatives?: boolean;
   /**
    * Read the relation target -> source: anchors (the held-out unit) are then its targets, e.g. the
    * occupations of OEWS sector -> occupation shares (there are only 20 sectors to hold out).
@@ -34,7 +40,10 @@ export const DEFAULT_KINDS: Record<string, KindConfig> = {
   esco_broader: { loss: 'mnrl', weight: 0.5 },
   onet_related: { loss: 'mnrl', weight: 0.5, minWeight: 0.75 },
   firm_industry: { loss: 'mnrl', weight: 1 },
-  onet_skill: { loss: 'cosent', weight: 1 },
+  // MNRL, not CoSENT on importance: ranking an occupation's own 35 O*NET skills never moved it
+  // toward them and away from ESCO's 14k (held-out MRR 0.002); its most important skills as
+  // positives against pool negatives do (README).
+  onet_skill: { loss: 'mnrl', weight: 1, minWeight: 3.5 },
   oews_employment: { loss: 'mnrl', weight: 1, reverse: true, minWeight: 0.002 },
 };
 
@@ -46,7 +55,7 @@ export interface PairSet {
   positives: Int32Array;
   /** Relation weights (CoSENT targets). */
   targets: Float32Array;
-  /** Hard negatives (triplets), -1 where none. */
+  /** Hard negatives (triplets, MNRL with siblingNegatives), -1 where none. */
   negatives: Int32Array;
   /**
    * Rows of every entity of the positives' type: the candidates evaluation ranks them among, and
@@ -112,7 +121,7 @@ export function buildExamples(store: Store, rowOf: Map<string, number>, kinds: R
       a: rowOf.get(r.source)!,
       p: rowOf.get(r.target)!,
       t: cfg.loss === 'cosent' || cfg.loss === 'cosine_mse' ? r.weight / maxWeight : r.weight,
-      n: cfg.loss === 'triplet' ? negativeFor(r.target) : -1,
+      n: cfg.loss === 'triplet' || cfg.siblingNegatives ? negativeFor(r.target) : -1,
     }));
     // Anchors, shuffled with the seed, split train / validation / test.
     const anchors = [...new Set(rows.map((r) => r.anchor))].sort();

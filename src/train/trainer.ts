@@ -190,15 +190,22 @@ export function knownPositives(set: PairSet): Map<number, Set<number>> {
 }
 
 /**
- * MNRL's extra negatives for a batch: up to `count` distinct rows of the set's pool drawn with
- * `pick`, none of them a text of the batch or a known positive of one of its anchors (false
- * negatives filtered out).
+ * MNRL's extra negatives for a batch: the pairs' own hard negatives (siblings) where the set has
+ * them, then up to `count` distinct rows of the set's pool drawn with `pick`; none of them a text
+ * of the batch or a known positive of one of its anchors (false negatives filtered out).
  */
 export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number): number[] {
-  if (!set.pool?.length || count <= 0) return [];
   const taken = new Set(batch.sides.flat());
   for (const a of batch.sides[0]) for (const p of known.get(a) ?? []) taken.add(p);
   const out: number[] = [];
+  for (const i of batch.rows) {
+    const row = set.negatives[i];
+    if (row < 0 || taken.has(row)) continue;
+    taken.add(row);
+    out.push(row);
+  }
+  if (!set.pool?.length || count <= 0) return out;
+  count += out.length;
   for (let tries = 0; out.length < count && tries < count * 4; tries++) {
     const row = set.pool[pick(set.pool.length)];
     if (taken.has(row)) continue;
