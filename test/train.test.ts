@@ -171,8 +171,11 @@ Examples('should hold out whole anchors, seeded, and pick hard negatives for the
       for (const held of [...anchorsOf(a.validation, kind), ...anchorsOf(a.test, kind)]) assert.ok(!train.has(held), `${kind}: anchor ${held} in both`);
     }
     const hierarchy = a.train.find((s) => s.kind === 'naics_parent')!;
-    assert.is(hierarchy.loss, 'triplet');
-    hierarchy.negatives.forEach((n, i) => assert.ok(n >= 0 && n !== hierarchy.positives[i]));
+    assert.is(hierarchy.loss, 'mnrl');
+    assert.ok(hierarchy.negatives.some((n) => n >= 0) && hierarchy.negatives.some((n) => n < 0), 'siblings where the parent has a sibling');
+    hierarchy.negatives.forEach((n, i) => assert.ok(n !== hierarchy.positives[i]));
+    const triplets = buildExamples(store, rowOf, { naics_parent: { loss: 'triplet', weight: 1 } }, 0.4, 7).train[0];
+    triplets.negatives.forEach((n, i) => assert.ok(n >= 0 && n !== triplets.positives[i], 'triplets train only where a sibling exists'));
     const importance = a.train.find((s) => s.kind === 'onet_skill')!;
     assert.ok(importance.anchors.length > 0 && Math.min(...importance.targets) >= 3.5, 'only the important skills');
     const skills = new Set(refs.filter((r) => r.startsWith('skill:')).map((r) => rowOf.get(r)));

@@ -66,7 +66,7 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   poolNegatives: 32,
   checkpointEvery: 100,
   recompute: false,
-  headSteps: 1000,
+  headSteps: 3000,
 };
 
 /** Steps timed before a budget fixes the step count. */

@@ -3,8 +3,8 @@
  * (anchor, positive) pairs over rows of the pooled-state matrix, trained with the loss its kind
  * suits: multiple-negatives ranking for membership, hierarchy and crosswalk pairs and the
  * strongest weighted ones (O*NET importance, OEWS employment shares past a threshold), CoSENT or
- * cosine MSE for weights where a kind asks, triplets with a hard negative for the NAICS hierarchy
- * (a sibling of the parent). Anchors are held out whole, seeded: their relations
+ * cosine MSE for weights where a kind asks, hard negatives for the NAICS hierarchy (a sibling of
+ * the parent) as triplets or as MNRL's extra candidates. Anchors are held out whole, seeded: their relations
  * are only seen by evaluation.
  */
 import type { LossKind } from '../native.js';
@@ -32,7 +32,9 @@ export interface KindConfig {
 
 /** The relation kinds trained by default and how. */
 export const DEFAULT_KINDS: Record<string, KindConfig> = {
-  naics_parent: { loss: 'triplet', weight: 1 },
+  // MNRL against every NAICS code with the sibling as a hard negative: held-out MRR 0.576 and
+  // sector purity 0.735, against 0.501 and 0.622 as triplets with the sibling alone (README).
+  naics_parent: { loss: 'mnrl', weight: 1, siblingNegatives: true },
   esco_essential_skill: { loss: 'mnrl', weight: 1 },
   esco_onet_crosswalk: { loss: 'mnrl', weight: 1 },
   isco_onet_crosswalk: { loss: 'mnrl', weight: 0.5 },
