@@ -44,7 +44,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
-  steps: 1000,
+  steps: 3000,
   batchSize: 128,
   lr: 1e-4,
   warmupSteps: 100,
