@@ -202,6 +202,8 @@ Backward('should refuse a backward pass without a forward one and non-finite gra
   assertThrowsCode(() => encoder.lossStep('cosent', params, BATCH, grad, { targets: new Float32Array(2), anchors: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /only the MNRL loss takes extra negatives/);
   assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { anchors: 3 }), RangeError, 'ERR_LABORSPACE_RANGE', /anchors must be an integer from 2 to 2, got 3/);
   assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { anchors: 2, excluded: new Uint8Array(3) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 3 values, expected 2 x 2/);
+  const three = { tokens: BATCH.tokens.subarray(0, 8), offsets: BATCH.offsets.subarray(0, 4) };
+  assertThrowsCode(() => encoder.lossStep('mnrl', params, three, grad, { anchors: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /3 texts: fewer than two per anchor/);
 });
 
 Backward.run();

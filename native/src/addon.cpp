@@ -550,6 +550,17 @@ const uint8_t* mnrl_excluded(const Napi::CallbackInfo& info, size_t i, size_t ba
   return m.Data();
 }
 
+// MNRL with extra negatives after the positives, over `rows` stacked rows (`unit` names them):
+// the anchors' count at argument i, where the positives start; at least `least` anchors and two
+// candidates each.
+size_t mnrl_anchors(const Napi::CallbackInfo& info, size_t i, Loss loss, size_t rows, size_t least, const char* unit) {
+  if (loss != Loss::mnrl) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "only the MNRL loss takes extra negatives");
+  const size_t anchors = integer(info, i, "anchors", least, std::max(least, rows / 2));
+  if (2 * anchors > rows)
+    fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", std::to_string(rows) + " " + unit + ": fewer than two per anchor");
+  return anchors;
+}
+
 // Candidates of an MNRL call: the positives, then extra negatives (symmetric needs none).
 size_t mnrl_candidates(size_t rows, size_t batch, bool symmetric) {
   if (rows < batch)
@@ -638,12 +649,10 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
     const size_t sides = loss_sides(loss);
     // MNRL may take extra negatives after the positives: `anchors` says where the positives start.
     const bool extra = !info[16].IsUndefined();
-    if (extra && loss != Loss::mnrl) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "only the MNRL loss takes extra negatives");
     if (!extra && (rows == 0 || rows % sides != 0))
       fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
            "x has " + std::to_string(rows) + " rows: the " + name + " loss needs " + std::to_string(sides) + " equal sides of at least one row");
-    const size_t batch = extra ? integer(info, 16, "anchors", 1, std::max<size_t>(1, rows / 2)) : rows / sides;
-    if (extra && 2 * batch > rows) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "x has " + std::to_string(rows) + " rows: fewer than two per anchor");
+    const size_t batch = extra ? mnrl_anchors(info, 16, loss, rows, 1, "rows of x") : rows / sides;
     Napi::Float32Array wt = batch_matrix(info, 3, "weight", din, dout);
     Napi::Float32Array bias = batch_matrix(info, 4, "bias", dout, 1);
     LossParams params;
@@ -897,13 +906,10 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       const size_t texts = batch_args(info, 2, &tokens, &offsets), sides = loss_sides(loss);
       // MNRL may take extra negatives after the positives: `anchors` says where the positives start.
       const bool extra = !info[14].IsUndefined();
-      if (extra && loss != Loss::mnrl) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "only the MNRL loss takes extra negatives");
       if (!extra && (texts % sides != 0 || texts < 2 * sides))
         fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
              std::to_string(texts) + " texts: the loss needs " + std::to_string(sides) + " equal sides of at least two texts");
-      const size_t anchors = extra ? integer(info, 14, "anchors", 2, std::max<size_t>(2, texts / 2)) : texts / sides;
-      if (extra && 2 * anchors > texts)
-        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", std::to_string(texts) + " texts: fewer than two per anchor");
+      const size_t anchors = extra ? mnrl_anchors(info, 14, loss, texts, 2, "texts") : texts / sides;
       std::optional<Napi::Float32Array> targets;
       if (loss == Loss::cosine_mse || loss == Loss::cosent) {
         if (!info[6].IsTypedArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "this loss needs targets");
