@@ -125,7 +125,13 @@ export class LaborSpace {
   encoderInstance(): Promise<EncoderThread> {
     this.encoder ??= (async () => {
       const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
-      const encoder = await EncoderThread.load(dir, { quantized: this.quantized });
+      let encoder: EncoderThread;
+      try {
+        encoder = await EncoderThread.load(dir, { quantized: this.quantized });
+      } catch (e) {
+        // A damaged model file: onnxruntime's own message says only that it failed to parse.
+        throw new SpaceError('NOT_BUILT', `cannot load the encoder of ${this.modelId} from ${dir} (${(e as Error).message}): run \`laborspace build --home ${this.home}\`, which repairs it`);
+      }
       if (encoder.hash !== this.modelHash) {
         await encoder.close();
         throw new SpaceError('NOT_BUILT', `the encoder of ${this.modelId} changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
