@@ -71,6 +71,15 @@ export function parseQuery(query: string): { text: string } | { ref: string } {
   return colon > 0 && isEntityType(q.slice(0, colon)) ? { ref: q } : { text: q };
 }
 
+/**
+ * What identifies a space's content: its model and encoder, the training run that made it, and
+ * when its vectors were last written (every write replaces rows, so their largest rowid grows).
+ */
+function spaceVersion(store: Store, model: Model): string {
+  const { written } = store.db.prepare<[string], { written: number | null }>('SELECT max(rowid) AS written FROM vectors WHERE model_id = ?').get(model.id)!;
+  return `${model.id} ${model.hash.slice(0, 12)}${model.extra.runId !== undefined ? ` of training run ${model.extra.runId}` : ''}, vectors ${written ?? 0}`;
+}
+
 export class LaborSpace {
   readonly home: string;
   readonly store: Store;
@@ -80,15 +89,20 @@ export class LaborSpace {
   private readonly modelHash: string;
   private readonly modelDir: string;
   private readonly quantized: boolean;
+  /** Which model was asked for at open, and what the space was then (see `staleness`). */
+  private readonly choice: 'tuned' | 'base';
+  private readonly version: string;
   private encoder?: Promise<EncoderThread>;
   private readonly titles = new Map<string, string>();
   /** Row of each reference in its type's vectors, built on first use. */
   private readonly rows = new WeakMap<object, Map<string, number>>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, model: Model) {
+  private constructor(home: string, store: Store, index: SpaceIndex, model: Model, choice: 'tuned' | 'base') {
     this.home = home;
     this.store = store;
     this.index = index;
+    this.choice = choice;
+    this.version = spaceVersion(store, model);
     this.modelId = model.id;
     this.modelHash = model.hash;
     this.modelDir = String(model.extra.dir ?? '');
@@ -108,14 +122,26 @@ export class LaborSpace {
       throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
     }
     try {
-      const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
+      const choice = options.model ?? 'tuned';
+      const model = (choice !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
       const index = SpaceIndex.open(store, model.id, join(home, 'indices', model.id), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model);
+      return new LaborSpace(home, store, index, model, choice);
     } catch (e) {
       store.close();
       throw e;
     }
+  }
+
+  /**
+   * Why the home's space is no longer the one this object answers from (a training run or an
+   * encode since it was opened, by this process or another), or undefined while it is the same.
+   */
+  staleness(): string | undefined {
+    const model = (this.choice !== 'base' && this.store.model(TUNED_MODEL_ID)) || this.store.model(BASE_MODEL_ID);
+    const now = model && spaceVersion(this.store, model);
+    if (now === this.version) return undefined;
+    return `the home's space changed since it was opened (then ${this.version}, now ${now ?? 'none'})`;
   }
 
   /**

@@ -9,7 +9,9 @@ import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
 import { createServer } from '../src/server/server.js';
+import { openBuiltHomeStore } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
+import { trainStep } from '../src/train/run.js';
 import { beforeAll } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
@@ -202,6 +204,22 @@ Api('should bind to loopback by default from the command line options', async ()
   const { buildProgram } = await import('../src/cli/main.js');
   const serve = buildProgram().commands.find((c) => c.name() === 'serve')!;
   assert.is(serve.options.find((o) => o.long === '--host')!.defaultValue, '127.0.0.1');
+});
+
+// Last: it trains on the home the other tests query.
+Api('should answer 503 stale on /health once training has changed the space under the server', async () => {
+  assert.is((await call('GET', '/health')).json.status, 'ok');
+  const store = openBuiltHomeStore(home);
+  try {
+    await trainStep(store, home, { encoder: { steps: 2, batchSize: 8, headSteps: 0 } });
+  } finally {
+    store.close();
+  }
+  const health = await call('GET', '/health');
+  assert.is(health.status, 503);
+  assert.is(health.json.status, 'stale');
+  assert.match(String(health.json.message), /^the home's space changed since it was opened \(then use-lite-base [0-9a-f]{12}, vectors \d+, now use-lite-tuned [0-9a-f]{12} of training run \d+, vectors \d+\): restart the server to serve it$/);
+  assert.is(health.json.model, 'use-lite-base', 'still the space it opened');
 });
 
 Api.run();

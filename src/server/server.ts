@@ -148,7 +148,14 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
-  app.get('/health', async () => ({ status: 'ok', model: space.modelId, dim: space.dim, entities: Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0])) }));
+  // A space changed under the server (`train` or `build` on its home) is reported, not reloaded:
+  // the answers stay those of the space it opened until it is restarted.
+  app.get('/health', async (_request, reply) => {
+    const stale = space.staleness();
+    const entities = Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0]));
+    const status = stale ? { status: 'stale', message: `${stale}: restart the server to serve it` } : { status: 'ok' };
+    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities });
+  });
 
   app.get('/v1/version', async () => ({ version: VERSION, model: space.modelId, native: { isa: nativeInfo().isa, cuda: nativeInfo().cuda } }));
 
