@@ -5,16 +5,14 @@
  * its model's files match their checksums), vectors that are not finite embedded again, index
  * (rebuilt only when stale or corrupt).
  */
-import { join } from 'node:path';
-
+import { activeModel, BASE_MODEL_ID, indexDir, TUNED_MODEL_ID } from './active-model.js';
 import { ingest, type IngestOptions, type IngestSummary } from './data/ingest.js';
 import { encodeEntities, type EncodeSummary } from './encoder/encode-entities.js';
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder, type EncodeProgress, type EncoderOptions } from './encoder/sentence-encoder.js';
 import { openHomeStore } from './home.js';
 import { type IndexManifest, type IndexOptions, SpaceIndex } from './index/space-index.js';
-import { BASE_MODEL_ID } from './space.js';
-import { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainStepHooks, type TrainSummary } from './train/run.js';
+import { trainStep, type TrainOptions, type TrainStepHooks, type TrainSummary } from './train/run.js';
 import type { Store } from './store/index.js';
 
 export interface BuildHooks {
@@ -62,8 +60,8 @@ export async function repairVectors(store: Store, modelId: string, options: Enco
 
 /** Indexes the space's active model: the fine-tuned one when training has run, else the base one. */
 export function indexStep(store: Store, home: string, options: IndexOptions = {}): IndexManifest {
-  const modelId = store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
-  return SpaceIndex.open(store, modelId, join(home, 'indices', modelId), options).manifest;
+  const modelId = activeModel(store)?.id ?? BASE_MODEL_ID;
+  return SpaceIndex.open(store, modelId, indexDir(home, modelId), options).manifest;
 }
 
 export interface BuildSummary {

@@ -14,7 +14,8 @@ import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { IngestError } from '../src/data/errors.js';
-import { LaborSpace, SpaceError } from '../src/space.js';
+import { SpaceError } from '../src/errors.js';
+import { LaborSpace } from '../src/space.js';
 import { assertRejects, beforeAll, randomMatrix, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');

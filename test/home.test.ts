@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../src/active-model.js';
 import { build } from '../src/build.js';
 import { modelFile } from '../src/encoder/model-cache.js';
 import { openBuiltHomeStore } from '../src/home.js';
-import { LaborSpace, SpaceError } from '../src/space.js';
-import { TUNED_MODEL_ID } from '../src/train/run.js';
+import { SpaceError } from '../src/errors.js';
+import { LaborSpace } from '../src/space.js';
 import { assertRejects, beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
@@ -147,8 +148,8 @@ Damaged('should embed again an entity whose fine-tuned vector is NaN, and then a
 });
 
 Damaged('should encode again a base vector whose cached embedding is NaN', async () => {
-  const good = storedVector('use-lite-base', NURSE);
-  poison('use-lite-base', NURSE);
+  const good = storedVector(BASE_MODEL_ID, NURSE);
+  poison(BASE_MODEL_ID, NURSE);
   withStore((store) => {
     const nan = Buffer.from(new Float32Array(good.length).fill(NaN).buffer);
     assert.is(store.db.prepare('UPDATE embedding_cache SET data = ?').run(nan).changes > 0, true);
@@ -156,12 +157,12 @@ Damaged('should encode again a base vector whose cached embedding is NaN', async
   const summary = await build(damaged, { dataDir: FIXTURES, threads: 2, train: training });
   const texts = withStore((store) => new Set(store.entities().map((e) => e.text)).size);
   assert.is(summary.encode.encoded, texts, 'every text encoded again: no damaged cache entry is used');
-  assert.equal(Array.from(storedVector('use-lite-base', NURSE)), Array.from(good));
+  assert.equal(Array.from(storedVector(BASE_MODEL_ID, NURSE)), Array.from(good));
 });
 
 Damaged('should refuse to embed with an encoder that is not the fine-tuned one', async () => {
   poison(TUNED_MODEL_ID, NURSE);
-  const base = withStore((store) => String(store.model('use-lite-base')!.extra.dir));
+  const base = withStore((store) => String(store.model(BASE_MODEL_ID)!.extra.dir));
   copyFileSync(join(base, modelFile(false)), join(tunedDir(), modelFile(false)));
   await assertRejects(rebuild(false), Error, /^the encoder in .*use-lite-tuned-[0-9a-f]{12} is not the one use-lite-tuned was embedded with: run `laborspace train`$/);
 });

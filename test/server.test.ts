@@ -87,7 +87,8 @@ Api('should answer every bad request with a 4xx that says what is wrong, never a
   const cases: [string, 'GET' | 'POST', unknown, number, RegExp, string?][] = [
     ['/v1/near', 'GET', undefined, 400, /querystring must have required property 'q'/],
     ['/v1/near?q=x&k=0', 'GET', undefined, 400, /querystring\/k must be >= 1/],
-    ['/v1/near?q=x&types=planet', 'GET', undefined, 400, /types must be a comma-separated list of .*got "planet"/],
+    ['/v1/near?q=x&types=planet', 'GET', undefined, 400, /^querystring\/types: unknown type "planet" \(expected a list of industry, occupation, skill, firm\)$/],
+    ['/v1/near?q=x&types=,', 'GET', undefined, 400, /^querystring\/types: no types given/],
     ['/v1/near?q=x&colour=red', 'GET', undefined, 400, /must NOT have additional properties/],
     ['/v1/near?q=occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity occupation:onet:99-9999\.00/],
     ['/v1/entities/occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity/],

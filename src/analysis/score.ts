@@ -15,7 +15,7 @@ import { IngestReport } from '../data/report.js';
 import { openText, readTable } from '../data/table.js';
 import { projectAsync } from '../native.js';
 import type { LaborSpace } from '../space.js';
-import { SpaceError } from '../space.js';
+import { SpaceError } from '../errors.js';
 import { sameFile, writeStreamAtomic } from '../util/output-file.js';
 import { axisPoleMeans } from './analyses.js';
 

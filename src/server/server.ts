@@ -25,7 +25,8 @@ import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
 import { scoreTexts } from '../analysis/score.js';
 import { nativeInfo } from '../native.js';
-import { type LaborSpace, SpaceError } from '../space.js';
+import { checkTypes, SpaceError } from '../errors.js';
+import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
 import { ENTITY_TYPES, type EntityType, StoreError } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -101,15 +102,6 @@ const SPACE_STATUS: Record<SpaceError['code'], number> = { UNKNOWN_ENTITY: 404, 
 
 const isBlank = (text: string) => text.trim() === '';
 
-/** Comma-separated types of a query string, checked. */
-function parseTypes(value: string | undefined): EntityType[] | undefined {
-  if (value === undefined) return undefined;
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  const bad = types.find((t) => !(ENTITY_TYPES as readonly string[]).includes(t));
-  if (bad !== undefined || !types.length) throw new SpaceError('BAD_OPTION', `querystring/types must be a comma-separated list of ${ENTITY_TYPES.join(', ')}${bad ? `, got "${bad}"` : ''}`);
-  return types as EntityType[];
-}
-
 export async function createServer(space: LaborSpace, options: ServerOptions = {}): Promise<FastifyInstance> {
   const timeout = options.requestTimeout ?? 30_000;
   const app = Fastify({
@@ -177,7 +169,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
         },
       },
     },
-    async (request) => space.near(request.query.q, { types: parseTypes(request.query.types), k: request.query.k, exact: request.query.exact, signal: request.workSignal }),
+    async (request) => space.near(request.query.q, { types: checkTypes(request.query.types, 'querystring/types'), k: request.query.k, exact: request.query.exact, signal: request.workSignal }),
   );
 
   app.post<{ Body: { name?: string; from?: string[]; to?: string[]; types?: EntityType[]; top?: number; bootstrap?: number; positions?: string[] } }>(

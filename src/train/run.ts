@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../active-model.js';
 import { encodeModel } from '../encoder/onnx-proto.js';
 import { ensureUseLiteModel, modelFile, sha256, useLitePackageDir, verifyModelDir, writeModelDir } from '../encoder/model-cache.js';
 import { embedTokenLists, loadNativeUseLite } from '../encoder/native-use-lite.js';
@@ -18,7 +19,6 @@ import { SentenceEncoder, type EncodeProgress } from '../encoder/sentence-encode
 import { readTfjsWeights, type TfjsTensor } from '../encoder/tfjs-weights.js';
 import { buildUseLiteGraph, USE_LITE_TANH_BIAS, USE_LITE_TANH_WEIGHTS, weightsWithArena } from '../encoder/use-lite.js';
 import type { HeadAdapter } from '../native.js';
-import { BASE_MODEL_ID } from '../space.js';
 import type { Store } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
@@ -26,9 +26,6 @@ import { CheckpointError, readCheckpoint, readCheckpointFile, writeCheckpoint, w
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, type EncoderTuneConfig, trainEncoder } from './encoder-trainer.js';
 import { buildExamples, DEFAULT_KINDS, type Examples, type KindConfig } from './examples.js';
 import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, initialHead, type Pooled, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
-
-/** The store's model id for the fine-tuned space. */
-export const TUNED_MODEL_ID = 'use-lite-tuned';
 
 /** Bumped when training code changes what a run produces, so a finished run is not reused. */
 const TRAINER_VERSION = 2;
