@@ -16,8 +16,9 @@ export class SpaceError extends Error {
 
 /**
  * Entity types given as a list or as comma-separated text (a command-line or query-string value),
- * checked: every one known, at least one. Undefined stays undefined (the caller's default). The
- * message starts with `field` when one is given (the server names the field of the request).
+ * checked: every one known, and text that names none is an error (a list may be empty: an axis
+ * asked only for its `positions`). Undefined stays undefined (the caller's default). The message
+ * starts with `field` when one is given (the server names the field of the request).
  */
 export function checkTypes(types: string | readonly string[] | undefined, field?: string): readonly EntityType[] | undefined {
   if (types === undefined) return undefined;
@@ -25,7 +26,7 @@ export function checkTypes(types: string | readonly string[] | undefined, field?
   const fail = (problem: string) => new SpaceError('BAD_OPTION', `${field ? `${field}: ` : ''}${problem} (expected a list of ${ENTITY_TYPES.join(', ')})`);
   const unknown = list.find((t) => !isEntityType(t));
   if (unknown !== undefined) throw fail(`unknown type "${unknown}"`);
-  if (!list.length) throw fail('no types given');
+  if (!list.length && typeof types === 'string') throw fail('no types given');
   return list as readonly EntityType[];
 }
 
