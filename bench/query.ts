@@ -15,7 +15,8 @@ import Table from 'cli-table3';
 
 import { build } from '../src/build.js';
 import { SpaceIndex } from '../src/index/space-index.js';
-import { BASE_MODEL_ID, LaborSpace } from '../src/space.js';
+import { BASE_MODEL_ID } from '../src/active-model.js';
+import { LaborSpace } from '../src/space.js';
 import { ENTITY_TYPES } from '../src/store/index.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';

@@ -1,18 +1,18 @@
 /**
  * `laborspace build`: every step that turns the bundled data into a queryable space, each of
- * which resumes where it stopped: ingest (idempotent), convert the model (cached), encode
- * (embedding cache), index (rebuilt only when stale).
+ * which resumes where it stopped and redoes what it finds damaged: ingest (idempotent), convert
+ * the model (cached, checksummed), encode (embedding cache), train (a finished run is reused while
+ * its model's files match their checksums), vectors that are not finite embedded again, index
+ * (rebuilt only when stale or corrupt).
  */
-import { join } from 'node:path';
-
+import { activeModel, BASE_MODEL_ID, indexDir, TUNED_MODEL_ID } from './active-model.js';
 import { ingest, type IngestOptions, type IngestSummary } from './data/ingest.js';
 import { encodeEntities, type EncodeSummary } from './encoder/encode-entities.js';
 import { ensureUseLiteModel } from './encoder/model-cache.js';
 import { SentenceEncoder, type EncodeProgress, type EncoderOptions } from './encoder/sentence-encoder.js';
 import { openHomeStore } from './home.js';
 import { type IndexManifest, type IndexOptions, SpaceIndex } from './index/space-index.js';
-import { BASE_MODEL_ID } from './space.js';
-import { trainStep, TUNED_MODEL_ID, type TrainOptions, type TrainStepHooks, type TrainSummary } from './train/run.js';
+import { trainStep, type TrainOptions, type TrainStepHooks, type TrainSummary } from './train/run.js';
 import type { Store } from './store/index.js';
 
 export interface BuildHooks {
@@ -36,10 +36,32 @@ export async function encodeStep(store: Store, home: string, options: EncoderOpt
   }
 }
 
+/**
+ * Embeds again, with the model's own encoder, the entities whose stored vectors of `modelId` are
+ * not finite (a damaged store: a NaN row fails every search that meets it); returns how many.
+ */
+export async function repairVectors(store: Store, modelId: string, options: EncoderOptions & BuildHooks = {}): Promise<number> {
+  const model = store.model(modelId);
+  if (!model) return 0;
+  const set = store.vectors(modelId);
+  const broken = set.refs.filter((_, i) => set.matrix.subarray(i * set.dim, (i + 1) * set.dim).some((v) => !Number.isFinite(v)));
+  if (!broken.length) return 0;
+  options.onNote?.(`${broken.length} vectors of ${modelId} are not finite (${broken.slice(0, 3).join(', ')}${broken.length > 3 ? ', ...' : ''}): embedding those entities again`);
+  const encoder = await SentenceEncoder.load(String(model.extra.dir), { threads: options.threads, quantized: model.extra.quantized === true });
+  try {
+    if (encoder.hash !== model.hash) throw new Error(`the encoder in ${encoder.dir} is not the one ${modelId} was embedded with: run \`laborspace train\``);
+    const { vectors, dim } = await encoder.encode(broken.map((ref) => store.entity(ref)!.text));
+    store.putVectors(modelId, broken.map((ref, i) => ({ ref, vector: vectors.slice(i * dim, (i + 1) * dim) })));
+  } finally {
+    await encoder.close();
+  }
+  return broken.length;
+}
+
 /** Indexes the space's active model: the fine-tuned one when training has run, else the base one. */
 export function indexStep(store: Store, home: string, options: IndexOptions = {}): IndexManifest {
-  const modelId = store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
-  return SpaceIndex.open(store, modelId, join(home, 'indices', modelId), options).manifest;
+  const modelId = activeModel(store)?.id ?? BASE_MODEL_ID;
+  return SpaceIndex.open(store, modelId, indexDir(home, modelId), options).manifest;
 }
 
 export interface BuildSummary {
@@ -66,6 +88,9 @@ export async function build(
       options.onStep?.('train');
       train = await trainStep(store, home, options.train ?? {}, { ...options.trainHooks, onNote: options.onNote, onEncodeProgress: options.onEncodeProgress });
     }
+    // The encode step rewrote the base vectors from the (checked) embedding cache; the fine-tuned
+    // ones are the training run's and are checked here.
+    await repairVectors(store, TUNED_MODEL_ID, options);
     options.onStep?.('index');
     const index = indexStep(store, home, { onNote: options.onNote });
     return { ingest: ingestSummary, encode, train, index, seconds: (Date.now() - started) / 1000 };

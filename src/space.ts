@@ -4,19 +4,15 @@
  *   const space = await LaborSpace.open(home);
  *   const { results } = await space.near('registered nurse', { types: ['occupation', 'skill'], k: 10 });
  */
-import { join } from 'node:path';
 
 import { arith, type ArithOptions, type ArithResult, axis, type AxisOptions, type AxisResult, shock, type ShockOptions, type ShockResult } from './analysis/analyses.js';
 import { MAX_QUERY_LENGTH } from './analysis/expr.js';
-import { ensureUseLiteModel } from './encoder/model-cache.js';
+import { activeModel, encoderDir, indexDir, type ModelChoice } from './active-model.js';
 import { EncoderThread } from './encoder/encoder-thread.js';
-import { TUNED_MODEL_ID } from './train/run.js';
+import { checkCount, checkTypes, SpaceError } from './errors.js';
 import { openBuiltHomeStore } from './home.js';
 import { SpaceIndex } from './index/space-index.js';
 import { ENTITY_TYPES, type Entity, type EntityType, isEntityType, type Model, type Store, StoreError } from './store/index.js';
-
-/** The store's model id for the pretrained (not fine-tuned) encoder's vectors. */
-export const BASE_MODEL_ID = 'use-lite-base';
 
 export interface NearOptions {
   /** Entity types to search (default: all four). */
@@ -42,16 +38,6 @@ export interface NearResult {
   results: Partial<Record<EntityType, NearHit[]>>;
 }
 
-export class SpaceError extends Error {
-  /** UNKNOWN_ENTITY: a reference names no stored entity (the server's 404). */
-  readonly code: 'NOT_BUILT' | 'BAD_QUERY' | 'BAD_OPTION' | 'UNKNOWN_ENTITY';
-  constructor(code: SpaceError['code'], message: string) {
-    super(message);
-    this.name = 'SpaceError';
-    this.code = code;
-  }
-}
-
 /**
  * Quoted text is always text; `TYPE:...` is a reference; anything else is text. A query longer
  * than MAX_QUERY_LENGTH characters is refused: the encoder reads only its first 128 tokens anyway.
@@ -71,28 +57,39 @@ export function parseQuery(query: string): { text: string } | { ref: string } {
   return colon > 0 && isEntityType(q.slice(0, colon)) ? { ref: q } : { text: q };
 }
 
+/**
+ * What identifies a space's content: its model and encoder, the training run that made it, and
+ * when its vectors were last written (every write replaces rows, so their largest rowid grows).
+ */
+function spaceVersion(store: Store, model: Model): string {
+  const { written } = store.db.prepare<[string], { written: number | null }>('SELECT max(rowid) AS written FROM vectors WHERE model_id = ?').get(model.id)!;
+  return `${model.id} ${model.hash.slice(0, 12)}${model.extra.runId !== undefined ? ` of training run ${model.extra.runId}` : ''}, vectors ${written ?? 0}`;
+}
+
 export class LaborSpace {
   readonly home: string;
   readonly store: Store;
   readonly index: SpaceIndex;
   /** The model whose vectors the space queries: the fine-tuned one when training has run. */
   readonly modelId: string;
-  private readonly modelHash: string;
-  private readonly modelDir: string;
-  private readonly quantized: boolean;
+  /** Its row in the store as it was when the space was opened. */
+  private readonly model: Model;
+  /** Which model was asked for at open, and what the space was then (see `staleness`). */
+  private readonly choice: ModelChoice;
+  private readonly version: string;
   private encoder?: Promise<EncoderThread>;
   private readonly titles = new Map<string, string>();
   /** Row of each reference in its type's vectors, built on first use. */
   private readonly rows = new WeakMap<object, Map<string, number>>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, model: Model) {
+  private constructor(home: string, store: Store, index: SpaceIndex, model: Model, choice: ModelChoice) {
     this.home = home;
     this.store = store;
     this.index = index;
+    this.choice = choice;
+    this.version = spaceVersion(store, model);
     this.modelId = model.id;
-    this.modelHash = model.hash;
-    this.modelDir = String(model.extra.dir ?? '');
-    this.quantized = model.extra.quantized === true;
+    this.model = model;
     for (const e of store.entities()) this.titles.set(e.ref, e.title);
   }
 
@@ -100,7 +97,7 @@ export class LaborSpace {
    * Opens a built home folder: the fine-tuned space when training has run (or `model: 'base'` for
    * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
    */
-  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
+  static async open(home: string, options: { onNote?: (message: string) => void; model?: ModelChoice } = {}): Promise<LaborSpace> {
     let store: Store;
     try {
       store = openBuiltHomeStore(home);
@@ -108,14 +105,26 @@ export class LaborSpace {
       throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
     }
     try {
-      const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
+      const choice = options.model ?? 'tuned';
+      const model = activeModel(store, choice);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
-      const index = SpaceIndex.open(store, model.id, join(home, 'indices', model.id), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model);
+      const index = SpaceIndex.open(store, model.id, indexDir(home, model.id), { onNote: options.onNote });
+      return new LaborSpace(home, store, index, model, choice);
     } catch (e) {
       store.close();
       throw e;
     }
+  }
+
+  /**
+   * Why the home's space is no longer the one this object answers from (a training run or an
+   * encode since it was opened, by this process or another), or undefined while it is the same.
+   */
+  staleness(): string | undefined {
+    const model = activeModel(this.store, this.choice);
+    const now = model && spaceVersion(this.store, model);
+    if (now === this.version) return undefined;
+    return `the home's space changed since it was opened (then ${this.version}, now ${now ?? 'none'})`;
   }
 
   /**
@@ -124,9 +133,15 @@ export class LaborSpace {
    */
   encoderInstance(): Promise<EncoderThread> {
     this.encoder ??= (async () => {
-      const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
-      const encoder = await EncoderThread.load(dir, { quantized: this.quantized });
-      if (encoder.hash !== this.modelHash) {
+      const dir = encoderDir(this.home, this.model);
+      let encoder: EncoderThread;
+      try {
+        encoder = await EncoderThread.load(dir, { quantized: this.model.extra.quantized === true });
+      } catch (e) {
+        // A damaged model file: onnxruntime's own message says only that it failed to parse.
+        throw new SpaceError('NOT_BUILT', `cannot load the encoder of ${this.modelId} from ${dir} (${(e as Error).message}): run \`laborspace build --home ${this.home}\`, which repairs it`);
+      }
+      if (encoder.hash !== this.model.hash) {
         await encoder.close();
         throw new SpaceError('NOT_BUILT', `the encoder of ${this.modelId} changed since the space was encoded: run \`laborspace build --home ${this.home}\``);
       }
@@ -195,10 +210,8 @@ export class LaborSpace {
 
   /** Nearest entities of each type to a reference or a text. */
   async near(query: string, options: NearOptions = {}): Promise<NearResult> {
-    const k = options.k ?? 10;
-    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new SpaceError('BAD_OPTION', `k must be an integer from 1 to 1000, got ${k}`);
-    const types = options.types ?? ENTITY_TYPES;
-    for (const t of types) if (!isEntityType(t)) throw new SpaceError('BAD_OPTION', `unknown type "${t}" (expected ${ENTITY_TYPES.join(', ')})`);
+    const k = checkCount('k', options.k ?? 10, 1000);
+    const types = checkTypes(options.types) ?? ENTITY_TYPES;
     const parsed = parseQuery(query);
     let vector: Float32Array;
     let ref: string | undefined;

@@ -14,7 +14,8 @@ import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { IngestError } from '../src/data/errors.js';
-import { LaborSpace, SpaceError } from '../src/space.js';
+import { SpaceError } from '../src/errors.js';
+import { LaborSpace } from '../src/space.js';
 import { assertRejects, beforeAll, randomMatrix, runCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
@@ -324,8 +325,30 @@ OnSpace('should score a CSV and a JSONL file row by row, skipping malformed rows
   assert.equal(rows.map((r) => r.id), ['1', '5']);
   assert.ok(rows.every((r) => r.occupation.ref.startsWith('occupation:') && r.skills.length === 0));
   await assertRejects(scoreFile(space, jsonl, scored, { textColumn: 'text', onError: 'fail' }), SpaceError, /postings\.jsonl:2: not valid JSON/);
-  await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), SpaceError, /no column "body" \(found: id, posting\)/);
+  await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), IngestError, /^postings\.csv:1 \(column body\): no column "body" in the header \(found: id, posting\)$/);
+  await assertRejects(scoreFile(space, input, out, { textColumn: 'posting', idColumn: 'key' }), IngestError, /^postings\.csv:1 \(column key\): no column "key" in the header/);
   await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv or \.jsonl/);
+});
+
+OnSpace('should refuse an empty input to score, naming the file, and write no output', async () => {
+  const cases: [string, string, RegExp][] = [
+    ['empty.csv', '', /^empty\.csv: is empty \(expected a header with posting\)$/],
+    ['header.csv', 'id,posting\n', /^header\.csv: has a header but no rows it could read$/],
+    ['empty.jsonl', '\n  \n', /^empty\.jsonl: is empty \(expected one JSON object per line\)$/],
+  ];
+  for (const [name, content, message] of cases) {
+    const input = join(home, name);
+    writeFileSync(input, content);
+    const out = join(home, `${name}.scored.csv`);
+    await assertRejects(scoreFile(space, input, out, { textColumn: 'posting' }), IngestError, message);
+    assert.not.ok(readdirSync(home).some((f) => f.includes(`${name}.scored`)), `no output for ${name}`);
+  }
+  try {
+    await runCli('--home', home, 'score', '--input', join(home, 'empty.csv'), '--text-column', 'posting');
+    assert.unreachable('score of an empty file');
+  } catch (e) {
+    assert.match((e as Error).message, /^empty\.csv: is empty/);
+  }
 });
 
 OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {

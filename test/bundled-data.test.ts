@@ -1,12 +1,43 @@
 /** The bundled data set, ingested whole: the counts and links the default space is built from. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import type { IngestSummary } from '../src/data/ingest.js';
 import { openHomeStore } from '../src/home.js';
 import type { Store } from '../src/store/index.js';
-import { BUNDLED_HOME, buildBundledHome } from './bundled-home.js';
+import { BUNDLED_HOME, buildBundledHome, bundledHomeKey } from './bundled-home.js';
 import { beforeAll } from './helpers.js';
+
+const Key = suite('the cached bundled home');
+
+Key('should be named by the code and data the space is built from', () => {
+  assert.match(BUNDLED_HOME, /laborspace-test-bundled-space-[0-9a-f]{16}$/);
+  const root = mkdtempSync(join(tmpdir(), 'laborspace-key-'));
+  try {
+    mkdirSync(join(root, 'src', 'train'), { recursive: true });
+    writeFileSync(join(root, 'src', 'train', 'run.ts'), 'steps = 1');
+    writeFileSync(join(root, 'data.csv'), 'a,b\n');
+    const key = () => bundledHomeKey(root, ['src', 'data.csv']);
+    const first = key();
+    assert.is(key(), first, 'the same files, the same key');
+    writeFileSync(join(root, 'src', 'train', 'run.ts'), 'steps = 2');
+    const edited = key();
+    assert.is.not(edited, first, 'a source file edited');
+    writeFileSync(join(root, 'src', 'train', 'extra.ts'), '');
+    const added = key();
+    assert.is.not(added, edited, 'a source file added');
+    writeFileSync(join(root, 'data.csv'), 'a,b\n1,2\n');
+    assert.is.not(key(), added, 'the data changed');
+  } finally {
+    rmSync(root, { recursive: true });
+  }
+});
+
+Key.run();
 
 const Bundled = suite('bundled data');
 let store: Store;

@@ -377,7 +377,12 @@ Firms('should load a user firm file through a column mapping, and reject bad map
     assert.equal(entities.map((e) => `firm:${e.source}:${e.code}`), ['firm:crunchbase:acme-health']);
     assert.is(relations[0].target, 'industry:naics:622110');
     assert.equal(report.skipped.map((s) => s.reason), ['no description to embed', 'duplicate firm id acme-health']);
-    await rejects(loadFirmFile(path, { name: 'Name', description: 'Short Description' }, 'crunchbase', { report, matcher }), RangeError, /no column "Name" for name/);
+    await rejects(loadFirmFile(path, { name: 'Name', description: 'Short Description' }, 'crunchbase', { report, matcher }), IngestError, /^crunchbase\.csv:1 \(column Name\): no column "Name" in the header \(found: Organization Name, Short Description, Categories\)$/);
+    const empty = join(dir, 'empty.csv');
+    writeFileSync(empty, '');
+    await rejects(loadFirmFile(empty, columns, 'crunchbase', { report, matcher }), IngestError, /^empty\.csv: is empty \(expected a header with Organization Name, Short Description, Categories\)$/);
+    writeFileSync(empty, 'Organization Name,Short Description,Categories\r\n');
+    await rejects(loadFirmFile(empty, columns, 'crunchbase', { report, matcher }), IngestError, /^empty\.csv: has a header but no rows it could read$/);
     await rejects(loadFirmFile(path, columns, 'Crunch Base', { report, matcher }), RangeError, /firm source "Crunch Base"/);
     assert.throws(() => parseFirmColumns('name=A'), /needs name=... and description=.../);
     assert.throws(() => parseFirmColumns('title=A,description=B'), /unknown firm field "title"/);

@@ -1,15 +1,18 @@
 /** The home folder: moved or copied whole, missing, or impossible to create. */
-import { cpSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../src/active-model.js';
 import { build } from '../src/build.js';
+import { modelFile } from '../src/encoder/model-cache.js';
+import { openBuiltHomeStore } from '../src/home.js';
+import { SpaceError } from '../src/errors.js';
 import { LaborSpace } from '../src/space.js';
-import { TUNED_MODEL_ID } from '../src/train/run.js';
-import { beforeAll, runCli, spawnCli } from './helpers.js';
+import { assertRejects, beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const root = mkdtempSync(join(tmpdir(), 'laborspace-homes-'));
@@ -19,7 +22,6 @@ const Moved = suite('a home moved or copied');
 beforeAll(Moved, async () => {
   await build(join(root, 'home'), { dataDir: FIXTURES, threads: 2, train: { encoder: { steps: 4, batchSize: 8, headSteps: 20 } } });
 });
-Moved.after(() => rmSync(root, { recursive: true, force: true }));
 
 async function nearestOccupation(home: string): Promise<{ modelId: string; encoderDir: string; ref: string }> {
   const space = await LaborSpace.open(home);
@@ -74,3 +76,96 @@ Missing('should fail fast, naming the folder, where the home cannot be created',
 });
 
 Missing.run();
+
+const Damaged = suite('a damaged home, repaired by build');
+const damaged = join(root, 'damaged');
+const training = { encoder: { steps: 4, batchSize: 8, headSteps: 20 } };
+const NURSE = 'occupation:onet:29-1141.00';
+
+/** Builds the damaged home again, returning what build noted. */
+async function rebuild(train: typeof training | false = training): Promise<string[]> {
+  const notes: string[] = [];
+  await build(damaged, { dataDir: FIXTURES, threads: 2, train, onNote: (m) => notes.push(m) });
+  return notes;
+}
+
+/** Runs `use` on the home's store (opened for this only). */
+function withStore<T>(use: (store: ReturnType<typeof openBuiltHomeStore>) => T): T {
+  const store = openBuiltHomeStore(damaged);
+  try {
+    return use(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Overwrites the stored vector of `ref` for `modelId` with NaN. */
+function poison(modelId: string, ref: string): void {
+  withStore((store) => {
+    const dim = store.model(modelId)!.dim;
+    const id = store.entity(ref)!.id;
+    store.db.prepare('UPDATE vectors SET data = ? WHERE model_id = ? AND entity_id = ?').run(Buffer.from(new Float32Array(dim).fill(NaN).buffer), modelId, id);
+  });
+}
+
+const tunedDir = () => withStore((store) => String(store.model(TUNED_MODEL_ID)!.extra.dir));
+const storedVector = (modelId: string, ref: string) => withStore((store) => {
+  const set = store.vectors(modelId, { type: 'occupation' });
+  const row = set.refs.indexOf(ref);
+  return set.matrix.slice(row * set.dim, (row + 1) * set.dim);
+});
+
+beforeAll(Damaged, () => build(damaged, { dataDir: FIXTURES, threads: 2, train: training }));
+
+Damaged('should train again when the fine-tuned model no longer matches its checksums, and then answer text queries', async () => {
+  const before = await nearestOccupation(damaged);
+  assert.ok(existsSync(join(tunedDir(), 'laborspace-model.json')), 'the fine-tuned model has a manifest');
+  const onnx = join(tunedDir(), modelFile(false));
+  const bytes = readFileSync(onnx);
+  bytes.fill(7, 0, 64);
+  writeFileSync(onnx, bytes);
+  await assertRejects(nearestOccupation(damaged), SpaceError, /^cannot load the encoder of use-lite-tuned from .*use-lite-tuned-[0-9a-f]{12} \(.+\): run `laborspace build --home .*damaged`, which repairs it$/, 'NOT_BUILT');
+  const notes = await rebuild();
+  assert.ok(notes.some((n) => /^the fine-tuned model of training run \d+ cannot be used \(onnx\/model\.onnx does not match its checksum\): training again$/.test(n)), notes.join('\n'));
+  assert.not.ok(notes.some((n) => /reusing/.test(n)), notes.join('\n'));
+  const after = await nearestOccupation(damaged);
+  assert.is(after.modelId, TUNED_MODEL_ID);
+  assert.is(after.ref, before.ref);
+  assert.ok((await rebuild()).some((n) => /already fitted this data and config: reusing it/.test(n)), 'the repaired model is reused');
+});
+
+Damaged('should embed again an entity whose fine-tuned vector is NaN, and then answer queries', async () => {
+  const good = storedVector(TUNED_MODEL_ID, NURSE);
+  poison(TUNED_MODEL_ID, NURSE);
+  await assertRejects(nearestOccupation(damaged), RangeError, /^vectors row \d+, column 0 is not finite$/);
+  const notes = await rebuild();
+  assert.ok(notes.includes(`1 vectors of ${TUNED_MODEL_ID} are not finite (${NURSE}): embedding those entities again`), notes.join('\n'));
+  const repaired = storedVector(TUNED_MODEL_ID, NURSE);
+  let dot = 0;
+  for (let i = 0; i < good.length; i++) dot += good[i] * repaired[i];
+  assert.ok(dot > 0.999, `the fine-tuned encoder's vector again: cosine ${dot}`);
+  assert.is((await nearestOccupation(damaged)).modelId, TUNED_MODEL_ID);
+});
+
+Damaged('should encode again a base vector whose cached embedding is NaN', async () => {
+  const good = storedVector(BASE_MODEL_ID, NURSE);
+  poison(BASE_MODEL_ID, NURSE);
+  withStore((store) => {
+    const nan = Buffer.from(new Float32Array(good.length).fill(NaN).buffer);
+    assert.is(store.db.prepare('UPDATE embedding_cache SET data = ?').run(nan).changes > 0, true);
+  });
+  const summary = await build(damaged, { dataDir: FIXTURES, threads: 2, train: training });
+  const texts = withStore((store) => new Set(store.entities().map((e) => e.text)).size);
+  assert.is(summary.encode.encoded, texts, 'every text encoded again: no damaged cache entry is used');
+  assert.equal(Array.from(storedVector(BASE_MODEL_ID, NURSE)), Array.from(good));
+});
+
+Damaged('should refuse to embed with an encoder that is not the fine-tuned one', async () => {
+  poison(TUNED_MODEL_ID, NURSE);
+  const base = withStore((store) => String(store.model(BASE_MODEL_ID)!.extra.dir));
+  copyFileSync(join(base, modelFile(false)), join(tunedDir(), modelFile(false)));
+  await assertRejects(rebuild(false), Error, /^the encoder in .*use-lite-tuned-[0-9a-f]{12} is not the one use-lite-tuned was embedded with: run `laborspace train`$/);
+});
+
+Damaged.after(() => rmSync(root, { recursive: true, force: true }));
+Damaged.run();

@@ -9,7 +9,9 @@ import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
 import { createServer } from '../src/server/server.js';
+import { openBuiltHomeStore } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
+import { trainStep } from '../src/train/run.js';
 import { beforeAll } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
@@ -85,7 +87,8 @@ Api('should answer every bad request with a 4xx that says what is wrong, never a
   const cases: [string, 'GET' | 'POST', unknown, number, RegExp, string?][] = [
     ['/v1/near', 'GET', undefined, 400, /querystring must have required property 'q'/],
     ['/v1/near?q=x&k=0', 'GET', undefined, 400, /querystring\/k must be >= 1/],
-    ['/v1/near?q=x&types=planet', 'GET', undefined, 400, /types must be a comma-separated list of .*got "planet"/],
+    ['/v1/near?q=x&types=planet', 'GET', undefined, 400, /^querystring\/types: unknown type "planet" \(expected a list of industry, occupation, skill, firm\)$/],
+    ['/v1/near?q=x&types=,', 'GET', undefined, 400, /^querystring\/types: no types given/],
     ['/v1/near?q=x&colour=red', 'GET', undefined, 400, /must NOT have additional properties/],
     ['/v1/near?q=occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity occupation:onet:99-9999\.00/],
     ['/v1/entities/occupation:onet:99-9999.00', 'GET', undefined, 404, /no entity/],
@@ -202,6 +205,22 @@ Api('should bind to loopback by default from the command line options', async ()
   const { buildProgram } = await import('../src/cli/main.js');
   const serve = buildProgram().commands.find((c) => c.name() === 'serve')!;
   assert.is(serve.options.find((o) => o.long === '--host')!.defaultValue, '127.0.0.1');
+});
+
+// Last: it trains on the home the other tests query.
+Api('should answer 503 stale on /health once training has changed the space under the server', async () => {
+  assert.is((await call('GET', '/health')).json.status, 'ok');
+  const store = openBuiltHomeStore(home);
+  try {
+    await trainStep(store, home, { encoder: { steps: 2, batchSize: 8, headSteps: 0 } });
+  } finally {
+    store.close();
+  }
+  const health = await call('GET', '/health');
+  assert.is(health.status, 503);
+  assert.is(health.json.status, 'stale');
+  assert.match(String(health.json.message), /^the home's space changed since it was opened \(then use-lite-base [0-9a-f]{12}, vectors \d+, now use-lite-tuned [0-9a-f]{12} of training run \d+, vectors \d+\): restart the server to serve it$/);
+  assert.is(health.json.model, 'use-lite-base', 'still the space it opened');
 });
 
 Api.run();

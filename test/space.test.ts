@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { BASE_MODEL_ID } from '../src/active-model.js';
 import { build, encodeStep } from '../src/build.js';
 import { openHomeStore } from '../src/home.js';
 import { SpaceIndex } from '../src/index/space-index.js';
 import { topk } from '../src/native.js';
-import { BASE_MODEL_ID, LaborSpace, parseQuery, SpaceError } from '../src/space.js';
+import { checkCount, checkTypes, SpaceError } from '../src/errors.js';
+import { LaborSpace, parseQuery } from '../src/space.js';
 import { exportVectors } from '../src/store/export.js';
 import { Store, StoreError } from '../src/store/index.js';
 import { randomMatrix } from '../src/util/random.js';
-import { assertRejects as rejects, beforeAll, runCli, spawnCli } from './helpers.js';
+import { assertRejects as rejects, assertThrowsCode, beforeAll, runCli, spawnCli } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-space-'));
@@ -206,3 +208,19 @@ Cli('should leave an export file as it was when the export fails', async () => {
 
 Cli.after(() => rmSync(home, { recursive: true, force: true }));
 Cli.run();
+
+const Checks = suite('shared checks of options');
+
+Checks('should read types from a list or comma-separated text, naming the field when asked', () => {
+  assert.equal(checkTypes(['skill', 'firm']), ['skill', 'firm']);
+  assert.equal(checkTypes(' occupation, industry ,'), ['occupation', 'industry']);
+  assert.is(checkTypes(undefined), undefined, "the caller's default");
+  const fails = (types: string | string[], field: string | undefined, message: RegExp) => assertThrowsCode(() => checkTypes(types, field), SpaceError as unknown as ErrorConstructor, 'BAD_OPTION', message);
+  fails(['skill', 'planet'], undefined, /^unknown type "planet" \(expected a list of industry, occupation, skill, firm\)$/);
+  fails('', 'querystring/types', /^querystring\/types: no types given \(expected a list of /);
+  assert.equal(checkTypes([]), [], 'a list may be empty');
+  assert.is(checkCount('k', 5, 10), 5);
+  assertThrowsCode(() => checkCount('top', 1.5, 10), SpaceError as unknown as ErrorConstructor, 'BAD_OPTION', /^top must be an integer from 1 to 10, got 1\.5$/);
+});
+
+Checks.run();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { TUNED_MODEL_ID } from '../src/active-model.js';
 import { build } from '../src/build.js';
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { openHomeStore } from '../src/home.js';
@@ -12,7 +13,7 @@ import { normalize } from '../src/native.js';
 import { LaborSpace } from '../src/space.js';
 import { evaluateSpace } from '../src/train/evaluate.js';
 import { buildExamples, DEFAULT_KINDS, type PairSet } from '../src/train/examples.js';
-import { trainStep, TUNED_MODEL_ID } from '../src/train/run.js';
+import { trainStep } from '../src/train/run.js';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
 import { DEFAULT_TRAIN_CONFIG, embedAll, headTensors, initialHead, trainHead, type TrainState } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';

@@ -5,23 +5,12 @@
  * `project` and the index's search, on the libuv pool: a server's event loop stays free.
  */
 import { combine, meanRows, normalize, projectAsync, similarityAsync, topkAsync } from '../native.js';
-import { ENTITY_TYPES, type EntityType, isEntityType } from '../store/index.js';
+import { checkCount, checkTypes, SpaceError } from '../errors.js';
+import { ENTITY_TYPES, type EntityType } from '../store/index.js';
 import type { LaborSpace, NearHit } from '../space.js';
-import { SpaceError } from '../space.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import { linearize, type Operand } from './expr.js';
 import { type CompiledRippleGraph, compileRippleGraph, rippleNodes, type WeightedEdge } from './ripple.js';
-
-function checkTypes(types: readonly string[] | undefined): readonly EntityType[] {
-  const list = types ?? ENTITY_TYPES;
-  for (const t of list) if (!isEntityType(t)) throw new SpaceError('BAD_OPTION', `unknown type "${t}" (expected ${ENTITY_TYPES.join(', ')})`);
-  return list as readonly EntityType[];
-}
-
-function checkCount(name: string, n: number, max: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new SpaceError('BAD_OPTION', `${name} must be an integer from 1 to ${max}, got ${n}`);
-  return n;
-}
 
 /** Unit vectors of operands, rows in order: references from the space, texts embedded in one batch. */
 async function operandVectors(space: LaborSpace, operands: readonly Operand[], signal?: AbortSignal): Promise<Float32Array> {
@@ -80,7 +69,7 @@ export interface ArithResult {
 
 /** Nearest entities of each type to the vector an expression makes. */
 export async function arith(space: LaborSpace, expr: string, options: ArithOptions = {}): Promise<ArithResult> {
-  const types = checkTypes(options.types);
+  const types = checkTypes(options.types) ?? ENTITY_TYPES;
   const k = checkCount('k', options.k ?? 10, 1000);
   const { vector, refs } = await expressionVector(space, expr, options.signal);
   const skip = new Set(options.includeOperands ? [] : refs);
@@ -199,7 +188,7 @@ export interface AxisResult {
  * redraws each pole's members with replacement and reports the middle 95% of each score.
  */
 export async function axis(space: LaborSpace, from: readonly string[], to: readonly string[], options: AxisOptions = {}): Promise<AxisResult> {
-  const types = checkTypes(options.types);
+  const types = checkTypes(options.types) ?? ENTITY_TYPES;
   const top = checkCount('top', options.top ?? 10, 1000);
   const resamples = options.bootstrap ?? 200;
   if (!Number.isInteger(resamples) || resamples < 0 || resamples > 10000) throw new SpaceError('BAD_OPTION', `bootstrap must be an integer from 0 to 10000, got ${resamples}`);
@@ -324,7 +313,7 @@ export async function shock(space: LaborSpace, direction: string, options: Shock
 
 /** The shock along a direction vector (space.dim values), named `direction` in the result. */
 export async function shockAlong(space: LaborSpace, direction: string, vector: Float32Array, options: ShockOptions = {}): Promise<ShockResult> {
-  const types = checkTypes(options.types);
+  const types = checkTypes(options.types) ?? ENTITY_TYPES;
   const top = checkCount('top', options.top ?? 10, 100000);
   const { graph, nodeOfRow } = rippleGraph(space);
   const direct = new Map<EntityType, Float32Array>();

@@ -12,7 +12,7 @@ import { IngestReport } from '../data/report.js';
 import { readTable } from '../data/table.js';
 import type { EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
-import { SpaceError } from '../space.js';
+import { SpaceError } from '../errors.js';
 import { shock, shockAlong, type ShockResult } from './analyses.js';
 import { correlate, type Correlation } from './correlation.js';
 

@@ -17,7 +17,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import { matmul } from '../native.js';
 import { ENTITY_TYPES, type EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
-import { SpaceError } from '../space.js';
+import { checkTypes, SpaceError } from '../errors.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import { axisPoleMeans } from './analyses.js';
 
@@ -112,7 +112,7 @@ export function leadingEigenvectors(c: Float32Array, d: number, count: number, s
 const COVARIANCE_BLOCK = 1024;
 
 export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Promise<SpaceMap> {
-  const types = options.types ?? ENTITY_TYPES;
+  const types = checkTypes(options.types) ?? ENTITY_TYPES;
   const method = options.method ?? 'pca';
   if (method !== 'pca' && method !== 'umap') throw new SpaceError('BAD_OPTION', `method must be pca or umap, got ${method}`);
   if (method === 'umap' && options.axis) throw new SpaceError('BAD_OPTION', 'an axis is drawn on PCA maps only (UMAP places no new points)');

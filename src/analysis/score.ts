@@ -10,11 +10,12 @@ import { once } from 'node:events';
 
 import { stringify } from 'csv-stringify/sync';
 
+import { IngestError } from '../data/errors.js';
 import { IngestReport } from '../data/report.js';
 import { openText, readTable } from '../data/table.js';
 import { projectAsync } from '../native.js';
 import type { LaborSpace } from '../space.js';
-import { SpaceError } from '../space.js';
+import { SpaceError } from '../errors.js';
 import { sameFile, writeStreamAtomic } from '../util/output-file.js';
 import { axisPoleMeans } from './analyses.js';
 
@@ -52,7 +53,6 @@ export interface ScoreSummary {
 async function* textRows(path: string, options: ScoreOptions, report: IngestReport): AsyncGenerator<{ line: number; text: string; id: string }> {
   const fail = options.onError === 'fail';
   const pick = (values: Record<string, unknown>, line: number) => {
-    if (!(options.textColumn in values)) throw new SpaceError('BAD_OPTION', `${basename(path)}:${line}: no column "${options.textColumn}" (found: ${Object.keys(values).join(', ')})`);
     const text = String(values[options.textColumn] ?? '').trim();
     const id = options.idColumn ? String(values[options.idColumn] ?? '') : String(line);
     return { line, text, id };
@@ -65,9 +65,11 @@ async function* textRows(path: string, options: ScoreOptions, report: IngestRepo
       report.skip({ file: basename(path), line }, reason);
     };
     let line = 0;
+    let filled = 0;
     for await (const raw of lines) {
       line++;
       if (!raw.trim()) continue;
+      filled++;
       let value: unknown;
       try {
         value = JSON.parse(raw);
@@ -79,9 +81,12 @@ async function* textRows(path: string, options: ScoreOptions, report: IngestRepo
       else if (!(options.textColumn in value)) bad(line, `no key "${options.textColumn}" (found: ${Object.keys(value).join(', ')})`);
       else yield pick(value as Record<string, unknown>, line);
     }
+    if (!filled) throw new IngestError({ file: basename(path) }, 'is empty (expected one JSON object per line)');
     return;
   }
-  for await (const { line, values } of readTable(path, { report, onError: options.onError })) yield pick(values, line);
+  // The text and id columns are required: a file without them, or without a row, fails naming the file.
+  const columns = [options.textColumn, ...(options.idColumn ? [options.idColumn] : [])];
+  for await (const { line, values } of readTable(path, { report, onError: options.onError, columns })) yield pick(values, line);
 }
 
 const CSV_COLUMNS = (skills: number, axes: string[]) => [

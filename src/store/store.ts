@@ -534,13 +534,17 @@ export class Store {
 
   // ---- embedding cache ----
 
-  /** Cached embeddings of a model for the given text hashes (those not cached are absent). */
+  /**
+   * Cached embeddings of a model for the given text hashes. Those not cached are absent, as are
+   * damaged entries (values that are not finite), so that they are encoded again.
+   */
   cachedEmbeddings(modelHash: string, textHashes: readonly string[]): Map<string, Float32Array> {
     const get = this.db.prepare<[string, string], { data: Buffer }>('SELECT data FROM embedding_cache WHERE model_hash = ? AND text_hash = ?');
     const found = new Map<string, Float32Array>();
     for (const h of textHashes) {
       const row = get.get(modelHash, h);
-      if (row) found.set(h, new Float32Array(new Uint8Array(row.data).buffer));
+      const vector = row && new Float32Array(new Uint8Array(row.data).buffer);
+      if (vector && vector.every(Number.isFinite)) found.set(h, vector);
     }
     return found;
   }

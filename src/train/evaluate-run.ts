@@ -3,11 +3,10 @@
  * store's base and fine-tuned vectors on its current relations, held out as that run held them out
  * (its kinds, hold-out share and seed). On unchanged data the tuned figures equal the run's.
  */
-import { BASE_MODEL_ID } from '../space.js';
+import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../active-model.js';
 import type { Run, Store, VectorSet } from '../store/index.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { buildExamples, type KindConfig } from './examples.js';
-import { TUNED_MODEL_ID } from './run.js';
 
 export interface RunEvaluation {
   runId: number;

@@ -7,29 +7,25 @@
  * pooled states (trainer.ts).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../active-model.js';
 import { encodeModel } from '../encoder/onnx-proto.js';
-import { ensureUseLiteModel, modelFile, sha256, useLitePackageDir } from '../encoder/model-cache.js';
+import { ensureUseLiteModel, modelFile, sha256, useLitePackageDir, verifyModelDir, writeModelDir } from '../encoder/model-cache.js';
 import { embedTokenLists, loadNativeUseLite } from '../encoder/native-use-lite.js';
 import { pooledStates } from '../encoder/encode-entities.js';
 import { SentenceEncoder, type EncodeProgress } from '../encoder/sentence-encoder.js';
 import { readTfjsWeights, type TfjsTensor } from '../encoder/tfjs-weights.js';
 import { buildUseLiteGraph, USE_LITE_TANH_BIAS, USE_LITE_TANH_WEIGHTS, weightsWithArena } from '../encoder/use-lite.js';
 import type { HeadAdapter } from '../native.js';
-import { BASE_MODEL_ID } from '../space.js';
 import type { Store } from '../store/index.js';
-import { writeFolderAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { CheckpointError, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile } from './checkpoint.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, type EncoderTuneConfig, trainEncoder } from './encoder-trainer.js';
 import { buildExamples, DEFAULT_KINDS, type Examples, type KindConfig } from './examples.js';
 import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, initialHead, type Pooled, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
-
-/** The store's model id for the fine-tuned space. */
-export const TUNED_MODEL_ID = 'use-lite-tuned';
 
 /** Bumped when training code changes what a run produces, so a finished run is not reused. */
 const TRAINER_VERSION = 3;
@@ -107,12 +103,12 @@ function writeTunedModel(home: string, baseDir: string, weights: Map<string, Tfj
   const meta = { opset: 17, producer: 'laborspace', producerVersion: VERSION, docString: 'Universal Sentence Encoder lite fine-tuned on labor-market relations' };
   const onnx = encodeModel(buildUseLiteGraph(weights, { adapter }), meta);
   const dir = join(home, 'models', `use-lite-tuned-${sha256(onnx).slice(0, 12)}`);
-  const int8Path = join(dir, modelFile(true));
-  if (existsSync(dir)) return { dir, hash: sha256(quantized ? readFileSync(int8Path) : onnx) };
+  // A folder whose files all match its manifest is this model already; any other is written anew.
+  if (!verifyModelDir(dir)) return { dir, hash: sha256(quantized ? readFileSync(join(dir, modelFile(true))) : onnx) };
   const int8 = encodeModel(buildUseLiteGraph(weights, { adapter, quantize: 'int8' }), { ...meta, docString: `${meta.docString}, dense layers int8` });
   const shared = Object.fromEntries(['tokenizer.json', 'tokenizer_config.json', 'config.json'].map((f) => [f, readFileSync(join(baseDir, f))]));
-  writeFolderAtomic(dir, { [modelFile(false)]: onnx, [modelFile(true)]: int8, ...shared });
-  return { dir, hash: sha256(quantized ? int8 : onnx) };
+  const sums = writeModelDir(dir, { [modelFile(false)]: onnx, [modelFile(true)]: int8, ...shared }, { name: TUNED_MODEL_ID });
+  return { dir, hash: sums[modelFile(quantized)] };
 }
 
 /** What both ways of tuning produce, before it is recorded. */
@@ -285,7 +281,10 @@ export async function trainStep(store: Store, home: string, options: TrainOption
     .reverse()
     .find((r) => r.status === 'done' && r.dataHash === hash && JSON.stringify(r.config) === JSON.stringify(fullConfig));
   const tunedModel = store.model(TUNED_MODEL_ID);
-  if (previous && tunedModel?.extra.runId === previous.id && existsSync(String(tunedModel.extra.dir))) {
+  // The trained weights live only in the model's files: damaged ones mean training again.
+  const damage = previous && tunedModel?.extra.runId === previous.id ? verifyModelDir(String(tunedModel.extra.dir)) : undefined;
+  if (damage) hooks.onNote?.(`the fine-tuned model of training run ${previous!.id} cannot be used (${damage}): training again`);
+  if (previous && tunedModel?.extra.runId === previous.id && !damage) {
     hooks.onNote?.(`training run ${previous.id} already fitted this data and config: reusing it`);
     const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; headSteps?: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
     return { runId: previous.id, tune, config: { ...fullConfig, seed }, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, headSteps: m.headSteps, stoppedEarly: m.stoppedEarly, resumedFrom: 0, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
