@@ -77,15 +77,17 @@ export class LaborSpace {
   readonly index: SpaceIndex;
   /** The model whose vectors the space queries: the fine-tuned one when training has run. */
   readonly modelId: string;
-  private readonly modelHash: string;
+  /** The hash of the model's encoder: a queue's workers score a run only with the model it was started with. */
+  readonly modelHash: string;
   private readonly modelDir: string;
   private readonly quantized: boolean;
+  private readonly threads?: number;
   private encoder?: Promise<EncoderThread>;
   private readonly titles = new Map<string, string>();
   /** Row of each reference in its type's vectors, built on first use. */
   private readonly rows = new WeakMap<object, Map<string, number>>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, model: Model) {
+  private constructor(home: string, store: Store, index: SpaceIndex, model: Model, threads?: number) {
     this.home = home;
     this.store = store;
     this.index = index;
@@ -93,14 +95,15 @@ export class LaborSpace {
     this.modelHash = model.hash;
     this.modelDir = String(model.extra.dir ?? '');
     this.quantized = model.extra.quantized === true;
+    this.threads = threads;
     for (const e of store.entities()) this.titles.set(e.ref, e.title);
   }
 
   /**
    * Opens a built home folder: the fine-tuned space when training has run (or `model: 'base'` for
-   * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
+   * the pretrained one); indices that are missing, stale or corrupt are rebuilt. `threads`: the encoder's (default: all cores).
    */
-  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base' } = {}): Promise<LaborSpace> {
+  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base'; threads?: number } = {}): Promise<LaborSpace> {
     let store: Store;
     try {
       store = openBuiltHomeStore(home);
@@ -111,7 +114,7 @@ export class LaborSpace {
       const model = (options.model !== 'base' && store.model(TUNED_MODEL_ID)) || store.model(BASE_MODEL_ID);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
       const index = SpaceIndex.open(store, model.id, join(home, 'indices', model.id), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model);
+      return new LaborSpace(home, store, index, model, options.threads);
     } catch (e) {
       store.close();
       throw e;
@@ -125,7 +128,7 @@ export class LaborSpace {
   encoderInstance(): Promise<EncoderThread> {
     this.encoder ??= (async () => {
       const dir = this.modelId === BASE_MODEL_ID ? ensureUseLiteModel(this.home).dir : this.modelDir;
-      const encoder = await EncoderThread.load(dir, { quantized: this.quantized });
+      const encoder = await EncoderThread.load(dir, { quantized: this.quantized, threads: this.threads });
       if (encoder.hash !== this.modelHash) {
         await encoder.close();
         throw new SpaceError('NOT_BUILT', `the encoder of ${this.modelId} changed since the space was encoded: run \`laborspace build --home ${this.home}\``);

@@ -325,7 +325,7 @@ OnSpace('should score a CSV and a JSONL file row by row, skipping malformed rows
   assert.ok(rows.every((r) => r.occupation.ref.startsWith('occupation:') && r.skills.length === 0));
   await assertRejects(scoreFile(space, jsonl, scored, { textColumn: 'text', onError: 'fail' }), SpaceError, /postings\.jsonl:2: not valid JSON/);
   await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), SpaceError, /no column "body" \(found: id, posting\)/);
-  await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv or \.jsonl/);
+  await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv, \.jsonl or \.parquet/);
 });
 
 OnSpace('should run arith, axis and shock from the command line, with clear errors', async () => {
