@@ -227,7 +227,7 @@ export function outputFormat(input: string, output: string): OutputFormat {
 }
 
 /** Options of a scoring run with their defaults, checked. */
-export function chunkOptions(options: ScoreOptions): ChunkOptions {
+export function chunkOptions(options: Pick<ScoreOptions, 'skills' | 'axes' | 'batchSize'>): ChunkOptions {
   const skills = options.skills ?? 5;
   if (!Number.isInteger(skills) || skills < 0 || skills > 100) throw new SpaceError('BAD_OPTION', `skills must be an integer from 0 to 100, got ${skills}`);
   return { skills, axes: options.axes ?? {}, batchSize: options.batchSize ?? 256 };
