@@ -101,12 +101,12 @@ export class LaborSpace {
 
   /**
    * Opens a built home folder: the fine-tuned space when training has run (or `model: 'base'` for
-   * the pretrained one); indices that are missing, stale or corrupt are rebuilt. `threads`: the encoder's (default: all cores).
+   * the pretrained one); indices that are missing, stale or corrupt are rebuilt. `threads`: the encoder's (default: all cores); `readonly`: the store opened for reading only.
    */
-  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base'; threads?: number } = {}): Promise<LaborSpace> {
+  static async open(home: string, options: { onNote?: (message: string) => void; model?: 'tuned' | 'base'; threads?: number; readonly?: boolean } = {}): Promise<LaborSpace> {
     let store: Store;
     try {
-      store = openBuiltHomeStore(home);
+      store = openBuiltHomeStore(home, { readonly: options.readonly });
     } catch (e) {
       throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
     }

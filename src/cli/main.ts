@@ -1,5 +1,7 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
+import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -23,6 +25,7 @@ import { progress } from './progress.js';
 import { formatScore, scoreQueued } from './score.js';
 import { registerWorker } from './worker.js';
 import { showEntity } from '../store/entity-view.js';
+import { runPrimary, workerHealth } from '../server/cluster.js';
 import { formatShow } from './show.js';
 import { formatArith, formatAxis, formatComparison, formatShock, shockCsv } from './analyses.js';
 import { formatBuild, formatEncode, formatIndex, formatEvaluation, formatNear, formatTrain } from './space.js';
@@ -548,11 +551,18 @@ export function buildProgram(): Command {
     .option('--port <port>', 'port (0: any free one)', nonNegativeInt, 8080)
     .option('--body-limit <bytes>', 'largest request body', positiveInt, 1 << 20)
     .option('--log', 'log every request')
-    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean }) => {
+    .option('--workers <n>', 'processes sharing the port, each with the space opened read-only (default: the number of cores)', positiveInt, availableParallelism())
+    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean; workers: number }) => {
       const { home } = globals();
+      if (opts.workers > 1 && cluster.isPrimary) {
+        // Opened once writable (migrations, stale indices rebuilt) before the workers read it.
+        await (await LaborSpace.open(home, { onNote: note })).close();
+        note(`Labor Space: ${opts.workers} processes serving ${home}`);
+        return runPrimary(opts.workers, note);
+      }
       const { createServer } = await import('../server/server.js'); // Fastify: only this command needs it
-      const space = await LaborSpace.open(home, { onNote: note });
-      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error' });
+      const space = await LaborSpace.open(home, { onNote: note, readonly: cluster.isWorker });
+      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error', health: cluster.isWorker ? workerHealth() : undefined });
       const address = await app.listen({ host: opts.host, port: opts.port });
       note(`Labor Space (${space.modelId}) serving on ${address}: the explorer at ${address}/, the API under ${address}/v1/`);
       const stop = async () => {

@@ -61,7 +61,9 @@ async function runId(input: string, options: object, modelHash: string): Promise
 
 /**
  * Rejects once Redis has been unreachable for `seconds`. ioredis retries meanwhile and reports each
- * failed attempt (at least every 2 s), so a pause of 3 s in the errors means it came back.
+ * failed attempt (at least every 2 s), so a pause of 3 s in the errors means it came back. Its
+ * reconnection timer does not keep the process alive, so the watch holds a timer of its own until
+ * `stop`: else a run waiting on a Redis gone away would just exit.
  */
 function redisWatch(url: string, seconds: number, clients: { on(event: 'error', listener: (e: Error) => void): unknown }[]) {
   let since = 0, last = 0;
@@ -76,7 +78,8 @@ function redisWatch(url: string, seconds: number, clients: { on(event: 'error', 
       if (now - since >= seconds * 1000)
         fail(new SpaceError('BAD_OPTION', `Redis at ${url} went away (${e.message || (e as { code?: string }).code}) and did not come back within ${seconds} s: the chunks scored so far are kept in Redis; run the same command again to resume`));
     });
-  return <T>(work: Promise<T>) => Promise.race([work, gone]);
+  const alive = setInterval(() => {}, 1000);
+  return { guard: <T>(work: Promise<T>) => Promise.race([work, gone]), stop: () => clearInterval(alive) };
 }
 
 export async function scoreFileQueued(space: LaborSpace, input: string, output: string, options: QueueScoreOptions): Promise<QueueScoreSummary> {
@@ -90,10 +93,11 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const connection = redisAddress(options.queue);
   const queue = new Queue<ChunkJob, ChunkResult>(SCORE_QUEUE, { connection });
   const events = new QueueEvents(SCORE_QUEUE, { connection });
-  const guard = redisWatch(options.queue, options.redisTimeoutSeconds ?? 5, [queue, events]);
+  const watch = redisWatch(options.queue, options.redisTimeoutSeconds ?? 5, [queue, events]);
   const report = new IngestReport();
   const workers = new Set<string>();
   let retries = 0, reused = 0, chunks = 0;
+  const { guard } = watch;
   try {
     await guard(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]));
     /** Chunk i's scored rows: taken from Redis if an earlier run scored it, else queued and awaited. */
@@ -140,6 +144,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
     await guard(Promise.all(Array.from({ length: chunks }, (_, i) => queue.remove(`${run}-${i}`))));
     return { ...summary, run, chunks, reused, workers: workers.size, retries };
   } finally {
+    watch.stop();
     await Promise.allSettled([queue.close(), events.close()]);
   }
 }

@@ -41,6 +41,8 @@ export interface ServerOptions {
   logLevel?: 'error' | 'info' | 'silent';
   /** Where the built explorer is (default: dist/explorer beside the compiled server). */
   explorerDir?: string;
+  /** More for /health (the processes of `serve --workers`). */
+  health?: () => object;
 }
 
 const typesSchema = { type: 'array', items: { enum: [...ENTITY_TYPES] }, minItems: 1, uniqueItems: true } as const;
@@ -148,7 +150,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
-  app.get('/health', async () => ({ status: 'ok', model: space.modelId, dim: space.dim, entities: Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0])) }));
+  app.get('/health', async () => ({ status: 'ok', model: space.modelId, dim: space.dim, entities: Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0])), ...options.health?.() }));
 
   app.get('/v1/version', async () => ({ version: VERSION, model: space.modelId, native: { isa: nativeInfo().isa, cuda: nativeInfo().cuda } }));
 
