@@ -93,11 +93,14 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const connection = redisAddress(options.queue);
   const queue = new Queue<ChunkJob, ChunkResult>(SCORE_QUEUE, { connection });
   const events = new QueueEvents(SCORE_QUEUE, { connection });
+  // Each chunk in flight listens for the queue's closing.
+  queue.setMaxListeners(2 * inFlight + 10);
   const watch = redisWatch(options.queue, options.redisTimeoutSeconds ?? 5, [queue, events]);
   const report = new IngestReport();
   const workers = new Set<string>();
   let retries = 0, reused = 0, chunks = 0;
   const { guard } = watch;
+  let failed = false;
   try {
     await guard(Promise.all([queue.waitUntilReady(), events.waitUntilReady()]));
     /** Chunk i's scored rows: taken from Redis if an earlier run scored it, else queued and awaited. */
@@ -143,8 +146,14 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
     // The output is whole: the run's jobs are no longer needed.
     await guard(Promise.all(Array.from({ length: chunks }, (_, i) => queue.remove(`${run}-${i}`))));
     return { ...summary, run, chunks, reused, workers: workers.size, retries };
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
+    // A Redis gone away never answers a close, and the process would end with the error unsaid:
+    // after a failure the connections are dropped instead, within a second.
+    const closed = Promise.allSettled(failed ? [queue.disconnect(), events.disconnect()] : [queue.close(), events.close()]);
+    await (failed ? Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]) : closed);
     watch.stop();
-    await Promise.allSettled([queue.close(), events.close()]);
   }
 }
