@@ -568,6 +568,7 @@ export function buildProgram(): Command {
       const stop = async () => {
         await app.close();
         await space.close();
+        if (cluster.isWorker) process.disconnect(); // the channel to the primary would keep it alive
       };
       process.once('SIGINT', () => void stop());
       process.once('SIGTERM', () => void stop());

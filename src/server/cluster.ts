@@ -27,6 +27,7 @@ export function runPrimary(size: number, note: (message: string) => void): Promi
   };
   return new Promise<void>((resolve, reject) => {
     const stop = () => {
+      note(`stopping ${workers().length} serve workers`);
       stopping = true;
       for (const w of workers()) w.process.kill('SIGTERM');
     };
