@@ -151,9 +151,11 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
     throw e;
   } finally {
     // A Redis gone away never answers a close, and the process would end with the error unsaid:
-    // after a failure the connections are dropped instead, within a second.
-    const closed = Promise.allSettled(failed ? [queue.disconnect(), events.disconnect()] : [queue.close(), events.close()]);
-    await (failed ? Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]) : closed);
+    // after a failure the close has 2 s, then the connections are dropped.
+    const closed = Promise.allSettled([queue.close(), events.close()]);
+    const late = (ms: number) => new Promise<boolean>((r) => setTimeout(() => r(true), ms));
+    if (failed && (await Promise.race([closed.then(() => false), late(2000)]))) await Promise.race([Promise.allSettled([queue.disconnect(), events.disconnect()]), late(1000)]);
+    else await closed;
     watch.stop();
   }
 }
