@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -287,7 +288,16 @@ Cluster('should answer from two processes, restart one killed, and report them i
     serving!.once('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
   });
   type Health = { status: string; worker: { pid: number }; workers: { size: number; alive: number; restarts: number } };
-  const health = async () => (await (await fetch(`${url}/health`)).json()) as Health;
+  // A new connection each time (fetch would keep one, always to the same process), given up after
+  // 2 s (one handed to the process being killed is never answered).
+  const health = () =>
+    new Promise<Health>((resolve, reject) => {
+      const request = get(`${url}/health`, { agent: false, timeout: 2000 }, (r) => {
+        let body = '';
+        r.on('data', (d: Buffer) => (body += d)).on('end', () => resolve(JSON.parse(body) as Health));
+      });
+      request.on('timeout', () => request.destroy(new Error('no answer in 2 s'))).on('error', reject);
+    });
   /** /health until `ok` holds of what answered (each answer comes from one of the processes). */
   const until = async (ok: (h: Health) => boolean): Promise<Health> => {
     for (let i = 0; i < 200; i++) {
