@@ -10,7 +10,7 @@
  * Usage: npm run bench:scale [-- --rows 100000 --chunk-rows 1024 --jobs 300 --home DIR]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -96,9 +96,15 @@ try {
   process.stderr.write(`single process, ${rows} rows...\n`);
   const single = await timed(score('single.jsonl'));
   results.push({ setup: 'single process, 2 threads', rate: single.summary.rowsPerSecond, seconds: single.summary.seconds, cpu: single.cpu });
+  // The coordinator's fixed cost (opening the space, connecting), from a run of one chunk, so that
+  // its CPU per row is the part that grows with the input.
+  const small = join(work, 'small.csv');
+  writeFileSync(small, `${readFileSync(input, 'utf8').split('\n').slice(0, 11).join('\n')}\n`);
+  let fixedCpu = 0;
   for (const [count, threads] of [[1, 2], [2, 1]]) {
     process.stderr.write(`coordinator + ${count} worker(s) of ${threads} thread(s)...\n`);
     const stop = await workers(count, threads);
+    if (count === 1) fixedCpu = (await timed(['score', '--input', small, '--text-column', 'text', '--out', join(work, 'small.jsonl'), '--queue', url])).cpu;
     const queued = await timed(score(`queued-${count}.jsonl`, ['--queue', url, '--chunk-rows', String(chunkRows)]));
     await stop();
     const same = readFileSync(join(work, `queued-${count}.jsonl`), 'utf8') === readFileSync(join(work, 'single.jsonl'), 'utf8');
@@ -113,6 +119,7 @@ try {
   const chunkOutput = readFileSync(join(work, 'single.jsonl'), 'utf8').split('\n').slice(0, chunkRows).map((l) => JSON.parse(l));
   const connection = { host: '127.0.0.1', port };
   const queue = new Queue<ChunkJob, ChunkResult>(SCORE_QUEUE, { connection });
+  queue.setMaxListeners(100);
   const events = new QueueEvents(SCORE_QUEUE, { connection });
   const noop = new Worker<ChunkJob, ChunkResult>(SCORE_QUEUE, async () => ({ worker: 'noop', attempt: 1, rows: chunkOutput }), { connection: { ...connection, maxRetriesPerRequest: null }, concurrency: 32 });
   await Promise.all([events.waitUntilReady(), noop.waitUntilReady()]);
@@ -137,11 +144,11 @@ try {
   console.log(machineLine(describeMachine()));
   console.log(table.toString());
   const perWorker = results[2].rate / 2; // one thread's worker
-  const coordinatorCpuPerRow = Math.max(results[1].cpu, results[2].cpu) / rows;
+  const coordinatorCpuPerRow = (Math.max(results[1].cpu, results[2].cpu) - fixedCpu) / rows;
   const redisCeiling = chunkRows / redisPerJob;
   const coordinatorCeiling = 1 / coordinatorCpuPerRow;
   console.log(`\nBullMQ on Redis, ${jobs} no-op jobs of one real chunk (${payload.toFixed(2)} MB in and out): ${(jobs / jobSeconds).toFixed(0)} jobs/s end to end (one client process), redis-server CPU ${(1000 * redisPerJob).toFixed(2)} ms per job`);
-  console.log(`coordinator CPU ${(1e6 * coordinatorCpuPerRow).toFixed(1)} us per row (reading, hashing, queueing, writing; its process's user + system time)`);
+  console.log(`coordinator CPU ${(1e6 * coordinatorCpuPerRow).toFixed(1)} us per row (reading, hashing, queueing, writing; its process's user + system time less ${fixedCpu.toFixed(1)} s of a one-chunk run)`);
   console.log(`ceilings: Redis (one core) ${Math.round(redisCeiling).toLocaleString('en-US')} rows/s; the coordinator (one core) ${Math.round(coordinatorCeiling).toLocaleString('en-US')} rows/s`);
   for (const n of [10, 100, 1000]) {
     const ideal = n * perWorker;
