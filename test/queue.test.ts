@@ -247,6 +247,13 @@ test('should stop with a clear error when Redis goes away, and resume on a rerun
   assert.equal(readFileSync(queued, 'utf8'), readFileSync(single, 'utf8'));
 });
 
+test('should fail on a bad row with --on-error fail, as the single process does', async () => {
+  const result = await cli([...scoreArgs(input, join(work, 'strict.csv')), '--queue', redis.url, '--on-error', 'fail']).done;
+  assert.is(result.code, 1);
+  assert.match(result.stderr, /laborspace: postings\.csv:9: the text is empty/);
+  assert.ok(!existsSync(join(work, 'strict.csv')));
+});
+
 test('should reject a queue address that is not redis://', async () => {
   assert.equal(redisAddress('redis://10.0.0.5:6380/2'), { host: '10.0.0.5', port: 6380, db: 2 });
   assert.throws(() => redisAddress('http://x:1'), /--queue http:\/\/x:1: expected redis:\/\/HOST:PORT\/DB \(or rediss:\/\/ for TLS\), not http:\/\//);
