@@ -8,8 +8,10 @@
  * The mixed run (issue 11): the same reference queries at 200 requests/s from 2 connections while
  * 8 other connections each send heavy requests back to back (axis with 1,000 bootstrap
  * resamples, score of 1,000 texts, shock); target: near's p99 under 20 ms.
+ * `--workers N` runs `serve --workers N` (default 1: one process); `--references-only` runs only the
+ * reference rows from 16 connections (issue 12: 1 process against N).
  * Needs a built space (npx laborspace build) and the built package (npm run build).
- * Usage: npm run bench:load [-- --home DIR --seconds 10 --mixed-only]
+ * Usage: npm run bench:load [-- --home DIR --seconds 10 --mixed-only | --references-only] [--workers N]
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -28,6 +30,8 @@ const arg = (name: string, fallback: string) => (process.argv.includes(name) ? p
 const home = arg('--home', defaultHome());
 const seconds = Number(arg('--seconds', '10'));
 const mixedOnly = process.argv.includes('--mixed-only');
+const referencesOnly = process.argv.includes('--references-only');
+const workers = arg('--workers', '1');
 
 const store = openHomeStore(home);
 const next = seededRandom(3);
@@ -38,7 +42,7 @@ const skills = store.entities({ type: 'skill' }).map((e) => e.title);
 const texts = Array.from({ length: 500 }, () => `${sample(titles, 1)[0]} with ${sample(skills, 1)[0]}`);
 store.close();
 
-const server = spawn(process.execPath, [join(here, '..', 'bin', 'laborspace.js'), '--home', home, 'serve', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+const server = spawn(process.execPath, [join(here, '..', 'bin', 'laborspace.js'), '--home', home, 'serve', '--port', '0', '--workers', workers], { stdio: ['ignore', 'ignore', 'pipe'] });
 const base = await new Promise<string>((resolve, reject) => {
   let seen = '';
   server.stderr!.on('data', (d: Buffer) => {
@@ -92,7 +96,7 @@ function heavyLoad(kinds: string[], clients: number) {
 
 const mixed = new Table({ head: ['heavy requests (8 connections)', 'near req/s', 'near p50 ms', 'near p99 ms', 'near max ms', 'near errors', 'heavy done', 'heavy mean s', 'heavy failed'] });
 try {
-  for (const kinds of [['axis, 1,000 resamples'], ['score, 1,000 texts'], ['shock'], Object.keys(HEAVY)]) {
+  for (const kinds of referencesOnly ? [] : [['axis, 1,000 resamples'], ['score, 1,000 texts'], ['shock'], Object.keys(HEAVY)]) {
     const paths = refs.map(near);
     for (const p of paths.slice(0, 50)) await fetch(base + p);
     const stop = heavyLoad(kinds, 8);
@@ -105,12 +109,11 @@ try {
   if (!mixedOnly)
   // 2 connections send requests nearly evenly; 16 send them in bursts, which queue on the server's
   // single event loop (and the load generator shares the machine's cores).
-  for (const connections of [2, 16])
+  for (const connections of referencesOnly ? [16] : [2, 16])
   for (const [label, paths, rate] of [
     ['references', refs.map(near), 500],
     ['references', refs.map(near), 1000],
-    ['free text', texts.map(near), 100],
-    ['free text', texts.map(near), 200],
+    ...(referencesOnly ? [] : [['free text', texts.map(near), 100], ['free text', texts.map(near), 200]] as const),
   ] as const) {
     const r = await load([...paths], rate, connections);
     table.push([label, connections, rate, Math.round(r.requests.average), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.errors + r.timeouts, r.non2xx]);
@@ -119,8 +122,10 @@ try {
 } finally {
   server.kill('SIGTERM');
 }
-console.log(`\nLoad test on loopback, ${seconds} s per row, all four types per query (k = 10)`);
+console.log(`\nLoad test on loopback of serve --workers ${workers}, ${seconds} s per row, all four types per query (k = 10)`);
 console.log(machineLine(describeMachine()));
 if (!mixedOnly) console.log(table.toString());
-console.log('\nGET /v1/near on references at 200 req/s from 2 connections, while 8 others send heavy requests back to back:');
-console.log(mixed.toString());
+if (!referencesOnly) {
+  console.log('\nGET /v1/near on references at 200 req/s from 2 connections, while 8 others send heavy requests back to back:');
+  console.log(mixed.toString());
+}

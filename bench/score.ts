@@ -8,7 +8,7 @@
  * Needs a built space: npx laborspace build (LABORSPACE_HOME or --home).
  * Usage: npm run bench:score [-- --rows 100000 --peer-rows 500 --home DIR]
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,8 +18,8 @@ import { NAMED_AXES } from '../src/analysis/analyses.js';
 import { scoreFile } from '../src/analysis/score.js';
 import { defaultHome } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
-import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
+import { writePostings } from './postings.js';
 
 const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const rows = Number(arg('--rows', '100000'));
@@ -29,14 +29,8 @@ const home = arg('--home', defaultHome());
 const space = await LaborSpace.open(home);
 const work = mkdtempSync(join(tmpdir(), 'laborspace-bench-score-'));
 try {
-  const occupations = space.index.vectors('occupation')!.refs.map((r) => space.title(r));
-  const skills = space.index.vectors('skill')!.refs.map((r) => space.title(r));
-  const next = seededRandom(7);
-  const pick = (list: string[]) => list[randomIndex(next, list.length)];
   const input = join(work, 'postings.csv');
-  const lines = ['id,text'];
-  for (let i = 0; i < rows; i++) lines.push(`${i},"${`${pick(occupations)}: ${pick(skills)}, ${pick(skills)}, ${pick(skills)}`.replace(/"/g, '""')}"`);
-  writeFileSync(input, `${lines.join('\n')}\n`);
+  const lines = writePostings(space, input, rows);
   const inputMb = statSync(input).size / 1e6;
 
   // Ours over every row, sampling the resident memory.

@@ -28,7 +28,7 @@ export function openHomeStore(home: string): Store {
 }
 
 /** Opens the store of a home that was built: a missing home is an error, never created. */
-export function openBuiltHomeStore(home: string): Store {
+export function openBuiltHomeStore(home: string, options: { readonly?: boolean } = {}): Store {
   if (!existsSync(storePath(home))) throw new StoreError('NO_STORE', `no Labor Space home at ${home}: run \`laborspace build\``);
-  return Store.open(storePath(home));
+  return Store.open(storePath(home), options);
 }

@@ -72,17 +72,20 @@ export class LaborSpace {
   readonly index: SpaceIndex;
   /** The model whose vectors the space queries: the fine-tuned one when training has run. */
   readonly modelId: string;
+  /** The hash of the model's encoder: a queue's workers score a run only with the model it was started with. */
+  readonly modelHash: string;
   /** Its row in the store as it was when the space was opened. */
   private readonly model: Model;
   /** Which model was asked for at open, and what the space was then (see `staleness`). */
   private readonly choice: ModelChoice;
   private readonly version: string;
+  private readonly threads?: number;
   private encoder?: Promise<EncoderThread>;
   private readonly titles = new Map<string, string>();
   /** Row of each reference in its type's vectors, built on first use. */
   private readonly rows = new WeakMap<object, Map<string, number>>();
 
-  private constructor(home: string, store: Store, index: SpaceIndex, model: Model, choice: ModelChoice) {
+  private constructor(home: string, store: Store, index: SpaceIndex, model: Model, choice: ModelChoice, threads?: number) {
     this.home = home;
     this.store = store;
     this.index = index;
@@ -90,17 +93,19 @@ export class LaborSpace {
     this.version = spaceVersion(store, model);
     this.modelId = model.id;
     this.model = model;
+    this.modelHash = model.hash;
+    this.threads = threads;
     for (const e of store.entities()) this.titles.set(e.ref, e.title);
   }
 
   /**
    * Opens a built home folder: the fine-tuned space when training has run (or `model: 'base'` for
-   * the pretrained one); indices that are missing, stale or corrupt are rebuilt.
+   * the pretrained one); indices that are missing, stale or corrupt are rebuilt. `threads`: the encoder's (default: all cores); `readonly`: the store opened for reading only.
    */
-  static async open(home: string, options: { onNote?: (message: string) => void; model?: ModelChoice } = {}): Promise<LaborSpace> {
+  static async open(home: string, options: { onNote?: (message: string) => void; model?: ModelChoice; threads?: number; readonly?: boolean } = {}): Promise<LaborSpace> {
     let store: Store;
     try {
-      store = openBuiltHomeStore(home);
+      store = openBuiltHomeStore(home, { readonly: options.readonly });
     } catch (e) {
       throw e instanceof StoreError && e.code === 'NO_STORE' ? new SpaceError('NOT_BUILT', e.message) : e;
     }
@@ -109,7 +114,7 @@ export class LaborSpace {
       const model = activeModel(store, choice);
       if (!model) throw new SpaceError('NOT_BUILT', `${home} has no encoded space yet: run \`laborspace build --home ${home}\``);
       const index = SpaceIndex.open(store, model.id, indexDir(home, model.id), { onNote: options.onNote });
-      return new LaborSpace(home, store, index, model, choice);
+      return new LaborSpace(home, store, index, model, choice, options.threads);
     } catch (e) {
       store.close();
       throw e;
@@ -136,7 +141,7 @@ export class LaborSpace {
       const dir = encoderDir(this.home, this.model);
       let encoder: EncoderThread;
       try {
-        encoder = await EncoderThread.load(dir, { quantized: this.model.extra.quantized === true });
+        encoder = await EncoderThread.load(dir, { quantized: this.model.extra.quantized === true, threads: this.threads });
       } catch (e) {
         // A damaged model file: onnxruntime's own message says only that it failed to parse.
         throw new SpaceError('NOT_BUILT', `cannot load the encoder of ${this.modelId} from ${dir} (${(e as Error).message}): run \`laborspace build --home ${this.home}\`, which repairs it`);

@@ -327,7 +327,7 @@ OnSpace('should score a CSV and a JSONL file row by row, skipping malformed rows
   await assertRejects(scoreFile(space, jsonl, scored, { textColumn: 'text', onError: 'fail' }), SpaceError, /postings\.jsonl:2: not valid JSON/);
   await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), IngestError, /^postings\.csv:1 \(column body\): no column "body" in the header \(found: id, posting\)$/);
   await assertRejects(scoreFile(space, input, out, { textColumn: 'posting', idColumn: 'key' }), IngestError, /^postings\.csv:1 \(column key\): no column "key" in the header/);
-  await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv or \.jsonl/);
+  await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv, \.jsonl or \.parquet/);
 });
 
 OnSpace('should refuse an empty input to score, naming the file, and write no output', async () => {

@@ -1,4 +1,6 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -276,3 +278,68 @@ Explorer.after(async () => {
 });
 
 Explorer.run();
+
+const Cluster = suite('serve --workers: processes sharing the port');
+let clusterHome: string;
+let serving: ChildProcess | undefined;
+beforeAll(Cluster, async () => {
+  clusterHome = mkdtempSync(join(tmpdir(), 'laborspace-cluster-'));
+  await build(clusterHome, { dataDir: FIXTURES, threads: 2, train: false });
+});
+Cluster.after(async () => {
+  if (serving && serving.exitCode === null) {
+    serving.kill('SIGTERM');
+    await new Promise((r) => serving!.once('exit', r));
+  }
+  rmSync(clusterHome, { recursive: true, force: true });
+});
+
+Cluster('should answer from two processes, restart one killed, and report them in /health', async () => {
+  // The built command (npm run build): cluster forks its own entry point.
+  serving = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'laborspace.js'), '--home', clusterHome, 'serve', '--port', '0', '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    serving!.stderr!.on('data', (d: Buffer) => {
+      stderr += d;
+      const m = /serving on (http:\/\/[^\s:]+:\d+)/.exec(stderr);
+      if (m) resolve(m[1]);
+    });
+    serving!.once('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+  });
+  type Health = { status: string; worker: { pid: number }; workers: { size: number; alive: number; restarts: number } };
+  // A new connection each time (fetch would keep one, always to the same process), given up after
+  // 2 s (one handed to the process being killed is never answered).
+  const health = () =>
+    new Promise<Health>((resolve, reject) => {
+      const request = get(`${url}/health`, { agent: false, timeout: 2000 }, (r) => {
+        let body = '';
+        r.on('data', (d: Buffer) => (body += d)).on('end', () => resolve(JSON.parse(body) as Health));
+      });
+      request.on('timeout', () => request.destroy(new Error('no answer in 2 s'))).on('error', reject);
+    });
+  /** /health until `ok` holds of what answered (each answer comes from one of the processes). */
+  const until = async (ok: (h: Health) => boolean): Promise<Health> => {
+    for (let i = 0; i < 200; i++) {
+      const h = await health().catch(() => undefined);
+      if (h && ok(h)) return h;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no /health answer as expected: ${stderr}`);
+  };
+  const first = await until((h) => h.workers.alive === 2);
+  assert.equal([first.status, first.workers.size, first.workers.restarts], ['ok', 2, 0]);
+  const pids = new Set<number>();
+  await until((h) => (pids.add(h.worker.pid), pids.size === 2));
+  const victim = [...pids][0];
+  process.kill(victim, 'SIGKILL');
+  const after = await until((h) => h.workers.restarts === 1 && h.workers.alive === 2);
+  assert.is.not(after.worker.pid, victim);
+  assert.match(stderr, new RegExp(`serve worker ${victim} died \\(SIGKILL\\): starting another`));
+  const near = await fetch(`${url}/v1/near?q=registered%20nurse&types=occupation&k=2`);
+  assert.is(near.status, 200);
+  serving.kill('SIGTERM');
+  const code = await new Promise((r) => serving!.once('exit', r));
+  assert.is(code, 0);
+});
+
+Cluster.run();

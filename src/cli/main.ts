@@ -1,5 +1,7 @@
 /** The `laborspace` command line: parses arguments, calls the library, formats the answer. */
+import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
@@ -22,7 +24,10 @@ import { sameFile, writeFileAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
+import { formatScore, scoreQueued } from './score.js';
+import { registerWorker } from './worker.js';
 import { showEntity } from '../store/entity-view.js';
+import { runPrimary, workerHealth } from '../server/cluster.js';
 import { formatShow } from './show.js';
 import { formatArith, formatAxis, formatComparison, formatShock, shockCsv } from './analyses.js';
 import { formatBuild, formatEncode, formatIndex, formatEvaluation, formatNear, formatTrain } from './space.js';
@@ -498,20 +503,31 @@ export function buildProgram(): Command {
   program
     .command('score')
     .description('bulk scoring: each text of a CSV or JSONL file with its nearest occupation and industry, top skills and axis positions, streamed')
-    .requiredOption('--input <file>', 'a .csv, .tsv (optionally .gz) or .jsonl file')
+    .requiredOption('--input <file>', 'a .csv, .tsv (optionally .gz), .jsonl or .parquet file')
     .requiredOption('--text-column <column>', 'the column (or JSONL key) holding the text')
     .option('--id-column <column>', 'a column copied to the output to identify rows (default: the line number)')
-    .option('--out <file>', 'the scored rows, .csv or .jsonl (default: INPUT.scored.csv)')
+    .option('--out <file>', 'the scored rows, .csv, .jsonl or .parquet (default: INPUT.scored.csv)')
     .option('--skills <n>', 'skills listed per row', nonNegativeInt, 5)
     .option('--axes <names>', `named axes to place each text on (default: ${Object.keys(NAMED_AXES).join(',')}; "none" for none)`)
     .addOption(new Option('--on-error <mode>', 'a malformed row or empty text: skip it (reported) or fail').choices(['skip', 'fail']).default('skip'))
     .option('--batch-size <n>', 'texts embedded together', positiveInt, 256)
-    .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number }) => {
+    .option('--queue <url>', 'score on the workers of this Redis (redis://HOST:PORT/DB; see `laborspace worker`) instead of in this process')
+    .option('--chunk-rows <n>', 'with --queue: rows per job', positiveInt, 1024)
+    .option('--in-flight <n>', 'with --queue: jobs queued or running at once', positiveInt, 32)
+    .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number; queue?: string; chunkRows: number; inFlight: number }) => {
       const { json } = globals();
       const names = opts.axes === 'none' ? [] : (opts.axes ?? Object.keys(NAMED_AXES).join(',')).split(',').map((n) => n.trim()).filter(Boolean);
       for (const n of names) if (!NAMED_AXES[n]) throw new InvalidArgumentError(`unknown axis "${n}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);
       if (!existsSync(opts.input)) throw new InvalidArgumentError(`--input ${opts.input}: no such file`);
-      const out = opts.out ?? `${opts.input.replace(/\.(csv|tsv|jsonl)(\.gz)?$/i, '')}.scored.csv`;
+      const out = opts.out ?? `${opts.input.replace(/\.(csv|tsv|jsonl|parquet)(\.gz)?$/i, '')}.scored.csv`;
+      const axes = Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]]));
+      if (opts.queue) {
+        const { queue, chunkRows, inFlight } = opts;
+        return withSpace(async (space) => {
+          const summary = await scoreQueued(space, opts.input, out, { textColumn: opts.textColumn, idColumn: opts.idColumn, skills: opts.skills, axes, onError: opts.onError, batchSize: opts.batchSize, queue, chunkRows, inFlight }, json);
+          print(json, { out, ...summary }, () => formatScore(summary, out));
+        });
+      }
       const bar = progress('score', json);
       try {
         await withSpace(async (space) => {
@@ -519,19 +535,13 @@ export function buildProgram(): Command {
             textColumn: opts.textColumn,
             idColumn: opts.idColumn,
             skills: opts.skills,
-            axes: Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]])),
+            axes,
             onError: opts.onError,
             batchSize: opts.batchSize,
             onProgress: (rows, rate) => bar.update(rows, rows, `rows, ${Math.round(rate)}/s`),
           });
           bar.stop();
-          print(json, { out, ...summary }, () =>
-            [
-              `${summary.rows} rows scored to ${out} in ${summary.seconds.toFixed(1)} s (${Math.round(summary.rowsPerSecond)} rows/s).`,
-              ...summary.skipped.slice(0, 10).map((s) => `skipped line ${s.line ?? '?'}: ${s.reason}`),
-              ...(summary.skipped.length > 10 ? [`... and ${summary.skipped.length - 10} more skipped`] : []),
-            ].join('\n'),
-          );
+          print(json, { out, ...summary }, () => formatScore(summary, out));
         });
       } finally {
         bar.stop();
@@ -545,20 +555,30 @@ export function buildProgram(): Command {
     .option('--port <port>', 'port (0: any free one)', nonNegativeInt, 8080)
     .option('--body-limit <bytes>', 'largest request body', positiveInt, 1 << 20)
     .option('--log', 'log every request')
-    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean }) => {
+    .option('--workers <n>', 'processes sharing the port, each with the space opened read-only (default: the number of cores)', positiveInt, availableParallelism())
+    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean; workers: number }) => {
       const { home } = globals();
+      if (opts.workers > 1 && cluster.isPrimary) {
+        // Opened once writable (migrations, stale indices rebuilt) before the workers read it.
+        await (await LaborSpace.open(home, { onNote: note })).close();
+        note(`Labor Space: ${opts.workers} processes serving ${home}`);
+        return runPrimary(opts.workers, note);
+      }
       const { createServer } = await import('../server/server.js'); // Fastify: only this command needs it
-      const space = await LaborSpace.open(home, { onNote: note });
-      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error' });
+      const space = await LaborSpace.open(home, { onNote: note, readonly: cluster.isWorker });
+      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error', health: cluster.isWorker ? workerHealth() : undefined });
       const address = await app.listen({ host: opts.host, port: opts.port });
       note(`Labor Space (${space.modelId}) serving on ${address}: the explorer at ${address}/, the API under ${address}/v1/`);
       const stop = async () => {
         await app.close();
         await space.close();
+        if (cluster.isWorker) process.disconnect(); // the channel to the primary would keep it alive
       };
       process.once('SIGINT', () => void stop());
       process.once('SIGTERM', () => void stop());
     });
+
+  registerWorker(program, globals, note);
 
   program
     .command('show')

@@ -42,6 +42,8 @@ export interface ServerOptions {
   logLevel?: 'error' | 'info' | 'silent';
   /** Where the built explorer is (default: dist/explorer beside the compiled server). */
   explorerDir?: string;
+  /** More for /health (the processes of `serve --workers`). */
+  health?: () => object;
 }
 
 const typesSchema = { type: 'array', items: { enum: [...ENTITY_TYPES] }, minItems: 1, uniqueItems: true } as const;
@@ -146,7 +148,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     const stale = space.staleness();
     const entities = Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0]));
     const status = stale ? { status: 'stale', message: `${stale}: restart the server to serve it` } : { status: 'ok' };
-    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities });
+    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities, ...options.health?.() });
   });
 
   app.get('/v1/version', async () => ({ version: VERSION, model: space.modelId, native: { isa: nativeInfo().isa, cuda: nativeInfo().cuda } }));

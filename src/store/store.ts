@@ -148,11 +148,13 @@ export class Store {
 
   /**
    * Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. Runs left
-   * `running` by a process that has ended are marked `interrupted`.
+   * `running` by a process that has ended are marked `interrupted`. `readonly` opens an existing,
+   * migrated store for reading only (the processes of `serve --workers`, after the primary opened it).
    */
-  static open(path: string): Store {
-    const db = new Database(path);
+  static open(path: string, options: { readonly?: boolean } = {}): Store {
+    const db = new Database(path, options.readonly ? { readonly: true, fileMustExist: true } : {});
     const store = new Store(db, path);
+    if (options.readonly) return store;
     try {
       if (path !== ':memory:') db.pragma('journal_mode = WAL');
       db.pragma('foreign_keys = ON');

@@ -1,0 +1,53 @@
+/** `laborspace worker`: scores the chunks of distributed `score` runs taken from a Redis queue. */
+import { type Command, InvalidArgumentError } from 'commander';
+
+import { setThreads } from '../native.js';
+import { startWorker } from '../queue/worker.js';
+import { LaborSpace } from '../space.js';
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+export function registerWorker(program: Command, globals: () => { home: string; json?: boolean }, note: (message: string) => void): void {
+  program
+    .command('worker')
+    .description('score chunks of `score --queue` runs from Redis, until SIGTERM (which finishes the chunks in hand first)')
+    .requiredOption('--queue <url>', 'the Redis of the runs: redis://HOST:PORT/DB')
+    .option('--concurrency <n>', 'chunks scored at once', count, 1)
+    .option('--threads <n>', 'threads of the encoder and the native scans (default: all cores)', count)
+    .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", count, 30)
+    .action(async (opts: { queue: string; concurrency: number; threads?: number; stallSeconds: number }) => {
+      const { home } = globals();
+      if (opts.threads) setThreads(opts.threads);
+      const space = await LaborSpace.open(home, { onNote: note, threads: opts.threads });
+      let chunks = 0, rows = 0, lastError = '';
+      try {
+        const worker = await startWorker(space, opts.queue, {
+          concurrency: opts.concurrency,
+          stallSeconds: opts.stallSeconds,
+          onChunk: (job) => {
+            chunks++;
+            rows += job.rows.length;
+          },
+          onRefused: (_, message) => note(`refused: ${message}`),
+          // Once per kind of error: ioredis repeats it on every reconnection attempt.
+          onError: (e) => {
+            if (e.message !== lastError) note(`Redis at ${opts.queue}: ${e.message || e.name} (retrying)`);
+            lastError = e.message;
+          },
+        });
+        note(`worker ${worker.name} on ${opts.queue}: space ${space.modelId} (model ${space.modelHash.slice(0, 12)}), ${opts.concurrency} chunk(s) at a time`);
+        await new Promise<void>((resolve) => {
+          for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+        });
+        note(`worker ${worker.name}: stopping after the chunks in hand`);
+        await worker.close();
+        note(`worker ${worker.name}: ${chunks} chunks, ${rows} rows scored`);
+      } finally {
+        await space.close();
+      }
+    });
+}

@@ -1,0 +1,56 @@
+/**
+ * The Redis behind a scoring queue: a `redis://HOST:PORT/DB` address parsed into ioredis options,
+ * the queue's name, and what travels in each job (the rows themselves: workers need no shared disk).
+ */
+import type { InputRow, ChunkOptions, ScoredRow } from '../analysis/score.js';
+import { SpaceError } from '../errors.js';
+
+/** One queue for every run: a run's chunks are told apart by their job ids (`RUN-CHUNK`). */
+export const SCORE_QUEUE = 'laborspace-score';
+
+/** A chunk of a run: the rows to score, how, and for which model. */
+export interface ChunkJob {
+  run: string;
+  chunk: number;
+  modelId: string;
+  modelHash: string;
+  options: ChunkOptions;
+  rows: InputRow[];
+}
+
+/** A scored chunk: who scored it, on which attempt, and its rows in order. */
+export interface ChunkResult {
+  worker: string;
+  attempt: number;
+  rows: ScoredRow[];
+}
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  tls?: Record<string, never>;
+}
+
+/** Parses `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` (`rediss://` for TLS). */
+export function redisAddress(url: string): RedisAddress {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new SpaceError('BAD_OPTION', `--queue ${url}: not an address; expected redis://HOST:PORT/DB`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new SpaceError('BAD_OPTION', `--queue ${url}: expected redis://HOST:PORT/DB (or rediss:// for TLS), not ${parsed.protocol}//`);
+  const db = parsed.pathname.replace(/^\//, '') || '0';
+  if (!/^\d+$/.test(db)) throw new SpaceError('BAD_OPTION', `--queue ${url}: the database must be a number, got "${db}"`);
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: Number(parsed.port || 6379),
+    db: Number(db),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
