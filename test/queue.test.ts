@@ -231,7 +231,7 @@ test('should stop with a clear error when Redis goes away, and resume on a rerun
   const single = join(work, 'big-single.csv'), queued = join(work, 'big-queued.csv');
   const { runCli } = await import('./helpers.js');
   await runCli(...scoreArgs(big, single));
-  worker(redis.url);
+  const w = worker(redis.url);
   const args = [...scoreArgs(big, queued), '--queue', redis.url, '--chunk-rows', '32', '--in-flight', '8'];
   const first = cli([...scoreArgs(big, queued, false), ...args.slice(scoreArgs(big, queued).length)]);
   await first.saw(/score \[(6[4-9]|[7-9]\d|\d{3,})\/\d+\] rows/); // two chunks written, at least
@@ -245,6 +245,7 @@ test('should stop with a clear error when Redis goes away, and resume on a rerun
   assert.is(rerun.code, 0, rerun.stderr);
   const summary = JSON.parse(rerun.stdout);
   assert.ok(summary.reused >= 2, `chunks of the first run reused (${summary.reused})`);
+  assert.match(w.stderr, /Redis at redis:\/\/127\.0\.0\.1:\d+\/0: .*ECONNREFUSED.* \(retrying\)/, 'the worker said it waits for Redis, then went on');
   assert.equal(readFileSync(queued, 'utf8'), readFileSync(single, 'utf8'));
 });
 
