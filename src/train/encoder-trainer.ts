@@ -6,8 +6,8 @@
  * back toward the pretrained weights (L2 toward them). The embedding table's gradient is sparse:
  * only the rows of the batch's tokens, updated lazily. Batches round-robin over relation kinds
  * as the head trainer's do; MNRL batches add negatives drawn from the targets' whole type and
- * never count a known positive as a negative. A time budget fixes the step count after timing the first steps, so
- * the run (and a resume) is deterministic from then on.
+ * never count a known positive as a negative. A time budget fixes the step count after timing the
+ * first steps, so the run (and a resume) is deterministic from then on.
  */
 import { adamwRows, adamwStep, type Encoder } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
