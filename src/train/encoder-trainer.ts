@@ -12,7 +12,7 @@
 import { adamwRows, adamwStep, type Encoder } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import type { PairSet } from './examples.js';
-import { excludedPositives, knownPositives, lrSchedule, poolNegatives, sampleBatch } from './trainer.js';
+import { knownPositives, lrSchedule, mnrlExtras, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
 
 export interface EncoderTuneConfig {
@@ -137,8 +137,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
     const set = train[kind];
     const batch = sampleBatch(set, config.batchSize, pick);
     if (batch) {
-      const mnrl = set.loss === 'mnrl';
-      const extra = mnrl ? poolNegatives(set, batch, known[kind], config.poolNegatives, pick) : [];
+      const { extra, options } = mnrlExtras(set, batch, known[kind], config.poolNegatives, pick);
       const packed = packTokens([...batch.sides.flat(), ...extra].map((row) => tokens[row]), encoder.dims.maxTokens);
       const out = encoder.lossStep(set.loss, params, packed, grad, {
         scale: config.scale,
@@ -146,7 +145,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
         targets: batch.targets,
         weight: set.weight,
         recompute: config.recompute,
-        ...(mnrl ? { anchors: batch.rows.length, excluded: excludedPositives(batch, known[kind], extra.length) } : {}),
+        ...options,
       });
       losses[set.kind] = out.loss;
       const rows = out.embeddingRows;

@@ -215,6 +215,16 @@ export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set
   return out;
 }
 
+/**
+ * What an MNRL batch adds to a step, for both trainers: its extra negatives (poolNegatives) and the
+ * loss options that place and mask them; nothing for the other losses.
+ */
+export function mnrlExtras(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number) {
+  if (set.loss !== 'mnrl') return { extra: [] as number[], options: {} };
+  const extra = poolNegatives(set, batch, known, count, pick);
+  return { extra, options: { anchors: batch.rows.length, excluded: excludedPositives(batch, known, extra.length) } };
+}
+
 /** MNRL's exclusion mask (anchors x candidates): 1 where candidate j is a known positive of anchor i. */
 export function excludedPositives(batch: Batch, known: Map<number, Set<number>>, extra: number): Uint8Array {
   const [anchors, positives] = batch.sides;
@@ -264,12 +274,11 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     const set = train[kind];
     const batch = sampleBatch(set, config.batchSize, pick);
     if (!batch) continue;
-    const mnrl = set.loss === 'mnrl';
-    const extra = mnrl ? poolNegatives(set, batch, known[kind], config.poolNegatives, pick) : [];
+    const { extra, options } = mnrlExtras(set, batch, known[kind], config.poolNegatives, pick);
     const x = gather(pooled, ...batch.sides, extra);
     const { targets } = batch;
     const out = headLossStep(set.loss, x, pooled.dim, head.weight, head.bias, head.dimOut, {
-      ...(mnrl ? { anchors: batch.rows.length, excluded: excludedPositives(batch, known[kind], extra.length) } : {}),
+      ...options,
       scale: config.scale,
       margin: config.margin,
       targets,
