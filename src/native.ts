@@ -59,6 +59,7 @@ interface Binding {
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadGradients;
   mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean, out?: Outputs, excluded?: Uint8Array): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
+  distillLoss(e: Float32Array, teacher: Float32Array, dim: number, weight: number, out?: Outputs): LossResult & { grad: Float32Array };
   tripletLoss(a: Float32Array, p: Float32Array, n: Float32Array, dim: number, margin: number, euclidean: boolean, out?: Outputs): LossResult & {
     gradAnchors: Float32Array;
     gradPositives: Float32Array;
@@ -115,6 +116,8 @@ interface NativeEncoderBinding {
     recompute: boolean,
     anchors: number | undefined,
     excluded: Uint8Array | undefined,
+    teacher: Float32Array | undefined,
+    distill: number | undefined,
   ): EncoderGradients & { loss: number; embeddings: Float32Array };
 }
 
@@ -330,6 +333,9 @@ export interface HeadLossStepOptions {
   anchors?: number;
   /** MNRL: anchors x candidates bytes, 1 where a candidate is a known positive of the anchor (not a negative). */
   excluded?: Uint8Array;
+  /** Unit rows of the pretrained space, one per text: adds distillLoss weighted `distill`. */
+  teacher?: Float32Array;
+  distill?: number;
 }
 
 /**
@@ -361,6 +367,15 @@ export function mnrlLoss(
   options: { scale?: number; symmetric?: boolean; excluded?: Uint8Array; out?: { gradAnchors?: Float32Array; gradPositives?: Float32Array } } = {},
 ) {
   return binding.mnrlLoss(anchors, positives, dim, options.scale ?? 20, options.symmetric === true, outputs(options.out, ['gradAnchors', 'gradPositives']), options.excluded);
+}
+
+/**
+ * Distillation toward a teacher space: weight x the mean over pairs i != j of
+ * (e_i . e_j - t_i . t_j)^2 over unit rows, with its gradient with respect to e. It keeps the
+ * pretrained space's similarities among a batch's texts while a relation loss moves them.
+ */
+export function distillLoss(embeddings: Float32Array, teacher: Float32Array, dim: number, options: { weight?: number; out?: { grad?: Float32Array } } = {}) {
+  return binding.distillLoss(embeddings, teacher, dim, options.weight ?? 1, outputs(options.out, ['grad']));
 }
 
 /** Triplet loss: mean max(0, dist(a, p) - dist(a, n) + margin), dist = 1 - cosine or Euclidean. For hard negatives. */
@@ -468,6 +483,9 @@ export interface EncoderStepOptions {
   anchors?: number;
   /** MNRL: anchors x candidates bytes, 1 where a candidate is a known positive of the anchor (not a negative). */
   excluded?: Uint8Array;
+  /** Unit rows of the pretrained space, one per text: adds distillLoss weighted `distill`. */
+  teacher?: Float32Array;
+  distill?: number;
 }
 
 /**
@@ -514,6 +532,6 @@ export class Encoder {
   /** Forward, loss and backward over a batch whose texts are the loss's sides stacked (anchors, positives, negatives; MNRL: extra negatives after the positives, with `anchors`). */
   lossStep(loss: LossKind, params: Float32Array, batch: PackedTokens, gradOut: Float32Array, o: EncoderStepOptions = {}) {
     const a = o.adapter;
-    return this.#native.lossStep(loss, params, batch.tokens, batch.offsets, o.scale ?? 20, o.margin ?? 0.25, o.targets, o.weight ?? 1, gradOut, a?.down, a?.up, a?.rank, undefined, o.recompute ?? false, o.anchors, o.excluded);
+    return this.#native.lossStep(loss, params, batch.tokens, batch.offsets, o.scale ?? 20, o.margin ?? 0.25, o.targets, o.weight ?? 1, gradOut, a?.down, a?.up, a?.rank, undefined, o.recompute ?? false, o.anchors, o.excluded, o.teacher, o.distill ?? 0);
   }
 }

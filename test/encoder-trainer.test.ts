@@ -1,7 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
+import { embedTokenLists } from '../src/encoder/native-use-lite.js';
 import { Encoder, type EncoderDims } from '../src/native.js';
+import { distillLossRef } from '../src/train/reference.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
 import type { PairSet } from '../src/train/examples.js';
 import { excludedPositives, knownPositives, poolNegatives, sampleBatch } from '../src/train/trainer.js';
@@ -123,6 +125,17 @@ Trainer('should pull the weights toward the pretrained ones with l2Pretrained', 
   const free = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, weightDecay: 0 });
   const held = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, weightDecay: 0, l2Pretrained: 50 });
   assert.ok(distance(held.params) < distance(free.params), `${distance(held.params)} vs ${distance(free.params)}`);
+});
+
+Trainer('should keep the pretrained space\'s similarities closer with distillation', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const teacher = embedTokenLists(encoder, initial, tokens);
+  const drift = (p: Float32Array) => distillLossRef(embedTokenLists(encoder, p, tokens), teacher, DIMS.headOut, 1);
+  const free = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20 });
+  const held = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, distill: 20 }, {}, undefined, teacher);
+  assert.ok(drift(held.params) < 0.8 * drift(free.params), `${drift(held.params)} vs ${drift(free.params)}`);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }), /distillation needs the pretrained vector of each of the 60 texts/);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }, {}, undefined, teacher.subarray(6)), /distillation needs/);
 });
 
 Trainer('should scale learning rates down layer by layer below the head', () => {

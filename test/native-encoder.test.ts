@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { ensureUseLiteModel } from '../src/encoder/model-cache.js';
 import { embedTokenLists, loadNativeUseLite, packTokens } from '../src/encoder/native-use-lite.js';
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
-import { Encoder, type EncoderDims, mnrlLoss, nativeInfo, setThreads } from '../src/native.js';
+import { distillLoss, Encoder, type EncoderDims, mnrlLoss, nativeInfo, normalize, setThreads } from '../src/native.js';
 import { encoderForwardRef, mnrlLossRef } from '../src/train/reference.js';
 import { assertClose, assertThrowsCode, forEachIsa, randomIndex, randomMatrix, rng } from './helpers.js';
 
@@ -184,6 +184,17 @@ Backward('should give the adapter gradients of central differences, and lossStep
   const manual5 = new Float32Array(encoder.paramCount);
   encoder.backward(params, Float32Array.from([...l5.gradAnchors, ...l5.gradPositives], (g) => g * 0.5), manual5);
   assertClose(extraGrad.subarray(start), manual5.subarray(start), 1e-6, 'lossStep with extra negatives');
+  // With a teacher: the distillation term over all five texts joins the loss and its gradient.
+  const teacher = normalize(randomMatrix(5, d, 16), d);
+  const distilledGrad = new Float32Array(encoder.paramCount);
+  const distilled = encoder.lossStep('mnrl', params, five, distilledGrad, { scale: 7, weight: 0.5, anchors: 2, excluded, teacher, distill: 3 });
+  const dl = distillLoss(e5, teacher, d, { weight: 3 });
+  assert.ok(dl.loss > 1e-3 && Math.abs(distilled.loss - extra.loss - dl.loss) < 1e-5, `loss ${distilled.loss} vs ${extra.loss} + ${dl.loss}`);
+  const withDistill = Float32Array.from([...l5.gradAnchors, ...l5.gradPositives], (g, i) => (g + dl.grad[i]) * 0.5);
+  const manualDistilled = new Float32Array(encoder.paramCount);
+  encoder.forward(params, five);
+  encoder.backward(params, withDistill, manualDistilled);
+  assertClose(distilledGrad.subarray(start), manualDistilled.subarray(start), 1e-6, 'lossStep with a teacher');
 });
 
 Backward('should refuse a backward pass without a forward one and non-finite gradients', () => {
@@ -204,6 +215,8 @@ Backward('should refuse a backward pass without a forward one and non-finite gra
   assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { anchors: 2, excluded: new Uint8Array(3) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 3 values, expected 2 x 2/);
   const three = { tokens: BATCH.tokens.subarray(0, 8), offsets: BATCH.offsets.subarray(0, 4) };
   assertThrowsCode(() => encoder.lossStep('mnrl', params, three, grad, { anchors: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /3 texts: fewer than two per anchor/);
+  assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { teacher: new Float32Array(3 * TINY.headOut) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /teacher has 3 rows, expected 4/);
+  assertThrowsCode(() => encoder.lossStep('mnrl', params, BATCH, grad, { teacher: new Float32Array(4 * TINY.headOut), distill: -0.5 }), RangeError, 'ERR_LABORSPACE_RANGE', /distill must not be negative/);
 });
 
 Backward.run();

@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headBackward, headForward, headLossStep, mnrlLoss, nativeInfo, normalize, tripletLoss } from '../src/native.js';
-import { cosentLossRef, cosineMseLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
+import { adamwStep, cosentLoss, cosineMseLoss, distillLoss, headBackward, headForward, headLossStep, mnrlLoss, nativeInfo, normalize, tripletLoss } from '../src/native.js';
+import { cosentLossRef, cosineMseLossRef, distillLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomIndex, randomMatrix, seededRandom as rng } from '../src/util/random.js';
 import { assertThrowsCode, forEachIsa } from './helpers.js';
@@ -73,6 +73,25 @@ Losses('should compute MNRL over extra negatives with known positives excluded, 
   assertThrowsCode(() => mnrlLoss(a, p, 3, { excluded: new Uint8Array(4 * 5) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /excluded has 20 values, expected 4 x 6/);
   assertThrowsCode(() => mnrlLoss(a, p, 3, { excluded: new Int8Array(24) as unknown as Uint8Array }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /excluded must be a Uint8Array/);
   assertThrowsCode(() => mnrlLoss(a, p, 3, { symmetric: true }), RangeError, 'ERR_LABORSPACE_DIMENSION', /the symmetric loss takes no extra negatives/);
+});
+
+Losses('should compute the distillation term and its gradient on every ISA, zero where the spaces agree', () => {
+  forEachIsa(() => {
+    for (const [R, d] of SHAPES) {
+      const e = unit(R, d, R + 7), t = unit(R, d, R + 8);
+      const r = distillLoss(e, t, d, { weight: 0.7 });
+      const ref = distillLossRef(e, t, d, 0.7);
+      assert.ok(ref > 1e-3 && Math.abs(r.loss - ref) < 1e-5 * (1 + ref), `loss ${r.loss} vs ${ref}`);
+      checkGradient(`dE ${R}x${d}`, e, r.grad, (x) => distillLossRef(x, t, d, 0.7), 6);
+      const same = distillLoss(e, e, d);
+      assert.ok(same.loss < 1e-10 && same.grad.every((g) => Math.abs(g) < 1e-6), 'the same space costs nothing');
+    }
+  });
+  const e = unit(4, 3, 1);
+  assertThrowsCode(() => distillLoss(e, unit(3, 3, 2), 3), RangeError, 'ERR_LABORSPACE_DIMENSION', /teacher has 3 rows, expected 4/);
+  assertThrowsCode(() => distillLoss(e, unit(4, 3, 2), 3, { weight: -1 }), RangeError, 'ERR_LABORSPACE_RANGE', /distill must not be negative/);
+  assertThrowsCode(() => distillLoss(e, Float32Array.from(e, (v, i) => (i === 5 ? NaN : v)), 3), RangeError, 'ERR_LABORSPACE_NON_FINITE', /teacher/);
+  assertThrowsCode(() => distillLoss(e, unit(4, 3, 2), 3, { out: { grad: new Float32Array(2) } }), RangeError, 'ERR_LABORSPACE_DIMENSION', /out.grad has 2 values, expected 12/);
 });
 
 Losses('should compute the triplet loss with cosine and Euclidean distances', () => {

@@ -589,6 +589,28 @@ Napi::Value mnrl_js(const Napi::CallbackInfo& info) {
   });
 }
 
+// The distillation term's weight: finite and not negative.
+float distill_weight(const Napi::CallbackInfo& info, size_t i) {
+  const double w = number_arg(info, i, "distill");
+  if (w < 0) fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", "distill must not be negative, got " + std::to_string(w));
+  return float(w);
+}
+
+// distillLoss(embeddings, teacher, dim, weight, out?): distill_loss with its gradient.
+Napi::Value distill_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t d = integer(info, 2, "dim", 1, kMaxDim);
+    size_t rows = 0;
+    Napi::Float32Array e = finite_matrix(info, 0, "embeddings", d, &rows);
+    Napi::Float32Array t = batch_matrix(info, 1, "teacher", d, rows);
+    const float weight = distill_weight(info, 3);
+    Napi::Float32Array grad = output(info, 4, 0, "grad", rows * d);
+    std::fill(grad.Data(), grad.Data() + rows * d, 0.f);
+    const double loss = distill_loss(e.Data(), t.Data(), rows, d, weight, grad.Data());
+    return loss_result(info.Env(), loss, {{"grad", grad}});
+  });
+}
+
 Napi::Value triplet_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t d = integer(info, 3, "dim", 1, kMaxDim);
@@ -889,9 +911,11 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   }
 
   // lossStep(loss, params, tokens, offsets, scale, margin, targets?, lossWeight, gradOut,
-  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?, anchors?, excluded?):
+  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?, anchors?, excluded?,
+  //          teacher?, distill?):
   // one training step's forward, loss and backward over texts stacked as the loss's sides (MNRL:
-  // `anchors` anchors, then their positives, then extra negatives; `excluded` as mnrlLoss's).
+  // `anchors` anchors, then their positives, then extra negatives; `excluded` as mnrlLoss's;
+  // `teacher`, one row per text, adds distillLoss weighted `distill`).
   // {loss, embeddingIds, ...}.
   Napi::Value loss_step(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
@@ -922,6 +946,12 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       if (extra) {
         lp.candidates = texts - anchors;
         lp.excluded = mnrl_excluded(info, 15, anchors, lp.candidates);
+      }
+      std::optional<Napi::Float32Array> teacher;
+      if (!info[16].IsUndefined()) {
+        teacher = batch_matrix(info, 16, "teacher", dims_.head_out, texts);
+        lp.teacher = teacher->Data();
+        lp.distill = distill_weight(info, 17);
       }
       const double value = loss_on_sides(loss, e.Data(), anchors, dims_.head_out, lp, ge.data());
       Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
@@ -1029,6 +1059,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("headForward", Napi::Function::New(env, head_forward_js));
   exports.Set("headBackward", Napi::Function::New(env, head_backward_js));
   exports.Set("mnrlLoss", Napi::Function::New(env, mnrl_js));
+  exports.Set("distillLoss", Napi::Function::New(env, distill_js));
   exports.Set("tripletLoss", Napi::Function::New(env, triplet_js));
   exports.Set("cosineMseLoss", Napi::Function::New(env, cosine_mse_js));
   exports.Set("cosentLoss", Napi::Function::New(env, cosent_js));

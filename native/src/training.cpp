@@ -17,7 +17,7 @@ namespace {
 // The step's intermediates, one kept buffer per use (scratch.h); uses that are live at the same
 // time have different slots. Every one is written before it is read.
 enum Slot { kHidden, kEmbedded, kGradEmbedded, kMid, kAdapterOut, kGradU, kGradMid, kScores, kGradScores,
-            kRowLoss, kScoresT, kGradScoresT, kCosines, kPairTerms, kSlots };
+            kRowLoss, kScoresT, kGradScoresT, kCosines, kPairTerms, kDistill, kTeacher, kSlots };
 
 Scratch scratch(Slot slot, size_t n) {
   thread_local std::vector<float> kept[kSlots];
@@ -292,18 +292,41 @@ double cosent_loss(const float* a, const float* b, const float* target, size_t b
   return double(top) + std::log(sum);
 }
 
+double distill_loss(const float* e, const float* t, size_t rows, size_t d, float weight, float* grad) {
+  if (rows < 2) return 0;
+  const Scratch s = scratch(kDistill, rows * rows), st = scratch(kTeacher, rows * rows);
+  gemm(Op::none, Op::transpose, rows, rows, d, e, d, e, d, s.get(), rows, false);
+  gemm(Op::none, Op::transpose, rows, rows, d, t, d, t, d, st.get(), rows, false);
+  // L = w/(R(R-1)) sum_{i != j} D_ij^2 with D = S - T symmetric, so dL/de_i = 4w/(R(R-1)) sum_j D_ij e_j.
+  const double c = 1.0 / (double(rows) * double(rows - 1));
+  const float g = float(4.0 * c * weight);
+  double sum = 0;
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < rows; ++j) {
+      const float diff = i == j ? 0.f : s[i * rows + j] - st[i * rows + j];
+      sum += double(diff) * diff;
+      s[i * rows + j] = g * diff;
+    }
+  gemm(Op::none, Op::none, rows, d, rows, s.get(), rows, e, d, grad, d, true);
+  return weight * c * sum;
+}
+
 double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad) {
   const size_t side = batch * d;
+  double value = 0;
   switch (loss) {
     case Loss::mnrl:
-      return mnrl_loss(e, e + side, batch, params.candidates ? params.candidates : batch, d, params.scale, false, params.excluded, grad,
-                       grad + side);
+      value = mnrl_loss(e, e + side, batch, params.candidates ? params.candidates : batch, d, params.scale, false, params.excluded,
+                        grad, grad + side);
+      break;
     case Loss::triplet:
-      return triplet_loss(e, e + side, e + 2 * side, batch, d, params.margin, false, grad, grad + side, grad + 2 * side);
-    case Loss::cosine_mse: return cosine_mse_loss(e, e + side, params.targets, batch, d, grad, grad + side);
-    case Loss::cosent: return cosent_loss(e, e + side, params.targets, batch, d, params.scale, grad, grad + side);
+      value = triplet_loss(e, e + side, e + 2 * side, batch, d, params.margin, false, grad, grad + side, grad + 2 * side);
+      break;
+    case Loss::cosine_mse: value = cosine_mse_loss(e, e + side, params.targets, batch, d, grad, grad + side); break;
+    case Loss::cosent: value = cosent_loss(e, e + side, params.targets, batch, d, params.scale, grad, grad + side); break;
   }
-  return 0;
+  if (params.teacher) value += distill_loss(e, params.teacher, loss_rows(loss, batch, params), d, params.distill, grad);
+  return value;
 }
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias, size_t dout,

@@ -62,6 +62,11 @@ double cosine_mse_loss(const float* a, const float* b, const float* target, size
 double cosent_loss(const float* a, const float* b, const float* target, size_t batch, size_t d, float scale,
                    float* grad_a, float* grad_b);
 
+// Distillation toward a teacher space: mean over pairs i != j of (e_i . e_j - t_i . t_j)^2, for unit
+// rows e and t (rows x d), times `weight`. Adds its gradient with respect to e into grad (it keeps
+// the pretrained space's similarities among a batch's texts while the relation loss moves them).
+double distill_loss(const float* e, const float* t, size_t rows, size_t d, float weight, float* grad);
+
 enum class Loss { mnrl, triplet, cosine_mse, cosent };
 
 struct LossParams {
@@ -71,6 +76,8 @@ struct LossParams {
   float weight = 1.f;              // multiplies the gradients
   size_t candidates = 0;           // MNRL: positives plus extra negatives (0: the batch, none extra)
   const uint8_t* excluded = nullptr;  // MNRL: batch x candidates, 1 for a known positive (mnrl_loss)
+  const float* teacher = nullptr;  // distillation: the pretrained space's unit rows, one per row the loss reads
+  float distill = 0.f;             // distillation: the term's weight (distill_loss)
 };
 
 // Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss.
@@ -83,7 +90,7 @@ inline size_t loss_rows(Loss loss, size_t batch, const LossParams& params) {
 
 // The loss over unit rows stacked as loss_sides(loss) sides of `batch` rows (anchors, positives,
 // negatives; MNRL: the anchors, then params.candidates rows), and its unweighted gradient into
-// grad (same shape).
+// grad (same shape); plus distill_loss over every row when params.teacher is given.
 double loss_on_sides(Loss loss, const float* e, size_t batch, size_t d, const LossParams& params, float* grad);
 
 // The head and a loss, forward and backward, over a batch whose sides are stacked in x

@@ -11,6 +11,7 @@
  */
 import { adamwRows, adamwStep, type Encoder } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
+import { gatherRows } from '../util/rows.js';
 import type { PairSet } from './examples.js';
 import { knownPositives, lrSchedule, mnrlExtras, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
@@ -28,6 +29,11 @@ export interface EncoderTuneConfig {
   weightDecay: number;
   /** Strength of the pull toward the pretrained weights: adds l2Pretrained * (w - w0) to each gradient. */
   l2Pretrained: number;
+  /**
+   * Weight of the distillation term (distillLoss): every batch also keeps its texts' pairwise
+   * similarities near the pretrained space's. 0: none.
+   */
+  distill: number;
   clipNorm: number;
   scale: number;
   margin: number;
@@ -59,6 +65,7 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   warmupSteps: 20,
   weightDecay: 0.01,
   l2Pretrained: 0,
+  distill: 0,
   clipNorm: 1,
   scale: 20,
   margin: 0.25,
@@ -108,13 +115,16 @@ export function layerLrFactors(encoder: Encoder, layerDecay: number): number[] {
 
 /**
  * Trains `encoder`'s parameters from `initial` (the pretrained arena, also the L2 anchor) on the
- * pairs, whose entity rows index `tokens`; goes on from `resume` when given. Deterministic for a
- * seed, a step count and a thread count.
+ * pairs, whose entity rows index `tokens`; goes on from `resume` when given. `teacher` holds the
+ * pretrained space's unit vector of every entity row (the distillation term's targets). Deterministic
+ * for a seed, a step count and a thread count.
  */
-export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], train: PairSet[], initial: Float32Array, config: EncoderTuneConfig, hooks: EncoderTrainHooks = {}, resume?: EncoderTrainState): EncoderTrainResult {
+export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], train: PairSet[], initial: Float32Array, config: EncoderTuneConfig, hooks: EncoderTrainHooks = {}, resume?: EncoderTrainState, teacher?: Float32Array): EncoderTrainResult {
   if (!train.length) throw new RangeError('no training pairs: ingest the data first');
   if (!(config.steps > 0) && !(config.budgetSeconds > 0)) throw new RangeError('give the run steps or a time budget');
   if (initial.length !== encoder.paramCount) throw new RangeError(`initial has ${initial.length} values, the encoder ${encoder.paramCount}`);
+  const dim = encoder.dims.headOut;
+  if (config.distill > 0 && teacher?.length !== tokens.length * dim) throw new RangeError(`distillation needs the pretrained vector of each of the ${tokens.length} texts`);
   const params = (resume?.params ?? initial).slice();
   const m = resume?.m.slice() ?? new Float32Array(params.length);
   const v = resume?.v.slice() ?? new Float32Array(params.length);
@@ -138,7 +148,9 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
     const batch = sampleBatch(set, config.batchSize, pick);
     if (batch) {
       const { extra, options } = mnrlExtras(set, batch, known[kind], config.poolNegatives, pick);
-      const packed = packTokens([...batch.sides.flat(), ...extra].map((row) => tokens[row]), encoder.dims.maxTokens);
+      const rows = [...batch.sides.flat(), ...extra];
+      const packed = packTokens(rows.map((row) => tokens[row]), encoder.dims.maxTokens);
+      const distilled = config.distill > 0 ? { teacher: gatherRows(teacher!, dim, rows), distill: config.distill } : {};
       const out = encoder.lossStep(set.loss, params, packed, grad, {
         scale: config.scale,
         margin: config.margin,
@@ -146,32 +158,33 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
         weight: set.weight,
         recompute: config.recompute,
         ...options,
+        ...distilled,
       });
       losses[set.kind] = out.loss;
-      const rows = out.embeddingRows;
+      const gradRows = out.embeddingRows;
       if (config.l2Pretrained > 0) {
         const l2 = config.l2Pretrained;
         for (let i = embeddings.rows * width; i < params.length; i++) grad[i] += l2 * (params[i] - initial[i]);
         out.embeddingIds.forEach((id, u) => {
-          for (let j = 0; j < width; j++) rows[u * width + j] += l2 * (params[id * width + j] - initial[id * width + j]);
+          for (let j = 0; j < width; j++) gradRows[u * width + j] += l2 * (params[id * width + j] - initial[id * width + j]);
         });
       }
       // Clip by the global norm: the dense gradients past the embedding slot, and the embedding rows.
       let norm = 0;
       for (let i = embeddings.rows * width; i < grad.length; i++) norm += grad[i] * grad[i];
-      for (const r of rows) norm += r * r;
+      for (const r of gradRows) norm += r * r;
       norm = Math.sqrt(norm);
       const clip = norm > config.clipNorm ? config.clipNorm / norm : 1;
       if (clip !== 1) {
         for (let i = embeddings.rows * width; i < grad.length; i++) grad[i] *= clip;
-        for (let i = 0; i < rows.length; i++) rows[i] *= clip;
+        for (let i = 0; i < gradRows.length; i++) gradRows[i] *= clip;
       }
       const schedule = lrSchedule(step, config.warmupSteps, steps || Number.MAX_SAFE_INTEGER);
       encoder.layout.forEach((t, i) => {
         const lr = config.lr * factors[i] * schedule;
         const end = t.offset + t.rows * t.cols;
         if (i === 0) {
-          adamwRows(params.subarray(t.offset, end), width, out.embeddingIds, rows, m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: 0, step });
+          adamwRows(params.subarray(t.offset, end), width, out.embeddingIds, gradRows, m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: 0, step });
           return;
         }
         // Weight decay on the matrices only: not on biases or layer-norm scales.

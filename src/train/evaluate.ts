@@ -8,6 +8,7 @@ import { naicsSector } from '../data/naics.js';
 import { similarity, topk } from '../native.js';
 import { parseRef } from '../store/index.js';
 import { randomIndex, seededRandom } from '../util/random.js';
+import { gatherRows } from '../util/rows.js';
 import type { PairSet } from './examples.js';
 
 export interface KindMetrics {
@@ -38,9 +39,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
   const matrix = (type: string) => {
     if (!matrixOf.has(type)) {
       const rows = rowsOfType.get(type)!;
-      const m = new Float32Array(rows.length * dim);
-      rows.forEach((r, i) => m.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
-      matrixOf.set(type, m);
+      matrixOf.set(type, gatherRows(embeddings, dim, rows));
     }
     return matrixOf.get(type)!;
   };
@@ -53,8 +52,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
     const type = types[set.positives[0]];
     const candidates = rowsOfType.get(type)!;
     const position = new Map(candidates.map((r, i) => [r, i]));
-    const queries = new Float32Array(anchors.length * dim);
-    anchors.forEach((a, i) => queries.set(embeddings.subarray(a * dim, (a + 1) * dim), i * dim));
+    const queries = gatherRows(embeddings, dim, anchors);
     const scores = similarity(queries, matrix(type), dim, 'dot');
     let mrr = 0;
     let recall = 0;
@@ -89,8 +87,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
   // Type clustering and sector purity on seeded samples.
   const next = seededRandom(seed);
   const sample = Array.from({ length: Math.min(SAMPLE, refs.length) }, () => randomIndex(next, refs.length));
-  const sampleVectors = new Float32Array(sample.length * dim);
-  sample.forEach((r, i) => sampleVectors.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
+  const sampleVectors = gatherRows(embeddings, dim, sample);
   const near = topk(sampleVectors, embeddings, dim, { k: 11, metric: 'dot' });
   let same = 0;
   let total = 0;
@@ -106,8 +103,7 @@ export function evaluateSpace(embeddings: Float32Array, dim: number, refs: reado
   let pure = 0;
   let count = 0;
   if (industries.length > 10) {
-    const m = new Float32Array(industries.length * dim);
-    industries.forEach((r, i) => m.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim));
+    const m = gatherRows(embeddings, dim, industries);
     const nn = topk(m, m, dim, { k: 11, metric: 'dot' });
     industries.forEach((r, i) => {
       for (const j of nn.indices.subarray(i * nn.k, (i + 1) * nn.k)) {

@@ -51,6 +51,15 @@ export function mnrlLossRef(a: ArrayLike<number>, p: ArrayLike<number>, d: numbe
   return symmetric ? (forward + ce(B, (i, j) => dot(p, i, a, j, d), (i, j) => Boolean(excluded?.[j * C + i]))) / 2 : forward;
 }
 
+/** Distillation: weight x mean over pairs i != j of (e_i . e_j - t_i . t_j)^2. */
+export function distillLossRef(e: ArrayLike<number>, t: ArrayLike<number>, d: number, weight: number): number {
+  const R = e.length / d;
+  let sum = 0;
+  for (let i = 0; i < R; i++)
+    for (let j = 0; j < R; j++) if (i !== j) sum += (dot(e, i, e, j, d) - dot(t, i, t, j, d)) ** 2;
+  return (weight * sum) / (R * (R - 1));
+}
+
 export function tripletLossRef(a: ArrayLike<number>, p: ArrayLike<number>, n: ArrayLike<number>, d: number, margin: number, euclidean: boolean): number {
   const B = a.length / d;
   let loss = 0;

@@ -203,7 +203,7 @@ async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: Encode
     writeCheckpointFile<EncoderScalars>(ctx.checkpoint, ctx.key, { step: state.step, steps: state.steps, rng: state.rng, losses: state.losses }, [state.params, state.m, state.v]);
     ctx.hooks.onCheckpoint?.(state);
   };
-  const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved);
+  const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved, baseVectors);
   ctx.hooks.onNote?.(`trained ${result.steps} steps (${result.secondsPerStep.toFixed(2)} s each); embedding every entity with the fine-tuned encoder`);
   const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
   const pooled: Pooled = { refs: ctx.refs, dim: width, matrix: new Float32Array(ctx.refs.length * width) };

@@ -7,6 +7,7 @@
  */
 import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind } from '../native.js';
 import { randomIndex, randomMatrix, seededRandom } from '../util/random.js';
+import { gatherRows } from '../util/rows.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import type { PairSet } from './examples.js';
 
@@ -129,10 +130,7 @@ export function meanMrr(metrics: SpaceMetrics): number {
 
 /** Rows of the pooled matrix, one list after another, as one matrix. */
 function gather(pooled: Pooled, ...lists: readonly ArrayLike<number>[]): Float32Array {
-  const rows = lists.flatMap((l) => Array.from(l));
-  const out = new Float32Array(rows.length * pooled.dim);
-  for (let i = 0; i < rows.length; i++) out.set(pooled.matrix.subarray(rows[i] * pooled.dim, (rows[i] + 1) * pooled.dim), i * pooled.dim);
-  return out;
+  return gatherRows(pooled.matrix, pooled.dim, lists.flatMap((l) => Array.from(l)));
 }
 
 function scaleInPlace(x: Float32Array, factor: number): Float32Array {
