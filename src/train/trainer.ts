@@ -203,8 +203,9 @@ export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set
     out.push(row);
   }
   if (!set.pool?.length || count <= 0) return out;
-  count += out.length;
-  for (let tries = 0; out.length < count && tries < count * 4; tries++) {
+  // Pool rows come on top of the siblings; a few tries per row, since draws can hit taken rows.
+  const wanted = out.length + count;
+  for (let tries = 0; out.length < wanted && tries < wanted * 4; tries++) {
     const row = set.pool[pick(set.pool.length)];
     if (taken.has(row)) continue;
     taken.add(row);
