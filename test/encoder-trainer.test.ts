@@ -2,11 +2,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { embedTokenLists } from '../src/encoder/native-use-lite.js';
-import { Encoder, type EncoderDims } from '../src/native.js';
+import { Encoder, type EncoderDims, normalize } from '../src/native.js';
 import { distillLossRef } from '../src/train/reference.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
 import type { PairSet } from '../src/train/examples.js';
-import { excludedPositives, knownPositives, poolNegatives, sampleBatch } from '../src/train/trainer.js';
+import { excludedPositives, knownPositives, mineNegatives, poolNegatives, sampleBatch } from '../src/train/trainer.js';
 import { randomIndex, randomMatrix, rng } from './helpers.js';
 
 const DIMS: EncoderDims = {
@@ -90,6 +90,37 @@ Trainer('should draw MNRL pool negatives that are neither batch texts nor known 
   assert.is(poolNegatives(siblings, batch, known, 5, pick).length, 7);
 });
 
+Trainer('should mine each anchor\'s nearest pool rows but its known positives, and draw one per anchor', () => {
+  // Rows on a circle: row r at angle r degrees, so the nearest rows of r are r +- 1, r +- 2, ...
+  const vectors = normalize(Float32Array.from({ length: 60 * 2 }, (_, k) => (k % 2 ? Math.sin : Math.cos)(((k >> 1) * Math.PI) / 180)), 2);
+  const anchors = Int32Array.from([10, 10, 30]);
+  const set: PairSet = { kind: 'k', loss: 'mnrl', weight: 1, anchors, positives: Int32Array.from([11, 9, 40]), targets: new Float32Array(3), negatives: new Int32Array(3).fill(-1), pool: Int32Array.from({ length: 60 }, (_, i) => i) };
+  const known = knownPositives(set);
+  const mined = mineNegatives(set, vectors, 2, known, 3);
+  // Anchor 10 knows 9 and 11: 8 and 12 are nearest, then 7 or 13 (a tie); anchor 30 knows 40.
+  const m10 = [...mined.get(10)!], m30 = [...mined.get(30)!];
+  assert.ok(m10.length === 3 && m10.includes(8) && m10.includes(12) && (m10.includes(7) || m10.includes(13)), `anchor 10: ${m10}`);
+  assert.ok(m30.length === 3 && m30.includes(29) && m30.includes(31) && (m30.includes(28) || m30.includes(32)), `anchor 30: ${m30}`);
+  assert.is(mineNegatives({ ...set, pool: undefined }, vectors, 2, known, 3).size, 0);
+  const next = rng(9);
+  const pick = (n: number) => randomIndex(next, n);
+  const batch = { rows: [0, 2], sides: [[10, 30], [11, 40]] };
+  const extra = poolNegatives(set, batch, known, 0, pick, mined);
+  assert.is(extra.length, 2);
+  assert.ok(mined.get(10)!.includes(extra[0]) && mined.get(30)!.includes(extra[1]), `${extra}`);
+});
+
+Trainer('should train with mined negatives, deterministically, and differently from without', () => {
+  const { encoder, initial, tokens, train } = setup();
+  const teacher = embedTokenLists(encoder, initial, tokens);
+  const withPool = [{ ...train[0], pool: Int32Array.from({ length: 30 }, (_, i) => 30 + i) }];
+  const run = (minedNegatives: number) => trainEncoder(encoder, tokens, withPool, initial, { ...config, poolNegatives: 2, minedNegatives }, {}, undefined, teacher);
+  const a = run(4), b = run(4), none = run(0);
+  assert.ok(a.params.every((v, i) => v === b.params[i]), 'bit for bit for a seed');
+  assert.ok(a.params.some((v, i) => v !== none.params[i]), 'the mined negatives change the gradients');
+  assert.throws(() => trainEncoder(encoder, tokens, withPool, initial, { ...config, minedNegatives: 4 }), /mined negatives need the pretrained vector/);
+});
+
 Trainer('should train with pool negatives, deterministically, and differently from in-batch negatives alone', () => {
   const { encoder, initial, tokens, train } = setup();
   const withPool = [{ ...train[0], pool: Int32Array.from({ length: 30 }, (_, i) => 30 + i) }];
@@ -134,8 +165,8 @@ Trainer('should keep the pretrained space\'s similarities closer with distillati
   const free = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20 });
   const held = trainEncoder(encoder, tokens, train, initial, { ...config, steps: 20, distill: 20 }, {}, undefined, teacher);
   assert.ok(drift(held.params) < 0.8 * drift(free.params), `${drift(held.params)} vs ${drift(free.params)}`);
-  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }), /distillation needs the pretrained vector of each of the 60 texts/);
-  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }, {}, undefined, teacher.subarray(6)), /distillation needs/);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }), /distillation and mined negatives need the pretrained vector of each of the 60 texts/);
+  assert.throws(() => trainEncoder(encoder, tokens, train, initial, { ...config, distill: 1 }, {}, undefined, teacher.subarray(6)), /distillation and mined negatives need/);
 });
 
 Trainer('should scale learning rates down layer by layer below the head', () => {

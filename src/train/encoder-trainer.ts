@@ -13,7 +13,7 @@ import { adamwRows, adamwStep, type Encoder } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import { gatherRows } from '../util/rows.js';
 import type { PairSet } from './examples.js';
-import { knownPositives, lrSchedule, mnrlExtras, sampleBatch } from './trainer.js';
+import { knownPositives, lrSchedule, mineNegatives, mnrlExtras, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
 
 export interface EncoderTuneConfig {
@@ -44,6 +44,11 @@ export interface EncoderTuneConfig {
    * kind's own targets (e.g. O*NET's 35 skills, never ESCO's 14k).
    */
   poolNegatives: number;
+  /**
+   * MNRL: each anchor of a batch also brings one of its `minedNegatives` nearest pool rows in the
+   * pretrained space (`teacher`), known positives left out. 0: none.
+   */
+  minedNegatives: number;
   /** Steps between checkpoints. */
   checkpointEvery: number;
   /** Recompute the FFN hidden layers and attention probabilities in the backward pass (less memory). */
@@ -71,6 +76,7 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   margin: 0.25,
   seed: 42,
   poolNegatives: 32,
+  minedNegatives: 0,
   checkpointEvery: 100,
   recompute: false,
   headSteps: 3000,
@@ -124,7 +130,8 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
   if (!(config.steps > 0) && !(config.budgetSeconds > 0)) throw new RangeError('give the run steps or a time budget');
   if (initial.length !== encoder.paramCount) throw new RangeError(`initial has ${initial.length} values, the encoder ${encoder.paramCount}`);
   const dim = encoder.dims.headOut;
-  if (config.distill > 0 && teacher?.length !== tokens.length * dim) throw new RangeError(`distillation needs the pretrained vector of each of the ${tokens.length} texts`);
+  if ((config.distill > 0 || config.minedNegatives > 0) && teacher?.length !== tokens.length * dim)
+    throw new RangeError(`distillation and mined negatives need the pretrained vector of each of the ${tokens.length} texts`);
   const params = (resume?.params ?? initial).slice();
   const m = resume?.m.slice() ?? new Float32Array(params.length);
   const v = resume?.v.slice() ?? new Float32Array(params.length);
@@ -134,6 +141,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
   const losses: Record<string, number> = { ...resume?.losses };
   const factors = layerLrFactors(encoder, config.layerDecay);
   const known = train.map(knownPositives);
+  const mined = train.map((set, i) => (set.loss === 'mnrl' && config.minedNegatives > 0 ? mineNegatives(set, teacher!, dim, known[i], config.minedNegatives) : undefined));
   const embeddings = encoder.layout[0];
   const width = embeddings.cols;
   let steps = resume?.steps || config.steps;
@@ -147,7 +155,7 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
     const set = train[kind];
     const batch = sampleBatch(set, config.batchSize, pick);
     if (batch) {
-      const { extra, options } = mnrlExtras(set, batch, known[kind], config.poolNegatives, pick);
+      const { extra, options } = mnrlExtras(set, batch, known[kind], config.poolNegatives, pick, mined[kind]);
       const rows = [...batch.sides.flat(), ...extra];
       const packed = packTokens(rows.map((row) => tokens[row]), encoder.dims.maxTokens);
       const distilled = config.distill > 0 ? { teacher: gatherRows(teacher!, dim, rows), distill: config.distill } : {};

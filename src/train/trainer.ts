@@ -5,7 +5,7 @@
  * triplet), AdamW with linear warm-up and decay, gradient clipping by global norm, early stopping
  * on validation MRR. Deterministic for a seed and thread count.
  */
-import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind } from '../native.js';
+import { adamwStep, type HeadAdapter, headForward, headLossStep, type LossKind, topk } from '../native.js';
 import { randomIndex, randomMatrix, seededRandom } from '../util/random.js';
 import { gatherRows } from '../util/rows.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
@@ -188,29 +188,48 @@ export function knownPositives(set: PairSet): Map<number, Set<number>> {
 }
 
 /**
- * MNRL's extra negatives for a batch: the pairs' own hard negatives (siblings) where the set has
- * them, then up to `count` distinct rows of the set's pool drawn with `pick`; none of them a text
- * of the batch or a known positive of one of its anchors (false negatives filtered out).
+ * Hard negatives mined from a space (`vectors`, rows x dim unit rows): each anchor's `count`
+ * nearest rows of the set's pool, leaving out the anchor and its known positives (false negatives).
  */
-export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number): number[] {
+export function mineNegatives(set: PairSet, vectors: Float32Array, dim: number, known: Map<number, Set<number>>, count: number): Map<number, Int32Array> {
+  const mined = new Map<number, Int32Array>();
+  if (!set.pool?.length || count <= 0) return mined;
+  const anchors = [...known.keys()];
+  const most = Math.max(...[...known.values()].map((p) => p.size));
+  const near = topk(gatherRows(vectors, dim, anchors), gatherRows(vectors, dim, set.pool), dim, { k: Math.min(set.pool.length, count + most + 1), metric: 'dot' });
+  anchors.forEach((a, i) => {
+    const mine = known.get(a)!;
+    const rows = Array.from(near.indices.subarray(i * near.k, (i + 1) * near.k), (j) => set.pool![j]).filter((r) => r !== a && !mine.has(r));
+    mined.set(a, Int32Array.from(rows.slice(0, count)));
+  });
+  return mined;
+}
+
+/**
+ * MNRL's extra negatives for a batch: the pairs' own hard negatives (siblings) where the set has
+ * them, one mined negative per anchor (drawn from `mined`, mineNegatives) when given, then up to
+ * `count` distinct rows of the set's pool drawn with `pick`; none of them a text of the batch or a
+ * known positive of one of its anchors (false negatives filtered out).
+ */
+export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number, mined?: Map<number, Int32Array>): number[] {
   const taken = new Set(batch.sides.flat());
   for (const a of batch.sides[0]) for (const p of known.get(a) ?? []) taken.add(p);
   const out: number[] = [];
-  for (const i of batch.rows) {
-    const row = set.negatives[i];
-    if (row < 0 || taken.has(row)) continue;
+  const add = (row: number) => {
+    if (row < 0 || taken.has(row)) return;
     taken.add(row);
     out.push(row);
-  }
+  };
+  for (const i of batch.rows) add(set.negatives[i]);
+  if (mined)
+    for (const a of batch.sides[0]) {
+      const mine = mined.get(a);
+      if (mine?.length) add(mine[pick(mine.length)]);
+    }
   if (!set.pool?.length || count <= 0) return out;
   // Pool rows come on top of the siblings; a few tries per row, since draws can hit taken rows.
   const wanted = out.length + count;
-  for (let tries = 0; out.length < wanted && tries < wanted * 4; tries++) {
-    const row = set.pool[pick(set.pool.length)];
-    if (taken.has(row)) continue;
-    taken.add(row);
-    out.push(row);
-  }
+  for (let tries = 0; out.length < wanted && tries < wanted * 4; tries++) add(set.pool[pick(set.pool.length)]);
   return out;
 }
 
@@ -218,9 +237,9 @@ export function poolNegatives(set: PairSet, batch: Batch, known: Map<number, Set
  * What an MNRL batch adds to a step, for both trainers: its extra negatives (poolNegatives) and the
  * loss options that place and mask them; nothing for the other losses.
  */
-export function mnrlExtras(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number) {
+export function mnrlExtras(set: PairSet, batch: Batch, known: Map<number, Set<number>>, count: number, pick: (n: number) => number, mined?: Map<number, Int32Array>) {
   if (set.loss !== 'mnrl') return { extra: [] as number[], options: {} };
-  const extra = poolNegatives(set, batch, known, count, pick);
+  const extra = poolNegatives(set, batch, known, count, pick, mined);
   return { extra, options: { anchors: batch.rows.length, excluded: excludedPositives(batch, known, extra.length) } };
 }
 
