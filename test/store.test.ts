@@ -155,6 +155,19 @@ Vectors('should round-trip vectors bit for bit per model and type', () => {
   assert.equal(industries.refs, ['industry:naics:622110']);
   assert.equal([...industries.matrix], [...b]);
   assert.is(store.model('m1')!.hash, 'abc');
+  // Writing the same vectors again leaves their rows alone; a changed one is written anew.
+  const rowids = () => store.db.prepare<[], { rowid: number }>("SELECT rowid FROM vectors WHERE model_id = 'm1' ORDER BY entity_id").all().map((r) => r.rowid);
+  const before = rowids();
+  store.putVectors('m1', [
+    { ref: 'industry:naics:622110', vector: b.slice() },
+    { ref: 'occupation:onet:29-1141.00', vector: a.slice(), textHash: 'h1' },
+  ]);
+  assert.equal(rowids(), before);
+  store.putVectors('m1', [{ ref: 'occupation:onet:29-1141.00', vector: a.slice(), textHash: 'h2' }]);
+  store.putVectors('m1', [{ ref: 'industry:naics:622110', vector: Float32Array.from([1, 2, 3]) }]);
+  const after = rowids();
+  assert.ok(after.every((r, i) => r !== before[i]) && Math.max(...after) > Math.max(...before), `${before} -> ${after}`);
+  assert.equal([...store.vectors('m1').matrix], [...a, 1, 2, 3]);
   store.close();
 });
 

@@ -492,12 +492,17 @@ export class Store {
     return model;
   }
 
-  /** Stores one vector per entity for a model (replacing older ones). */
+  /**
+   * Stores one vector per entity for a model, replacing older ones that differ. A vector equal to
+   * the stored one (bytes and text hash) is left as it is: a rebuild that changes nothing must not
+   * look to an open space like a new one (its version counts the rows written).
+   */
   putVectors(modelId: string, items: readonly VectorInput[]): void {
     const { dim } = this.requireModel(modelId);
     const put = this.db.prepare(
       'INSERT OR REPLACE INTO vectors (entity_id, model_id, dim, text_hash, data) VALUES (?, ?, ?, ?, ?)',
     );
+    const stored = this.db.prepare<[number, string], { text_hash: string; data: Buffer }>('SELECT text_hash, data FROM vectors WHERE entity_id = ? AND model_id = ?');
     this.transaction(() => {
       const ids = this.idsByRef();
       items.forEach((item, i) => {
@@ -511,6 +516,8 @@ export class Store {
         const id = ids.get(item.ref);
         if (id === undefined) throw new StoreError('UNKNOWN_ENTITY', `vector ${i}: no entity ${item.ref}`);
         const bytes = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
+        const old = stored.get(id, modelId);
+        if (old && old.text_hash === (item.textHash ?? '') && bytes.equals(old.data)) return;
         put.run(id, modelId, dim, item.textHash ?? '', bytes);
       });
     });
