@@ -1,4 +1,4 @@
-// The hardware the kernels run on: the device argument, and the calls that report and set the CPU's
+// The hardware the kernels run on: the device choice, and the calls that report and set the CPU's
 // instruction set and threads (info, setIsa, setThreads, the bandwidth and FMA probes).
 #include "device.h"
 
@@ -11,24 +11,37 @@
 
 namespace laborspace::addon {
 
-std::string device_arg(const Napi::CallbackInfo& info, size_t i) {
+DeviceRequest device_arg(const Napi::CallbackInfo& info, size_t i) {
   const Napi::Value device = info[i];
   const std::string dev = device.IsString() ? device.As<Napi::String>().Utf8Value() : "auto";
-  if (dev != "auto" && dev != "cpu" && dev != "cuda")
-    fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "device must be 'auto', 'cpu' or 'cuda'");
-  return dev;
+  if (dev == "auto") return DeviceRequest::automatic;
+  if (dev == "cpu") return DeviceRequest::cpu;
+  if (dev == "cuda") return DeviceRequest::cuda;
+  fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "device must be 'auto', 'cpu' or 'cuda'");
 }
 
-bool cuda_wanted(const std::string& dev) {
-  if (dev == "cpu") return false;
+Device choose_device(DeviceRequest requested, const CudaFit& fit) {
+  if (requested == DeviceRequest::cpu) return Device::cpu;
+  const bool demanded = requested == DeviceRequest::cuda;
 #ifdef LABORSPACE_WITH_CUDA
-  if (dev == "cuda" && cuda::device_count() == 0) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "no CUDA device is available");
-  return cuda::device_count() > 0;
+  if (cuda::device_count() == 0) {
+    if (demanded) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "no CUDA device is available");
+    return Device::cpu;
+  }
+  if (!fit.unsupported.empty()) {
+    if (demanded) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", fit.unsupported);
+    return Device::cpu;
+  }
+  if (fit.cpu_only || (!demanded && fit.work < fit.min_work)) return Device::cpu;
+  return Device::cuda;
 #else
-  if (dev == "cuda") fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");
-  return false;
+  if (demanded) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");
+  (void)fit;
+  return Device::cpu;
 #endif
 }
+
+const char* device_name(Device device) { return device == Device::cuda ? "cuda" : "cpu"; }
 
 namespace {
 

@@ -44,7 +44,7 @@ struct TopkCall {
   std::optional<Napi::Uint8Array> mask;
   size_t dim, m, n, k_req, k;
   Metric metric;
-  bool use_cuda;
+  Device device;
   Napi::Int32Array indices;
   Napi::Float32Array scores;
 
@@ -65,29 +65,18 @@ struct TopkCall {
              "mask has " + std::to_string(c.mask->ElementLength()) + " entries for " + std::to_string(c.n) +
                  " database rows");
     }
-    const std::string dev = device_arg(info, 6);
+    const DeviceRequest requested = device_arg(info, 6);
     c.k = std::min(c.k_req, count_eligible(c.mask_data(), c.n));
-    c.use_cuda = choose_cuda(dev, c.m, c.n, c.dim, c.k);
+    CudaFit fit;
+    fit.work = double(c.m) * c.n * c.dim;
+    fit.min_work = 5e8;  // transfers cost more than they save on small work
+#ifdef LABORSPACE_WITH_CUDA
+    if (c.k > cuda::kMaxK) fit.unsupported = "k above " + std::to_string(cuda::kMaxK) + " runs on the CPU only";
+#endif
+    c.device = choose_device(requested, fit);
     c.indices = Napi::Int32Array::New(info.Env(), c.m * c.k);
     c.scores = Napi::Float32Array::New(info.Env(), c.m * c.k);
     return c;
-  }
-
-  static bool choose_cuda(const std::string& dev, size_t m, size_t n, size_t dim, size_t k) {
-    if (dev == "cpu") return false;
-#ifdef LABORSPACE_WITH_CUDA
-    const bool usable = cuda::device_count() > 0 && k <= cuda::kMaxK;
-    if (dev == "cuda" && !usable)
-      fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE",
-           cuda::device_count() ? "k above " + std::to_string(cuda::kMaxK) + " runs on the CPU only"
-                                : std::string("no CUDA device is available"));
-    // Transfers cost more than they save on small work.
-    return usable && (dev == "cuda" || double(m) * n * dim >= 5e8);
-#else
-    if (dev == "cuda") fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");
-    (void)m, (void)n, (void)dim, (void)k;
-    return false;
-#endif
   }
 
   const uint8_t* mask_data() const { return mask ? mask->Data() : nullptr; }
@@ -95,7 +84,8 @@ struct TopkCall {
   Error run() {
     if (k == 0 || m == 0) return {};
 #ifdef LABORSPACE_WITH_CUDA
-    if (use_cuda) {
+    // Non-finite queries go to the CPU kernel, which names their row and column.
+    if (device == Device::cuda) {
       if (first_non_finite(queries.Data(), m * dim) == m * dim)
         return cuda::topk(queries.Data(), m, database.Data(), n, dim, k, metric, mask_data(), indices.Data(),
                           scores.Data());
@@ -111,7 +101,7 @@ struct TopkCall {
   std::vector<Napi::Value> outputs() const { return {indices, scores}; }
 
   Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
-    return topk_result(env, outs, k, use_cuda ? "cuda" : "cpu");
+    return topk_result(env, outs, k, device_name(device));
   }
 };
 
@@ -167,7 +157,7 @@ struct QuantizedTopkCall {
   }
   std::vector<Napi::Value> outputs() const { return {indices, scores}; }
   Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
-    return topk_result(env, outs, k_out, "cpu");
+    return topk_result(env, outs, k_out, device_name(Device::cpu));
   }
 };
 

@@ -211,24 +211,26 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
       params.candidates = rows - batch;
       params.excluded = mnrl_excluded(info, 17, batch, params.candidates);
     }
-    const std::string device = device_arg(info, 10);
+    const DeviceRequest requested = device_arg(info, 10);
     const Adapter adapter = adapter_arg(info, 11, dout);
     const bool dense = info[14].IsUndefined() || info[14].ToBoolean().Value();
     if (!dense && !adapter.rank)
       fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "nothing to train: the dense layer is frozen and there is no adapter");
     // The CUDA step's MNRL is in-batch only: extra negatives run on the CPU.
-    const bool use_cuda = cuda_wanted(device) && !extra;
+    CudaFit fit;
+    fit.cpu_only = extra;
+    const Device device = choose_device(requested, fit);
     const HeadGradArrays out(info, 15, din, dout, adapter, dense);
     double value = 0;
     Error err;
 #ifdef LABORSPACE_WITH_CUDA
-    if (use_cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
+    if (device == Device::cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
 #endif
-    if (!use_cuda) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
+    if (device == Device::cpu) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
     if (err) throw from_kernel(err);
     Napi::Object o = loss_result(info.Env(), value, {});
     out.set_on(o);
-    o.Set("device", Napi::String::New(info.Env(), use_cuda ? "cuda" : "cpu"));
+    o.Set("device", Napi::String::New(info.Env(), device_name(device)));
     return o;
   });
 }
