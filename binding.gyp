@@ -13,7 +13,12 @@
         "native/src/probes.cpp",
         "native/src/training.cpp",
         "native/src/encoder.cpp",
-        "native/src/addon.cpp"
+        "native/src/addon/args.cpp",
+        "native/src/addon/device.cpp",
+        "native/src/addon/scoring.cpp",
+        "native/src/addon/training.cpp",
+        "native/src/addon/encoder.cpp",
+        "native/src/addon/module.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -14,7 +14,7 @@ import { escoRef, loadEsco } from '../src/data/esco.js';
 import { loadFirmFile, parseFirmColumns } from '../src/data/firms.js';
 import { IndustryMatcher, industryTokens } from '../src/data/industry-matcher.js';
 import { ingest, MAX_SKIP_GROUPS } from '../src/data/ingest.js';
-import { formatIngestSummary } from '../src/cli/ingest.js';
+import { formatIngestSummary } from '../src/cli/commands/ingest.js';
 import { loadNaics, naicsParent, naicsSector, stripTrilateral } from '../src/data/naics.js';
 import { loadOnet } from '../src/data/onet.js';
 import { IngestReport } from '../src/data/report.js';

@@ -1,5 +1,24 @@
 /** `laborspace show REF`: an entity, its text and its relations. */
-import type { ShowResult } from '../store/entity-view.js';
+import type { Command } from 'commander';
+
+import { type ShowResult, showEntity } from '../../store/entity-view.js';
+import { type Cli, print } from '../context.js';
+import { positiveInt } from '../options.js';
+
+export function registerShow(program: Command, cli: Cli): void {
+  program
+    .command('show')
+    .description('an entity, its text and its relations')
+    .argument('<ref>', 'TYPE:SOURCE:CODE, or TYPE:CODE where unambiguous')
+    .option('--limit <n>', 'relations shown per kind', positiveInt, 10)
+    .action(async (ref: string, opts: { limit: number }) => {
+      const { json } = cli.globals();
+      await cli.withStore(async (store) => {
+        const result = showEntity(store, ref, opts.limit);
+        print(json, result, () => formatShow(result, (r) => store.entity(r)?.title));
+      });
+    });
+}
 
 function summarizeExtra(extra: Record<string, unknown>): string[] {
   return Object.entries(extra).map(([k, v]) => {
@@ -8,7 +27,7 @@ function summarizeExtra(extra: Record<string, unknown>): string[] {
   });
 }
 
-export function formatShow(result: ShowResult, titles: (ref: string) => string | undefined): string {
+function formatShow(result: ShowResult, titles: (ref: string) => string | undefined): string {
   const { entity: e } = result;
   const lines = [`${e.ref}  ${e.title}`, `type ${e.type}, source ${e.source}, code ${e.code}${e.version ? `, version ${e.version}` : ''}`, '', e.text, ''];
   lines.push(...summarizeExtra(e.extra));

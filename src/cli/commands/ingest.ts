@@ -1,26 +1,31 @@
 /** `laborspace ingest`: progress while loading, then the summary as tables or JSON. */
-import { type FirmFile, ingest, type IngestSummary } from '../data/ingest.js';
-import type { Store } from '../store/index.js';
-import { progress } from './progress.js';
-import { newTable } from './table.js';
+import type { Command } from 'commander';
 
-export interface IngestCliOptions {
-  data?: string;
-  onError: 'skip' | 'fail';
-  firms?: string;
-  firmColumns?: FirmFile['columns'];
-  firmSource: string;
-  naics2022?: string;
-  json?: boolean;
+import { type FirmFile, ingest, type IngestSummary } from '../../data/ingest.js';
+import type { Store } from '../../store/index.js';
+import { type Cli, print } from '../context.js';
+import { checkFirms, type IngestFlags, ingestOptions } from '../options.js';
+import { progress } from '../progress.js';
+import { newTable } from '../table.js';
+
+export function registerIngest(program: Command, cli: Cli): void {
+  ingestOptions(program.command('ingest').description('load NAICS, O*NET, ESCO, firms and crosswalks into the store')).action(async (opts: IngestFlags) => {
+    const { json } = cli.globals();
+    checkFirms(opts);
+    await cli.withStore(async (store) => {
+      const summary = await runIngest(store, opts, json);
+      print(json, summary, () => formatIngestSummary(summary));
+    }, { create: true });
+  });
 }
 
 /** The --firms, --firm-columns and --firm-source options as ingest's firm files. */
-export function firmFilesOf(options: Pick<IngestCliOptions, 'firms' | 'firmColumns' | 'firmSource'>): FirmFile[] {
+export function firmFilesOf(options: Pick<IngestFlags, 'firms' | 'firmColumns' | 'firmSource'>): FirmFile[] {
   return options.firms ? [{ path: options.firms, columns: options.firmColumns!, source: options.firmSource }] : [];
 }
 
-export async function runIngest(store: Store, options: IngestCliOptions): Promise<IngestSummary> {
-  const bar = progress('ingest', options.json);
+async function runIngest(store: Store, options: IngestFlags, json: boolean | undefined): Promise<IngestSummary> {
+  const bar = progress('ingest', json);
   const firmFiles = firmFilesOf(options);
   try {
     return await ingest(store, {

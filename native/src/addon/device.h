@@ -1,0 +1,37 @@
+// Which device runs a call that has a CUDA kernel: decided by choose_device alone, for every such call.
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <string>
+
+namespace laborspace::addon {
+
+enum class Device { cpu, cuda };
+
+// What the caller asked for.
+enum class DeviceRequest { automatic, cpu, cuda };
+
+// The device argument: 'auto' (also when it is not a string), 'cpu' or 'cuda'.
+DeviceRequest device_arg(const Napi::CallbackInfo& info, size_t i);
+
+// What the GPU makes of one call.
+struct CudaFit {
+  // The call's size; 'auto' keeps it on the CPU below min_work, where the transfers cost more than
+  // the GPU saves.
+  double work = 0, min_work = 0;
+  // Why the CUDA kernel cannot take these arguments: asking for 'cuda' fails with it.
+  std::string unsupported;
+  // The CUDA kernel lacks this form of the call: it runs on the CPU, whatever was asked.
+  bool cpu_only = false;
+};
+
+// 'cpu': the CPU. 'cuda': the GPU, or ERR_LABORSPACE_DEVICE where the build or the machine has none
+// or the kernel cannot take the call. 'auto': the GPU where there is one, the kernel takes the call
+// and its work is large enough; else the CPU. A cpu_only call runs on the CPU either way.
+Device choose_device(DeviceRequest requested, const CudaFit& fit);
+
+// 'cpu' or 'cuda', as results report it.
+const char* device_name(Device device);
+
+}  // namespace laborspace::addon

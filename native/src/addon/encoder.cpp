@@ -1,0 +1,253 @@
+// Node-API glue of the whole encoder (encoder.cpp): the NativeEncoder class, whose forward,
+// backward and fused loss step run on one tape kept between calls.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../encoder.h"
+#include "../kernels.h"
+#include "../training.h"
+#include "args.h"
+#include "exports.h"
+
+namespace laborspace::addon {
+namespace {
+
+// A NativeEncoder holds the sizes, the timing table and the tape of its last forward pass, so a
+// training step's forward and backward run on buffers allocated once. Parameters are a flat arena
+// (layout()) the caller owns and passes to every call.
+class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeEncoder",
+                       {InstanceMethod("layout", &NativeEncoder::layout), InstanceMethod("forward", &NativeEncoder::forward),
+                        InstanceMethod("pooled", &NativeEncoder::pooled),
+                        InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step)});
+  }
+
+  // new NativeEncoder({vocab, embed, maxTokens, headOut, lnEps?, layers: [{widthIn, widthOut, heads,
+  //   ffn, residualProjection, queryScale}]}, timing)
+  explicit NativeEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEncoder>(info) {
+    guarded(info, [&]() -> Napi::Value {
+      if (!info[0].IsObject()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims must be an object");
+      const Napi::Object o = info[0].As<Napi::Object>();
+      auto size = [&](Napi::Object from, const char* key, const std::string& where) -> size_t {
+        const Napi::Value v = from.Get(key);
+        const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (!(x >= 1 && x <= double(kMaxDim)) || std::floor(x) != x)
+          fail(ArgError::range_error, "ERR_LABORSPACE_RANGE", where + key + " must be an integer from 1 to " + std::to_string(kMaxDim));
+        return size_t(x);
+      };
+      dims_.vocab = size(o, "vocab", "dims.");
+      dims_.embed = size(o, "embed", "dims.");
+      dims_.max_tokens = size(o, "maxTokens", "dims.");
+      dims_.head_out = size(o, "headOut", "dims.");
+      if (o.Get("lnEps").IsNumber()) dims_.ln_eps = o.Get("lnEps").As<Napi::Number>().FloatValue();
+      if (!o.Get("layers").IsArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims.layers must be an array");
+      const Napi::Array layers = o.Get("layers").As<Napi::Array>();
+      for (uint32_t l = 0; l < layers.Length(); ++l) {
+        if (!layers.Get(l).IsObject()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims.layers[" + std::to_string(l) + "] must be an object");
+        const Napi::Object lo = layers.Get(l).As<Napi::Object>();
+        const std::string where = "dims.layers[" + std::to_string(l) + "].";
+        EncoderLayerDims d;
+        d.width_in = size(lo, "widthIn", where);
+        d.width_out = size(lo, "widthOut", where);
+        d.heads = size(lo, "heads", where);
+        d.ffn = size(lo, "ffn", where);
+        d.residual_projection = lo.Get("residualProjection").ToBoolean().Value();
+        d.query_scale = lo.Get("queryScale").IsNumber() ? lo.Get("queryScale").As<Napi::Number>().FloatValue() : NAN;
+        dims_.layers.push_back(d);
+      }
+      const std::string problem = check_encoder_dims(dims_);
+      if (!problem.empty()) fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", problem);
+      const Napi::Float32Array timing = batch_matrix(info, 1, "timing", dims_.embed, dims_.max_tokens);
+      timing_.assign(timing.Data(), timing.Data() + timing.ElementLength());
+      params_ = encoder_param_count(dims_);
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  EncoderDims dims_;
+  std::vector<float> timing_;
+  size_t params_ = 0;
+  EncoderTape tape_;
+  SparseRows embedding_;
+  bool has_forward_ = false;
+
+  // [{name, offset, rows, cols}]
+  Napi::Value layout(const Napi::CallbackInfo& info) {
+    const std::vector<TensorSpec> specs = encoder_layout(dims_);
+    Napi::Array out = Napi::Array::New(info.Env(), specs.size());
+    for (uint32_t i = 0; i < specs.size(); ++i) {
+      Napi::Object t = Napi::Object::New(info.Env());
+      t.Set("name", specs[i].name);
+      t.Set("offset", double(specs[i].offset));
+      t.Set("rows", double(specs[i].rows));
+      t.Set("cols", double(specs[i].cols));
+      out.Set(i, t);
+    }
+    return out;
+  }
+
+  // The parameter arena: its length, and finite everywhere (a bad value is named by its tensor).
+  Napi::Float32Array params_arg(const Napi::CallbackInfo& info, size_t i) {
+    Napi::Float32Array p = f32(info, i, "params");
+    if (p.ElementLength() != params_)
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "params has " + std::to_string(p.ElementLength()) + " values, the encoder " + std::to_string(params_));
+    const size_t bad = first_non_finite(p.Data(), params_);
+    if (bad < params_) {
+      const std::vector<TensorSpec> specs = encoder_layout(dims_);
+      const auto t = std::find_if(specs.rbegin(), specs.rend(), [&](const TensorSpec& s) { return s.offset <= bad; });
+      fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE",
+           "params value " + std::to_string(bad) + " (" + t->name + "[" + std::to_string(bad - t->offset) + "]) is not finite");
+    }
+    return p;
+  }
+
+  // The packed batch: tokens (Int32Array) and offsets (Int32Array of texts + 1, from 0 to tokens).
+  size_t batch_args(const Napi::CallbackInfo& info, size_t i, Napi::Int32Array* tokens, Napi::Int32Array* offsets) {
+    *tokens = i32(info, i, "tokens");
+    *offsets = i32(info, i + 1, "offsets");
+    if (offsets->ElementLength() < 2) fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION", "offsets needs at least two entries (one text)");
+    const size_t texts = offsets->ElementLength() - 1;
+    const int32_t* o = offsets->Data();
+    for (size_t s = 0; s < texts; ++s)
+      if (o[s + 1] < o[s]) fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "offsets must not decrease (text " + std::to_string(s) + ")");
+    if (o[0] != 0 || size_t(o[texts]) != tokens->ElementLength())
+      fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+           "offsets must run from 0 to the number of tokens (" + std::to_string(tokens->ElementLength()) + ")");
+    return texts;
+  }
+
+  Napi::Float32Array run_forward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, size_t at,
+                                 const Adapter& adapter, bool recompute, size_t* texts) {
+    Napi::Int32Array tokens, offsets;
+    *texts = batch_args(info, at, &tokens, &offsets);
+    Napi::Float32Array e = zeros(info.Env(), *texts * dims_.head_out);
+    has_forward_ = false;
+    if (Error err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts,
+                                    recompute, tape_, e.Data()))
+      throw from_kernel(err);
+    has_forward_ = true;
+    return e;
+  }
+
+  // Runs the backward pass and returns {embeddingIds, embeddingRows} plus the adapter's gradients.
+  Napi::Object run_backward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, const float* grad_e,
+                            float weight, size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
+    if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
+    Napi::Float32Array grad = batch_matrix(info, grad_at, "gradOut", params_, 1);
+    std::optional<Napi::Float32Array> gd, gu;
+    if (adapter.rank) {
+      gd = output(info, adapter_out_at, 0, "gradAdapterDown", adapter.rank * dims_.head_out);
+      gu = output(info, adapter_out_at, 1, "gradAdapterUp", dims_.head_out * adapter.rank);
+    }
+    if (Error err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, weight, grad.Data(), embedding_,
+                                     gd ? gd->Data() : nullptr, gu ? gu->Data() : nullptr))
+      throw from_kernel(err);
+    Napi::Object o = Napi::Object::New(info.Env());
+    Napi::Int32Array ids = Napi::Int32Array::New(info.Env(), embedding_.ids.size());
+    std::copy(embedding_.ids.begin(), embedding_.ids.end(), ids.Data());
+    Napi::Float32Array rows = zeros(info.Env(), embedding_.rows.size());
+    std::copy(embedding_.rows.begin(), embedding_.rows.end(), rows.Data());
+    o.Set("embeddingIds", ids);
+    o.Set("embeddingRows", rows);
+    if (gd) o.Set("gradAdapterDown", *gd);
+    if (gu) o.Set("gradAdapterUp", *gu);
+    return o;
+  }
+
+  // forward(params, tokens, offsets, adapterDown?, adapterUp?, adapterRank?, recompute?): embeddings.
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Napi::Float32Array params = params_arg(info, 0);
+      const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
+      size_t texts = 0;
+      return run_forward(info, params, 1, adapter, info[6].ToBoolean().Value(), &texts);
+    });
+  }
+
+  // The last forward pass's mean-pooled states (texts x the last layer's width): what the head read.
+  Napi::Value pooled(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
+      const size_t n = (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
+      Napi::Float32Array out = zeros(info.Env(), n);
+      std::copy(tape_.pooled.begin(), tape_.pooled.begin() + n, out.Data());
+      return out;
+    });
+  }
+
+  // backward(params, gradEmbeddings, gradOut, adapterDown?, adapterUp?, adapterRank?, adapterOut?):
+  // gradients of the last forward pass (same params and adapter).
+  Napi::Value backward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Napi::Float32Array params = params_arg(info, 0);
+      const size_t texts = tape_.offsets.empty() ? 0 : tape_.offsets.size() - 1;
+      const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, texts);
+      const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
+      return run_backward(info, params, ge.Data(), 1.f, 2, adapter, 6);
+    });
+  }
+
+  // lossStep(loss, params, tokens, offsets, scale, margin, targets?, lossWeight, gradOut,
+  //          adapterDown?, adapterUp?, adapterRank?, adapterOut?, recompute?, anchors?, excluded?,
+  //          teacher?, distill?):
+  // one training step's forward, loss and backward over texts stacked as the loss's sides (MNRL:
+  // `anchors` anchors, then their positives, then extra negatives; `excluded` as mnrlLoss's;
+  // `teacher`, one row per text, adds distillLoss weighted `distill`).
+  // {loss, embeddingIds, ...}.
+  Napi::Value loss_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Loss loss = loss_arg(info, 0);
+      const Napi::Float32Array params = params_arg(info, 1);
+      const Adapter adapter = adapter_arg(info, 9, dims_.head_out);
+      LossParams lp;
+      lp.scale = float(number_arg(info, 4, "scale"));
+      lp.margin = float(number_arg(info, 5, "margin"));
+      lp.weight = float(number_arg(info, 7, "lossWeight"));
+      Napi::Int32Array tokens, offsets;
+      const size_t texts = batch_args(info, 2, &tokens, &offsets), sides = loss_sides(loss);
+      // MNRL may take extra negatives after the positives: `anchors` says where the positives start.
+      const bool extra = !info[14].IsUndefined();
+      if (!extra && (texts % sides != 0 || texts < 2 * sides))
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             std::to_string(texts) + " texts: the loss needs " + std::to_string(sides) + " equal sides of at least two texts");
+      const size_t anchors = extra ? mnrl_anchors(info, 14, loss, texts, 2, "texts") : texts / sides;
+      std::optional<Napi::Float32Array> targets;
+      if (loss == Loss::cosine_mse || loss == Loss::cosent) {
+        if (!info[6].IsTypedArray()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "this loss needs targets");
+        targets = batch_matrix(info, 6, "targets", 1, texts / sides);
+        lp.targets = targets->Data();
+      }
+      size_t n = 0;
+      const Napi::Float32Array e = run_forward(info, params, 2, adapter, info[13].ToBoolean().Value(), &n);
+      std::vector<float> ge(e.ElementLength());
+      if (extra) {
+        lp.candidates = texts - anchors;
+        lp.excluded = mnrl_excluded(info, 15, anchors, lp.candidates);
+      }
+      std::optional<Napi::Float32Array> teacher;
+      if (!info[16].IsUndefined()) {
+        teacher = batch_matrix(info, 16, "teacher", dims_.head_out, texts);
+        lp.teacher = teacher->Data();
+        lp.distill = distill_weight(info, 17);
+      }
+      const double value = loss_on_sides(loss, e.Data(), anchors, dims_.head_out, lp, ge.data());
+      Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
+      o.Set("loss", Napi::Number::New(info.Env(), value));
+      o.Set("embeddings", e);
+      return o;
+    });
+  }
+};
+
+}  // namespace
+
+void export_encoder(Napi::Env env, Napi::Object exports) { exports.Set("NativeEncoder", NativeEncoder::define(env)); }
+
+}  // namespace laborspace::addon

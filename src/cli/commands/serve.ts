@@ -1,0 +1,43 @@
+/** `laborspace serve`: the HTTP API and the explorer, in one process or several sharing the port. */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+
+import type { Command } from 'commander';
+
+import { runPrimary, workerHealth } from '../../server/cluster.js';
+import { LaborSpace } from '../../space.js';
+import type { Cli } from '../context.js';
+import { nonNegativeInt, positiveInt } from '../options.js';
+
+export function registerServe(program: Command, cli: Cli): void {
+  program
+    .command('serve')
+    .description('the HTTP API and the web explorer (at /): near, entities, axis, arith, shock, embed, score')
+    .option('--host <host>', 'address to bind (loopback unless told otherwise)', '127.0.0.1')
+    .option('--port <port>', 'port (0: any free one)', nonNegativeInt, 8080)
+    .option('--body-limit <bytes>', 'largest request body', positiveInt, 1 << 20)
+    .option('--log', 'log every request')
+    .option('--workers <n>', 'processes sharing the port, each with the space opened read-only (default: the number of cores)', positiveInt, availableParallelism())
+    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean; workers: number }) => {
+      const { home } = cli.globals();
+      const { note } = cli;
+      if (opts.workers > 1 && cluster.isPrimary) {
+        // Opened once writable (migrations, stale indices rebuilt) before the workers read it.
+        await (await LaborSpace.open(home, { onNote: note })).close();
+        note(`Labor Space: ${opts.workers} processes serving ${home}`);
+        return runPrimary(opts.workers, note);
+      }
+      const { createServer } = await import('../../server/server.js'); // Fastify: only this command needs it
+      const space = await LaborSpace.open(home, { onNote: note, readonly: cluster.isWorker });
+      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error', health: cluster.isWorker ? workerHealth() : undefined });
+      const address = await app.listen({ host: opts.host, port: opts.port });
+      note(`Labor Space (${space.modelId}) serving on ${address}: the explorer at ${address}/, the API under ${address}/v1/`);
+      const stop = async () => {
+        await app.close();
+        await space.close();
+        if (cluster.isWorker) process.disconnect(); // the channel to the primary would keep it alive
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+}
