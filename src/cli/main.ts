@@ -22,6 +22,7 @@ import { DEFAULT_TUNE, trainStep, TUNE_MODES, type TrainOptions, type TuneMode }
 import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
 import { sameFile, writeFileAtomic } from '../util/output-file.js';
 import { VERSION } from '../version.js';
+import { positiveInt } from './arguments.js';
 import { firmFilesOf, formatIngestSummary, runIngest } from './ingest.js';
 import { progress } from './progress.js';
 import { formatScore, scoreQueued } from './score.js';
@@ -54,12 +55,6 @@ interface IngestFlags {
   firmColumns?: ReturnType<typeof parseFirmColumns>;
   firmSource: string;
   naics2022?: string;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 /** A duration: seconds, or a number with s, m or h (`90s`, `10m`, `1.5h`). */

@@ -1,24 +1,19 @@
 /** `laborspace worker`: scores the chunks of distributed `score` runs taken from a Redis queue. */
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 
 import { setThreads } from '../native.js';
 import { startWorker } from '../queue/worker.js';
 import { LaborSpace } from '../space.js';
-
-function count(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
+import { positiveInt } from './arguments.js';
 
 export function registerWorker(program: Command, globals: () => { home: string; json?: boolean }, note: (message: string) => void): void {
   program
     .command('worker')
     .description('score chunks of `score --queue` runs from Redis, until SIGTERM (which finishes the chunks in hand first)')
     .requiredOption('--queue <url>', 'the Redis of the runs: redis://HOST:PORT/DB')
-    .option('--concurrency <n>', 'chunks scored at once', count, 1)
-    .option('--threads <n>', 'threads of the encoder and the native scans (default: all cores)', count)
-    .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", count, 30)
+    .option('--concurrency <n>', 'chunks scored at once', positiveInt, 1)
+    .option('--threads <n>', 'threads of the encoder and the native scans (default: all cores)', positiveInt)
+    .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", positiveInt, 30)
     .action(async (opts: { queue: string; concurrency: number; threads?: number; stallSeconds: number }) => {
       const { home } = globals();
       if (opts.threads) setThreads(opts.threads);
