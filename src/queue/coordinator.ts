@@ -20,7 +20,7 @@ import { axisDirections, chunkOptions, chunksOf, inputRows, outputFormat, scoreS
 import { IngestReport } from '../data/report.js';
 import { SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
-import { type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
+import { checkRedis, type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
 
 export interface QueueProgress {
   rows: number;
@@ -40,7 +40,7 @@ export interface QueueScoreOptions extends Omit<ScoreOptions, 'onProgress'> {
   inFlight?: number;
   /** Attempts per chunk before the run fails (default 3). */
   attempts?: number;
-  /** How long Redis may be unreachable before the run stops (default 5 s). */
+  /** How long Redis may take to answer at the start, or be unreachable later, before the run stops (default 5 s). */
   redisTimeoutSeconds?: number;
   onProgress?: (progress: QueueProgress) => void;
 }
@@ -89,6 +89,8 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const chunkRows = options.chunkRows ?? 1024;
   const inFlight = options.inFlight ?? 32;
   const attempts = options.attempts ?? 3;
+  const redisSeconds = options.redisTimeoutSeconds ?? 5;
+  await checkRedis(options.queue, redisSeconds); // before reading the whole input for the run's id
   await axisDirections(space, chunk.axes); // a bad axis fails here, not in every worker
   const run = await runId(input, { textColumn: options.textColumn, idColumn: options.idColumn, onError: options.onError, chunk, chunkRows }, space.modelHash);
   const connection = redisAddress(options.queue);
@@ -96,7 +98,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const events = new QueueEvents(SCORE_QUEUE, { connection });
   // Each chunk in flight listens for the queue's closing.
   queue.setMaxListeners(2 * inFlight + 10);
-  const watch = redisWatch(options.queue, options.redisTimeoutSeconds ?? 5, [queue, events]);
+  const watch = redisWatch(options.queue, redisSeconds, [queue, events]);
   const report = new IngestReport();
   const workers = new Set<string>();
   let retries = 0, reused = 0, chunks = 0;
