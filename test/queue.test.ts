@@ -16,6 +16,7 @@ import * as assert from 'uvu/assert';
 
 import { scoreFile } from '../src/analysis/score.js';
 import { build } from '../src/build.js';
+import { chunkRowsOf } from '../src/queue/coordinator.js';
 import { redisAddress } from '../src/queue/connection.js';
 import { SpaceError } from '../src/errors.js';
 import { LaborSpace } from '../src/space.js';
@@ -180,6 +181,17 @@ async function cliError(...args: string[]): Promise<string> {
   throw new Error(`${args.join(' ')} did not fail`);
 }
 
+Start('should make chunks of whole batches: the default the first multiple of --batch-size from 1,024, another size refused', async () => {
+  assert.equal([16, 100, 256, 2000].map((b) => chunkRowsOf(undefined, b)), [1024, 1100, 1024, 2000]);
+  assert.is(chunkRowsOf(48, 16), 48);
+  assert.throws(() => chunkRowsOf(10, 16), /^--chunk-rows 10 is not a multiple of --batch-size 16: a chunk must hold whole batches for the output to be the single process's \(16 would do\)$/);
+  // From the command line, before any Redis is asked (this one is not there).
+  assert.is(
+    await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', 'redis://127.0.0.1:1/0', '--chunk-rows', '1000'),
+    "--chunk-rows 1000 is not a multiple of --batch-size 16: a chunk must hold whole batches for the output to be the single process's (992 or 1,008 would do)",
+  );
+});
+
 Start('should reject a queue address that is not redis://, in score and worker alike', async () => {
   assert.equal(redisAddress('redis://10.0.0.5:6380/2'), { host: '10.0.0.5', port: 6380, db: 2 });
   assert.throws(() => redisAddress('http://x:1'), /--queue http:\/\/x:1: expected redis:\/\/HOST:PORT\/DB \(or rediss:\/\/ for TLS\), not http:\/\//);
@@ -263,9 +275,9 @@ test('should refuse a chunk on a worker with another model, naming the chunk and
   await other.close();
   assert.is.not(hash, space.modelHash, 'the int8 model is another model');
   const w = worker(redis.url, otherHome);
-  const result = await cli([...scoreArgs(input, join(work, 'refused.csv')), '--queue', redis.url, '--chunk-rows', '100']).done;
+  const result = await cli([...scoreArgs(input, join(work, 'refused.csv')), '--queue', redis.url, '--chunk-rows', '96']).done;
   assert.is(result.code, 1);
-  assert.match(result.stderr, new RegExp(`laborspace: chunk 0 \\(lines 2-10\\d of postings\\.csv\\) failed after 1 attempt: worker \\S+ has the space \\S+ \\(model ${hash.slice(0, 12)}\\) but run \\w+ was started with \\S+ \\(model ${space.modelHash.slice(0, 12)}\\)`));
+  assert.match(result.stderr, new RegExp(`laborspace: chunk 0 \\(lines 2-99 of postings\\.csv\\) failed after 1 attempt: worker \\S+ has the space \\S+ \\(model ${hash.slice(0, 12)}\\) but run \\w+ was started with \\S+ \\(model ${space.modelHash.slice(0, 12)}\\)`));
   assert.match(w.stderr, /refused: worker/);
   assert.ok(!existsSync(join(work, 'refused.csv')), 'no output from a failed run');
 });

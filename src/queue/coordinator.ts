@@ -34,7 +34,7 @@ export interface QueueProgress {
 export interface QueueScoreOptions extends Omit<ScoreOptions, 'onProgress'> {
   /** redis://HOST:PORT/DB */
   queue: string;
-  /** Good rows per job (default 1,024). */
+  /** Good rows per job: a multiple of `batchSize` (default: the first multiple from 1,024). */
   chunkRows?: number;
   /** Chunks queued or running at once (default 32). */
   inFlight?: number;
@@ -83,10 +83,21 @@ function redisWatch(url: string, seconds: number, clients: { on(event: 'error', 
   return { guard: <T>(work: Promise<T>) => Promise.race([work, gone]), stop: () => clearInterval(alive) };
 }
 
+/**
+ * Rows per job: whole batches, so that the workers embed the single process's batches (which
+ * rows share a batch changes the int8 model's vectors: the output would not be the same).
+ */
+export function chunkRowsOf(chunkRows: number | undefined, batchSize: number): number {
+  if (chunkRows === undefined) return batchSize * Math.ceil(1024 / batchSize);
+  if (chunkRows % batchSize === 0) return chunkRows;
+  const fits = [Math.floor(chunkRows / batchSize), Math.ceil(chunkRows / batchSize)].filter((n) => n > 0).map((n) => (n * batchSize).toLocaleString('en-US'));
+  throw new SpaceError('BAD_OPTION', `--chunk-rows ${chunkRows} is not a multiple of --batch-size ${batchSize}: a chunk must hold whole batches for the output to be the single process's (${fits.join(' or ')} would do)`);
+}
+
 export async function scoreFileQueued(space: LaborSpace, input: string, output: string, options: QueueScoreOptions): Promise<QueueScoreSummary> {
   const format = outputFormat(input, output);
   const chunk = chunkOptions(options);
-  const chunkRows = options.chunkRows ?? 1024;
+  const chunkRows = chunkRowsOf(options.chunkRows, chunk.batchSize);
   const inFlight = options.inFlight ?? 32;
   const attempts = options.attempts ?? 3;
   const redisSeconds = options.redisTimeoutSeconds ?? 5;
