@@ -181,6 +181,14 @@ async function cliError(...args: string[]): Promise<string> {
   throw new Error(`${args.join(' ')} did not fail`);
 }
 
+Start('should refuse a count option of 0, negative or fractional, naming it', async () => {
+  const closed = 'redis://127.0.0.1:1/0';
+  for (const value of ['0', '-1', '1.5']) {
+    for (const option of ['--chunk-rows', '--in-flight']) assert.is(await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
+    for (const option of ['--concurrency', '--stall-seconds']) assert.is(await cliError('--home', home, 'worker', '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
+  }
+});
+
 Start('should make chunks of whole batches: the default the first multiple of --batch-size from 1,024, another size refused', async () => {
   assert.equal([16, 100, 256, 2000].map((b) => chunkRowsOf(undefined, b)), [1024, 1100, 1024, 2000]);
   assert.is(chunkRowsOf(48, 16), 48);
