@@ -16,6 +16,7 @@ import * as assert from 'uvu/assert';
 
 import { scoreFile } from '../src/analysis/score.js';
 import { build } from '../src/build.js';
+import { chunkRowsOf } from '../src/queue/coordinator.js';
 import { redisAddress } from '../src/queue/connection.js';
 import { SpaceError } from '../src/errors.js';
 import { LaborSpace } from '../src/space.js';
@@ -40,10 +41,14 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The CLI in a process of its own, with its output and exit. */
-function cli(args: string[]) {
+/** The CLI in a process of its own, with its output and exit; killed after `limitSeconds`, if given. */
+function cli(args: string[], limitSeconds?: number) {
   const code = "import('./src/cli/main.ts').then((m) => m.main(['node', 'laborspace', ...process.argv.slice(1)])).catch((e) => { console.error('laborspace: ' + e.message); process.exitCode = 1; })";
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', code, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (limitSeconds) {
+    const limit = setTimeout(() => child.kill('SIGKILL'), limitSeconds * 1000);
+    child.on('close', () => clearTimeout(limit));
+  }
   let stdout = '', stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d));
   child.stderr!.on('data', (d: Buffer) => (stderr += d));
@@ -133,9 +138,6 @@ async function tearDown() {
 
 const Parquet = suite('Parquet input and output');
 beforeAll(Parquet, setUp);
-Parquet.after(async () => {
-  if (skipRedis) await tearDown();
-});
 
 Parquet('should score a Parquet file into Parquet, row for row as the same rows in CSV', async () => {
   const rows = readFileSync(input, 'utf8').trim().split('\n').slice(1).filter((l) => /^\d+,"[^"]*"$/.test(l)).map((l) => ({ id: l.slice(0, l.indexOf(',')), text: l.slice(l.indexOf(',') + 2, -1) }));
@@ -161,6 +163,68 @@ Parquet('should score a Parquet file into Parquet, row for row as the same rows 
 });
 
 Parquet.run();
+
+// Needs no redis-server: each of these fails before a Redis is used, or finds none.
+const Start = suite('queue start-up: bad options, a bad address, no Redis');
+Start.after(async () => {
+  if (skipRedis) await tearDown();
+});
+
+/** What a CLI run in this process threw (commander's parse errors, the library's errors). */
+async function cliError(...args: string[]): Promise<string> {
+  const { runCli } = await import('./helpers.js');
+  try {
+    await runCli(...args);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error(`${args.join(' ')} did not fail`);
+}
+
+Start('should refuse a count option of 0, negative or fractional, naming it', async () => {
+  const closed = 'redis://127.0.0.1:1/0';
+  for (const value of ['0', '-1', '1.5']) {
+    for (const option of ['--chunk-rows', '--in-flight']) assert.is(await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
+    for (const option of ['--concurrency', '--stall-seconds']) assert.is(await cliError('--home', home, 'worker', '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
+  }
+});
+
+Start('should make chunks of whole batches: the default the first multiple of --batch-size from 1,024, another size refused', async () => {
+  assert.equal([16, 100, 256, 2000].map((b) => chunkRowsOf(undefined, b)), [1024, 1100, 1024, 2000]);
+  assert.is(chunkRowsOf(48, 16), 48);
+  assert.throws(() => chunkRowsOf(10, 16), /^--chunk-rows 10 is not a multiple of --batch-size 16: a chunk must hold whole batches for the output to be the single process's \(16 would do\)$/);
+  // From the command line, before any Redis is asked (this one is not there).
+  assert.is(
+    await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', 'redis://127.0.0.1:1/0', '--chunk-rows', '1000'),
+    "--chunk-rows 1000 is not a multiple of --batch-size 16: a chunk must hold whole batches for the output to be the single process's (992 or 1,008 would do)",
+  );
+});
+
+Start('should reject a queue address that is not redis://, in score and worker alike', async () => {
+  assert.equal(redisAddress('redis://10.0.0.5:6380/2'), { host: '10.0.0.5', port: 6380, db: 2 });
+  assert.throws(() => redisAddress('http://x:1'), /--queue http:\/\/x:1: expected redis:\/\/HOST:PORT\/DB \(or rediss:\/\/ for TLS\), not http:\/\//);
+  assert.throws(() => redisAddress('redis://x:1/db'), /the database must be a number, got "db"/);
+  assert.throws(() => redisAddress('nowhere'), /not an address; expected redis:\/\/HOST:PORT\/DB/);
+  for (const [url, message] of [
+    ['http://x', '--queue http://x: expected redis://HOST:PORT/DB (or rediss:// for TLS), not http://'],
+    ['redis://host:notaport', '--queue redis://host:notaport: not an address; expected redis://HOST:PORT/DB'],
+  ]) {
+    assert.is(await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', url), message);
+    assert.is(await cliError('--home', home, 'worker', '--queue', url), message);
+  }
+});
+
+Start('should stop score and worker at once with one line naming the address when no Redis answers', async () => {
+  const url = `redis://127.0.0.1:${await freePort()}/0`; // nothing listens there
+  // Killed at 30 s: BullMQ's clients alone retried it forever, the worker saying so, the
+  // coordinator hanging after a wrong "went away".
+  const runs = await Promise.all([cli([...scoreArgs(input, join(work, 'x.csv')), '--queue', url], 30).done, cli(['--home', home, 'worker', '--queue', url], 30).done]);
+  const line = `laborspace: --queue ${url}: no Redis answered (connect ECONNREFUSED ${url.slice('redis://'.length, -'/0'.length)})\n`;
+  for (const run of runs) assert.equal([run.code, run.stderr], [1, line]);
+  assert.ok(!existsSync(join(work, 'x.csv')));
+});
+
+Start.run();
 
 const Queue = suite('distributed scoring on Redis');
 beforeAll(Queue, async () => {
@@ -219,9 +283,9 @@ test('should refuse a chunk on a worker with another model, naming the chunk and
   await other.close();
   assert.is.not(hash, space.modelHash, 'the int8 model is another model');
   const w = worker(redis.url, otherHome);
-  const result = await cli([...scoreArgs(input, join(work, 'refused.csv')), '--queue', redis.url, '--chunk-rows', '100']).done;
+  const result = await cli([...scoreArgs(input, join(work, 'refused.csv')), '--queue', redis.url, '--chunk-rows', '96']).done;
   assert.is(result.code, 1);
-  assert.match(result.stderr, new RegExp(`laborspace: chunk 0 \\(lines 2-10\\d of postings\\.csv\\) failed after 1 attempt: worker \\S+ has the space \\S+ \\(model ${hash.slice(0, 12)}\\) but run \\w+ was started with \\S+ \\(model ${space.modelHash.slice(0, 12)}\\)`));
+  assert.match(result.stderr, new RegExp(`laborspace: chunk 0 \\(lines 2-99 of postings\\.csv\\) failed after 1 attempt: worker \\S+ has the space \\S+ \\(model ${hash.slice(0, 12)}\\) but run \\w+ was started with \\S+ \\(model ${space.modelHash.slice(0, 12)}\\)`));
   assert.match(w.stderr, /refused: worker/);
   assert.ok(!existsSync(join(work, 'refused.csv')), 'no output from a failed run');
 });
@@ -257,11 +321,10 @@ test('should fail on a bad row with --on-error fail, as the single process does'
   assert.ok(!existsSync(join(work, 'strict.csv')));
 });
 
-test('should reject a queue address that is not redis://', async () => {
-  assert.equal(redisAddress('redis://10.0.0.5:6380/2'), { host: '10.0.0.5', port: 6380, db: 2 });
-  assert.throws(() => redisAddress('http://x:1'), /--queue http:\/\/x:1: expected redis:\/\/HOST:PORT\/DB \(or rediss:\/\/ for TLS\), not http:\/\//);
-  assert.throws(() => redisAddress('redis://x:1/db'), /the database must be a number, got "db"/);
-  assert.throws(() => redisAddress('nowhere'), /not an address; expected redis:\/\/HOST:PORT\/DB/);
+test('should stop a worker at once, naming the address, when the Redis there refuses it', async () => {
+  const url = redis.url.replace(/\/0$/, '/99'); // Redis has 16 databases
+  const run = await cli(['--home', home, 'worker', '--queue', url], 30).done;
+  assert.equal([run.code, run.stderr], [1, `laborspace: --queue ${url}: the Redis there refused the connection (ERR DB index is out of range)\n`]);
 });
 
 Queue.run();

@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
@@ -294,17 +296,54 @@ Cluster.after(async () => {
   rmSync(clusterHome, { recursive: true, force: true });
 });
 
+/**
+ * `serve --workers 2` on the cluster home, with its stderr; `node` is Node's own options, which
+ * cluster passes on to the workers. The built command (npm run build): cluster forks its own entry
+ * point. Killed after a minute, so a server that never exits fails the test instead of hanging it.
+ */
+function serveWorkers(serve: string[], node: string[] = []) {
+  serving = spawn(process.execPath, [...node, join(import.meta.dirname, '..', 'bin', 'laborspace.js'), '--home', clusterHome, 'serve', '--workers', '2', ...serve], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = serving;
+  const out = { stderr: '', exited: new Promise<number | null>((r) => child.once('exit', (code) => (clearTimeout(limit), r(code)))) };
+  const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  child.stderr!.on('data', (d: Buffer) => (out.stderr += d));
+  return out;
+}
+
+Cluster('should exit 1 naming the cause, restarting nothing, when the workers cannot open the home', async () => {
+  // In the workers only, --home names a folder that is not there: the home gone between the
+  // primary's opening it and theirs.
+  const preload = join(clusterHome, 'home-gone-in-workers.mjs');
+  writeFileSync(preload, "import cluster from 'node:cluster';\nif (cluster.isWorker) process.argv[process.argv.indexOf('--home') + 1] += '-gone';\n");
+  const server = serveWorkers(['--port', '0'], ['--import', pathToFileURL(preload).href]);
+  assert.is(await server.exited, 1, server.stderr);
+  assert.match(server.stderr, new RegExp(`laborspace: no Labor Space home at ${clusterHome}-gone: run \`laborspace build\``));
+  assert.match(server.stderr, /\nlaborspace: serve worker \d+ exited before serving \(code 1\): see its error above\n/);
+  assert.not.match(server.stderr, /starting another/);
+});
+
+Cluster('should exit 1 naming the address when the port is taken', async () => {
+  const taken = createNetServer();
+  const port = await new Promise<number>((r) => taken.listen(0, '127.0.0.1', () => r((taken.address() as { port: number }).port)));
+  try {
+    const server = serveWorkers(['--port', String(port)]);
+    assert.is(await server.exited, 1, server.stderr);
+    assert.match(server.stderr, new RegExp(`laborspace: bind EADDRINUSE 127\\.0\\.0\\.1:${port}\n`));
+    assert.match(server.stderr, /\nlaborspace: serve worker \d+ exited before serving \(code 1\): see its error above\n/);
+    assert.not.match(server.stderr, /starting another/);
+  } finally {
+    taken.close();
+  }
+});
+
 Cluster('should answer from two processes, restart one killed, and report them in /health', async () => {
-  // The built command (npm run build): cluster forks its own entry point.
-  serving = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'laborspace.js'), '--home', clusterHome, 'serve', '--port', '0', '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
+  const server = serveWorkers(['--port', '0']);
   const url = await new Promise<string>((resolve, reject) => {
-    serving!.stderr!.on('data', (d: Buffer) => {
-      stderr += d;
-      const m = /serving on (http:\/\/[^\s:]+:\d+)/.exec(stderr);
+    serving!.stderr!.on('data', () => {
+      const m = /serving on (http:\/\/[^\s:]+:\d+)/.exec(server.stderr);
       if (m) resolve(m[1]);
     });
-    serving!.once('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+    void server.exited.then((code) => reject(new Error(`serve exited (${code}): ${server.stderr}`)));
   });
   type Health = { status: string; worker: { pid: number }; workers: { size: number; alive: number; restarts: number } };
   // A new connection each time (fetch would keep one, always to the same process), given up after
@@ -324,7 +363,7 @@ Cluster('should answer from two processes, restart one killed, and report them i
       if (h && ok(h)) return h;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`no /health answer as expected: ${stderr}`);
+    throw new Error(`no /health answer as expected: ${server.stderr}`);
   };
   const first = await until((h) => h.workers.alive === 2);
   assert.equal([first.status, first.workers.size, first.workers.restarts], ['ok', 2, 0]);
@@ -334,12 +373,11 @@ Cluster('should answer from two processes, restart one killed, and report them i
   process.kill(victim, 'SIGKILL');
   const after = await until((h) => h.workers.restarts === 1 && h.workers.alive === 2);
   assert.is.not(after.worker.pid, victim);
-  assert.match(stderr, new RegExp(`serve worker ${victim} died \\(SIGKILL\\): starting another`));
+  assert.match(server.stderr, new RegExp(`serve worker ${victim} died \\(SIGKILL\\): starting another`));
   const near = await fetch(`${url}/v1/near?q=registered%20nurse&types=occupation&k=2`);
   assert.is(near.status, 200);
-  serving.kill('SIGTERM');
-  const code = await new Promise((r) => serving!.once('exit', r));
-  assert.is(code, 0);
+  serving!.kill('SIGTERM');
+  assert.is(await server.exited, 0, server.stderr);
 });
 
 Cluster.run();

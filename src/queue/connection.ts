@@ -2,6 +2,8 @@
  * The Redis behind a scoring queue: a `redis://HOST:PORT/DB` address parsed into ioredis options,
  * the queue's name, and what travels in each job (the rows themselves: workers need no shared disk).
  */
+import { Redis, ReplyError } from 'ioredis';
+
 import type { InputRow, ChunkOptions, ScoredRow } from '../analysis/score.js';
 import { SpaceError } from '../errors.js';
 
@@ -53,4 +55,28 @@ export function redisAddress(url: string): RedisAddress {
     ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
     ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
   };
+}
+
+/**
+ * Connects to `url` once, without retrying, and fails naming it if no Redis answers within about
+ * `seconds` or the Redis there refuses the connection (a password, a database that is not there).
+ * Run before a coordinator or worker starts: BullMQ's clients would retry an address that is wrong
+ * forever, saying nothing.
+ */
+export async function checkRedis(url: string, seconds: number): Promise<void> {
+  const client = new Redis({ ...redisAddress(url), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: seconds * 1000, commandTimeout: seconds * 1000 });
+  // The cause comes as an error event (connect itself rejects with "Connection is closed."), and a
+  // database out of range only as one: the connection stands and answers.
+  let cause: Error | undefined;
+  client.on('error', (e: Error) => (cause ??= e));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    cause ??= e as Error;
+  } finally {
+    // Once ended, disconnect would arm a 2 s timer for the closing of a socket already closed.
+    if (client.status !== 'end') client.disconnect();
+  }
+  if (cause) throw new SpaceError('BAD_OPTION', `--queue ${url}: ${cause instanceof ReplyError ? 'the Redis there refused the connection' : 'no Redis answered'} (${cause.message})`);
 }

@@ -20,7 +20,7 @@ import { axisDirections, chunkOptions, chunksOf, inputRows, outputFormat, scoreS
 import { IngestReport } from '../data/report.js';
 import { SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
-import { type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
+import { checkRedis, type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
 
 export interface QueueProgress {
   rows: number;
@@ -34,13 +34,13 @@ export interface QueueProgress {
 export interface QueueScoreOptions extends Omit<ScoreOptions, 'onProgress'> {
   /** redis://HOST:PORT/DB */
   queue: string;
-  /** Good rows per job (default 1,024). */
+  /** Good rows per job: a multiple of `batchSize` (default: the first multiple from 1,024). */
   chunkRows?: number;
   /** Chunks queued or running at once (default 32). */
   inFlight?: number;
   /** Attempts per chunk before the run fails (default 3). */
   attempts?: number;
-  /** How long Redis may be unreachable before the run stops (default 5 s). */
+  /** How long Redis may take to answer at the start, or be unreachable later, before the run stops (default 5 s). */
   redisTimeoutSeconds?: number;
   onProgress?: (progress: QueueProgress) => void;
 }
@@ -83,12 +83,25 @@ function redisWatch(url: string, seconds: number, clients: { on(event: 'error', 
   return { guard: <T>(work: Promise<T>) => Promise.race([work, gone]), stop: () => clearInterval(alive) };
 }
 
+/**
+ * Rows per job: whole batches, so that the workers embed the single process's batches (which
+ * rows share a batch changes the int8 model's vectors: the output would not be the same).
+ */
+export function chunkRowsOf(chunkRows: number | undefined, batchSize: number): number {
+  if (chunkRows === undefined) return batchSize * Math.ceil(1024 / batchSize);
+  if (chunkRows % batchSize === 0) return chunkRows;
+  const fits = [Math.floor(chunkRows / batchSize), Math.ceil(chunkRows / batchSize)].filter((n) => n > 0).map((n) => (n * batchSize).toLocaleString('en-US'));
+  throw new SpaceError('BAD_OPTION', `--chunk-rows ${chunkRows} is not a multiple of --batch-size ${batchSize}: a chunk must hold whole batches for the output to be the single process's (${fits.join(' or ')} would do)`);
+}
+
 export async function scoreFileQueued(space: LaborSpace, input: string, output: string, options: QueueScoreOptions): Promise<QueueScoreSummary> {
   const format = outputFormat(input, output);
   const chunk = chunkOptions(options);
-  const chunkRows = options.chunkRows ?? 1024;
+  const chunkRows = chunkRowsOf(options.chunkRows, chunk.batchSize);
   const inFlight = options.inFlight ?? 32;
   const attempts = options.attempts ?? 3;
+  const redisSeconds = options.redisTimeoutSeconds ?? 5;
+  await checkRedis(options.queue, redisSeconds); // before reading the whole input for the run's id
   await axisDirections(space, chunk.axes); // a bad axis fails here, not in every worker
   const run = await runId(input, { textColumn: options.textColumn, idColumn: options.idColumn, onError: options.onError, chunk, chunkRows }, space.modelHash);
   const connection = redisAddress(options.queue);
@@ -96,7 +109,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const events = new QueueEvents(SCORE_QUEUE, { connection });
   // Each chunk in flight listens for the queue's closing.
   queue.setMaxListeners(2 * inFlight + 10);
-  const watch = redisWatch(options.queue, options.redisTimeoutSeconds ?? 5, [queue, events]);
+  const watch = redisWatch(options.queue, redisSeconds, [queue, events]);
   const report = new IngestReport();
   const workers = new Set<string>();
   let retries = 0, reused = 0, chunks = 0;

@@ -11,7 +11,7 @@ import { UnrecoverableError, Worker } from 'bullmq';
 
 import { axisDirections, scoreRows } from '../analysis/score.js';
 import type { LaborSpace } from '../space.js';
-import { type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
+import { checkRedis, type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
 
 export interface WorkerOptions {
   /** Chunks scored at once (default 1). */
@@ -34,6 +34,8 @@ export interface ScoreWorker {
 const short = (hash: string) => hash.slice(0, 12);
 
 export async function startWorker(space: LaborSpace, queueUrl: string, options: WorkerOptions = {}): Promise<ScoreWorker> {
+  // At the start, an address where no Redis answers is an error; later the worker waits for it.
+  await checkRedis(queueUrl, 5);
   const name = `${hostname()}:${process.pid}`;
   const stall = (options.stallSeconds ?? 30) * 1000;
   // Directions per set of axes: computed once, not per chunk.

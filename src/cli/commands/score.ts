@@ -24,9 +24,9 @@ export function registerScore(program: Command, cli: Cli): void {
     .addOption(new Option('--on-error <mode>', 'a malformed row or empty text: skip it (reported) or fail').choices(['skip', 'fail']).default('skip'))
     .option('--batch-size <n>', 'texts embedded together', positiveInt, 256)
     .option('--queue <url>', 'score on the workers of this Redis (redis://HOST:PORT/DB; see `laborspace worker`) instead of in this process')
-    .option('--chunk-rows <n>', 'with --queue: rows per job', positiveInt, 1024)
+    .option('--chunk-rows <n>', 'with --queue: rows per job, a multiple of --batch-size (default: the first multiple from 1024)', positiveInt)
     .option('--in-flight <n>', 'with --queue: jobs queued or running at once', positiveInt, 32)
-    .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number; queue?: string; chunkRows: number; inFlight: number }) => {
+    .action(async (opts: { input: string; textColumn: string; idColumn?: string; out?: string; skills: number; axes?: string; onError: 'skip' | 'fail'; batchSize: number; queue?: string; chunkRows?: number; inFlight: number }) => {
       const { json } = cli.globals();
       const names = opts.axes === 'none' ? [] : (opts.axes ?? Object.keys(NAMED_AXES).join(',')).split(',').map((n) => n.trim()).filter(Boolean);
       for (const n of names) if (!NAMED_AXES[n]) throw new InvalidArgumentError(`unknown axis "${n}" (named axes: ${Object.keys(NAMED_AXES).join(', ')})`);

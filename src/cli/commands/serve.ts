@@ -28,14 +28,27 @@ export function registerServe(program: Command, cli: Cli): void {
         return runPrimary(opts.workers, note);
       }
       const { createServer } = await import('../../server/server.js'); // Fastify: only this command needs it
-      const space = await LaborSpace.open(home, { onNote: note, readonly: cluster.isWorker });
-      const app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error', health: cluster.isWorker ? workerHealth() : undefined });
-      const address = await app.listen({ host: opts.host, port: opts.port });
+      let space: LaborSpace | undefined;
+      const release = async () => {
+        await space?.close();
+        // The channel to the primary would keep a worker alive. Worker.disconnect, not
+        // process.disconnect: the latter makes cluster exit with code 0, whatever went wrong.
+        if (cluster.isWorker) cluster.worker!.disconnect();
+      };
+      let app: Awaited<ReturnType<typeof createServer>>, address: string;
+      try {
+        space = await LaborSpace.open(home, { onNote: note, readonly: cluster.isWorker });
+        app = await createServer(space, { bodyLimit: opts.bodyLimit, logLevel: opts.log ? 'info' : 'error', health: cluster.isWorker ? workerHealth() : undefined });
+        address = await app.listen({ host: opts.host, port: opts.port });
+      } catch (e) {
+        // A worker that cannot start must end, so that the primary sees it die before serving.
+        await release();
+        throw e;
+      }
       note(`Labor Space (${space.modelId}) serving on ${address}: the explorer at ${address}/, the API under ${address}/v1/`);
       const stop = async () => {
         await app.close();
-        await space.close();
-        if (cluster.isWorker) process.disconnect(); // the channel to the primary would keep it alive
+        await release();
       };
       process.once('SIGINT', () => void stop());
       process.once('SIGTERM', () => void stop());
