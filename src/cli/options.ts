@@ -8,6 +8,7 @@ import { checkTypes } from '../errors.js';
 import type { EntityType } from '../store/index.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG } from '../train/encoder-trainer.js';
 import { DEFAULT_TUNE, TUNE_MODES, type TrainOptions, type TuneMode } from '../train/run.js';
+import { DEFAULT_TRAIN_CONFIG } from '../train/trainer.js';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -115,7 +116,7 @@ export interface TrainFlags {
 export const trainOptions = (cmd: Command) =>
   cmd
     .addOption(new Option('--tune <mode>', `full: every layer of the encoder; head: only its tanh head on frozen states (default: ${DEFAULT_TUNE})`).choices([...TUNE_MODES]))
-    .option('--config <file>', 'training configuration (JSON: tune, holdOut, kinds; encoder: {steps, budgetSeconds, batchSize, lr, layerDecay, warmupSteps, weightDecay, l2Pretrained, clipNorm, scale, margin, seed, recompute} for the full fine-tune; steps, batchSize, lr, warmupSteps, weightDecay, clipNorm, scale, margin, evalEvery, patience, seed, adapterRank, adapterLr, trainDense for the head)')
+    .option('--config <file>', `training configuration (JSON: tune, holdOut, kinds; encoder: {${Object.keys(DEFAULT_ENCODER_TUNE_CONFIG).join(', ')}} for the full fine-tune; ${Object.keys(DEFAULT_TRAIN_CONFIG).join(', ')} for the head)`)
     .option('--budget <time>', `full fine-tune: train for about this long, e.g. 10m (default ${DEFAULT_ENCODER_TUNE_CONFIG.budgetSeconds / 60}m)`, durationSeconds)
     .option('--epochs <n>', 'full fine-tune: passes over the training pairs instead of a time budget (for a GPU or a long run)', positiveNumber)
     .option('--steps <n>', 'training steps (overrides the configuration and the budget)', positiveInt)
