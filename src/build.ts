@@ -88,7 +88,7 @@ export async function build(
       options.onStep?.('train');
       train = await trainStep(store, home, options.train ?? {}, { ...options.trainHooks, onNote: options.onNote, onEncodeProgress: options.onEncodeProgress });
     }
-    // The encode step rewrote the base vectors from the (checked) embedding cache; the fine-tuned
+    // The encode step wrote the base vectors from the (checked) embedding cache; the fine-tuned
     // ones are the training run's and are checked here.
     await repairVectors(store, TUNED_MODEL_ID, options);
     options.onStep?.('index');

@@ -5,6 +5,7 @@
  */
 import { BASE_MODEL_ID, TUNED_MODEL_ID } from '../active-model.js';
 import type { Run, Store, VectorSet } from '../store/index.js';
+import { gatherRows } from '../util/rows.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { buildExamples, type KindConfig } from './examples.js';
 
@@ -46,14 +47,7 @@ export function evaluateRun(store: Store, run: Run): RunEvaluation {
   const tunedRow = rowsOf(tuned);
   const refs = base.refs.filter((r) => tunedRow.has(r));
   const { dim } = base;
-  const gather = (set: VectorSet, rowOf: Map<string, number>) => {
-    const out = new Float32Array(refs.length * dim);
-    refs.forEach((ref, i) => {
-      const row = rowOf.get(ref)!;
-      out.set(set.matrix.subarray(row * dim, (row + 1) * dim), i * dim);
-    });
-    return out;
-  };
+  const gather = (set: VectorSet, rowOf: Map<string, number>) => gatherRows(set.matrix, dim, refs.map((ref) => rowOf.get(ref)!));
   const examples = buildExamples(store, new Map(refs.map((r, i) => [r, i])), config.kinds, config.holdOut, config.seed);
   const split = (r: Run) => {
     const c = r.config as { kinds?: unknown; holdOut?: unknown; seed?: unknown };

@@ -20,6 +20,7 @@ import { readTfjsWeights, type TfjsTensor } from '../encoder/tfjs-weights.js';
 import { buildUseLiteGraph, USE_LITE_TANH_BIAS, USE_LITE_TANH_WEIGHTS, weightsWithArena } from '../encoder/use-lite.js';
 import type { HeadAdapter } from '../native.js';
 import type { Store } from '../store/index.js';
+import { gatherRows } from '../util/rows.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { CheckpointError, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile } from './checkpoint.js';
@@ -193,12 +194,11 @@ async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: Encode
   // The base space is the encode step's (the same graph through onnxruntime).
   const base = ctx.store.vectors(BASE_MODEL_ID);
   const baseRow = new Map(base.refs.map((r, i) => [r, i]));
-  const baseVectors = new Float32Array(ctx.refs.length * base.dim);
-  ctx.refs.forEach((ref, i) => {
+  const baseVectors = gatherRows(base.matrix, base.dim, ctx.refs.map((ref) => {
     const row = baseRow.get(ref);
     if (row === undefined) throw new Error(`${ref} has no base vector: run \`laborspace encode\` first`);
-    baseVectors.set(base.matrix.subarray(row * base.dim, (row + 1) * base.dim), i * base.dim);
-  });
+    return row;
+  }));
   const onCheckpoint = (state: EncoderTrainState) => {
     writeCheckpointFile<EncoderScalars>(ctx.checkpoint, ctx.key, { step: state.step, steps: state.steps, rng: state.rng, losses: state.losses }, [state.params, state.m, state.v]);
     ctx.hooks.onCheckpoint?.(state);
@@ -282,9 +282,10 @@ export async function trainStep(store: Store, home: string, options: TrainOption
     .find((r) => r.status === 'done' && r.dataHash === hash && JSON.stringify(r.config) === JSON.stringify(fullConfig));
   const tunedModel = store.model(TUNED_MODEL_ID);
   // The trained weights live only in the model's files: damaged ones mean training again.
-  const damage = previous && tunedModel?.extra.runId === previous.id ? verifyModelDir(String(tunedModel.extra.dir)) : undefined;
+  const ownModel = previous !== undefined && tunedModel?.extra.runId === previous.id;
+  const damage = ownModel ? verifyModelDir(String(tunedModel!.extra.dir)) : undefined;
   if (damage) hooks.onNote?.(`the fine-tuned model of training run ${previous!.id} cannot be used (${damage}): training again`);
-  if (previous && tunedModel?.extra.runId === previous.id && !damage) {
+  if (ownModel && !damage) {
     hooks.onNote?.(`training run ${previous.id} already fitted this data and config: reusing it`);
     const m = previous.metrics as unknown as { base: SpaceMetrics; tuned: SpaceMetrics; bestStep: number; stepsRun: number; headSteps?: number; stoppedEarly: boolean; trainPairs: Record<string, number> };
     return { runId: previous.id, tune, config: { ...fullConfig, seed }, trainPairs: m.trainPairs, base: m.base, tuned: m.tuned, bestStep: m.bestStep, stepsRun: m.stepsRun, headSteps: m.headSteps, stoppedEarly: m.stoppedEarly, resumedFrom: 0, modelDir: String(tunedModel.extra.dir), seconds: (Date.now() - started) / 1000 };
