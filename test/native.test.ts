@@ -260,7 +260,12 @@ const Matmul = suite('matmul');
 Matmul('should multiply in all four transpose forms at ragged shapes, on every ISA and on threads', () => {
   forEachIsa((isa) => {
     // Narrow ones ([70, 3, 33], [40, 7, 9], [300, 16, 512]) run as their transposes on the ISAs whose strips they would mostly pad.
-    for (const [m, n, k] of [[1, 1, 1], [7, 17, 5], [13, 65, 33], [70, 129, 300], [200, 300, 100], [70, 3, 33], [40, 7, 9], [300, 16, 512]])
+    // The driver's other paths: rows packed in several goes ([2200, 40, 20]), strips in several
+    // L2-sized groups ([40, 500, 600]), threads splitting strips instead of rows ([8, 1000, 600]),
+    // depth in passes ([50, 70, 1000]).
+    const shapes = [[1, 1, 1], [7, 17, 5], [13, 65, 33], [70, 129, 300], [200, 300, 100], [70, 3, 33], [40, 7, 9], [300, 16, 512],
+      [2200, 40, 20], [40, 500, 600], [8, 1000, 600], [50, 70, 1000]];
+    for (const [m, n, k] of shapes)
       for (const transposeA of [false, true])
         for (const transposeB of [false, true]) {
           const a = randomMatrix(m * k, 1, m + k), b = randomMatrix(k * n, 1, n + k);

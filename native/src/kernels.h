@@ -45,6 +45,13 @@ struct IsaKernels {
   size_t gemm_mr, gemm_nr;
   void (*gemm_micro)(const float* a, const float* b, size_t k, float* c, size_t ldc, size_t rows, size_t cols,
                      bool accumulate);
+  // Packing for it (gemm_pack.h): `count` lines of an operand from line `first` into a panel of
+  // gemm_mr (pack_a) or gemm_nr (pack_b) lines, k-major and zero-padded; `lines_contiguous` when a
+  // line is stored as src[line*ld + p], else as src[p*ld + line].
+  void (*gemm_pack_a)(bool lines_contiguous, const float* src, size_t ld, size_t first, size_t count, size_t k,
+                      float* out);
+  void (*gemm_pack_b)(bool lines_contiguous, const float* src, size_t ld, size_t first, size_t count, size_t k,
+                      float* out);
   // x[i] = exp(x[i]) and x[i] = tanh(x[i]) in place, to within a few float ulps (absolute 2e-7 for
   // tanh): a degree-7 Taylor polynomial on the reduced argument |r| <= ln(2)/2, times 2^n.
   void (*exp_inplace)(float* x, size_t n);

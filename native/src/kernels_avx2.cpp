@@ -10,7 +10,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
-#include "adamw_body.h"  // inside the target region: compiled for this ISA
+#include "adamw_body.h"
+#include "gemm_pack.h"  // inside the target region: compiled for this ISA
 
 namespace laborspace {
 namespace {
@@ -230,7 +231,7 @@ void map_inplace(float* x, size_t n) {
 const IsaKernels* kernels_avx2() {
   static const IsaKernels table{Isa::avx2,         kRows,       kQueries,         gemm_tile_avx2,
                                 row_dots_avx2,     axpy_avx2,   sum_squares_avx2, row_dots_i8_avx2,
-                                kMr,               kNr,         gemm_micro_avx2,
+                                kMr,               kNr,         gemm_micro_avx2, pack_panel<kMr>, pack_panel<kNr>,
                                 map_inplace<exp_ps>, map_inplace<tanh_ps>, adamw_body};
   return isa_supported(Isa::avx2) ? &table : nullptr;
 }

@@ -13,7 +13,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-#include "adamw_body.h"  // inside the target region: compiled for this ISA
+#include "adamw_body.h"
+#include "gemm_pack.h"  // inside the target region: compiled for this ISA
 
 namespace laborspace {
 namespace {
@@ -224,7 +225,7 @@ void map_inplace(float* x, size_t n) {
 const IsaKernels* kernels_avx512() {
   static const IsaKernels table{Isa::avx512,       kRows,          kQueries,         gemm_tile_avx512,
                                 row_dots_avx512,   axpy_avx512,    sum_squares_avx512, row_dots_i8_avx512,
-                                kMr,               kNr,            gemm_micro_avx512,
+                                kMr,               kNr,            gemm_micro_avx512, pack_panel<kMr>, pack_panel<kNr>,
                                 map_inplace<exp_ps>, map_inplace<tanh_ps>, adamw_body};
   return isa_supported(Isa::avx512) ? &table : nullptr;
 }

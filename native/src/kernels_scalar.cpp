@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "adamw_body.h"
+#include "gemm_pack.h"
 #include "kernels.h"
 
 namespace laborspace {
@@ -89,7 +90,7 @@ void tanh_inplace_scalar(float* x, size_t n) {
 const IsaKernels& kernels_scalar() {
   static const IsaKernels table{Isa::scalar,       kRows,           kQueries,          gemm_tile_scalar,
                                 row_dots_scalar,   axpy_scalar,     sum_squares_scalar, row_dots_i8_scalar,
-                                kMr,               kNr,             gemm_micro_scalar,
+                                kMr,               kNr,             gemm_micro_scalar, pack_panel<kMr>, pack_panel<kNr>,
                                 exp_inplace_scalar, tanh_inplace_scalar, adamw_body};
   return table;
 }
