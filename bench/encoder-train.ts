@@ -7,7 +7,7 @@
  * Reports the median step (the better of 2 rounds alternating between the sides), the ratio, the
  * loss and gradient differences, and the share of the FMA peak our products reach.
  * Needs: apt-get install python3-torch libopenblas0-openmp (its OpenBLAS threads; not needed by CI).
- * Usage: npm run bench:encoder-train
+ * Usage: npm run bench:encoder-train (LABORSPACE_ISA=avx2 npm run bench:encoder-train for the AVX2 kernels)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ import { probeFmaPeak, setThreads } from '../src/native.js';
 import { Store } from '../src/store/index.js';
 import { buildExamples, DEFAULT_KINDS } from '../src/train/examples.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
-import { describeMachine, machineLine } from './machine.js';
+import { describeMachine, machineLine, peerEnv } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PAIRS = 64;
@@ -76,7 +76,7 @@ try {
   writeFileSync(join(work, 'meta.json'), JSON.stringify({ dims: encoder.dims, layout: encoder.layout, tokens: Array.from(batch.tokens), offsets: Array.from(batch.offsets), scale: 20, reps: REPS, compare: COMPARE }));
   const runTorch = () =>
     JSON.parse(
-      execFileSync('/usr/bin/python3', [join(here, 'encoder_train_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
+      execFileSync('/usr/bin/python3', [join(here, 'encoder_train_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: peerEnv(THREADS) }).trim().split('\n').pop()!,
     ) as { ms: number; loss: number; padded_tokens: number };
   const grad = new Float32Array(encoder.paramCount);
   const ourStep = () => {

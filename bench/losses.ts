@@ -3,10 +3,11 @@
  * batch 256, dim 512, 2 threads: each loss forward and backward on unit rows; each loss with the
  * head (512 x 512 + tanh + L2) in front, over the sides the loss reads (anchors and positives;
  * negatives too for the triplet loss); one AdamW step over the head's matrix. Reports the median of
- * 20 repetitions (the better of 3 rounds that alternate between the two sides), the ratio, and the
- * largest difference of the losses and of the gradients.
+ * 20 repetitions (the better of 3 rounds that alternate between the two sides), the ratio, the
+ * largest difference of the losses and of the gradients, and for the cases with matrix products the
+ * share of the FMA peak (`probeFmaPeak`, on the ISA in use) their products reach over the whole case.
  * Needs: apt-get install python3-torch libopenblas0-openmp (not needed by CI).
- * Usage: npm run bench:losses
+ * Usage: npm run bench:losses (LABORSPACE_ISA=avx2 npm run bench:losses for the AVX2 kernels)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,10 +17,10 @@ import { fileURLToPath } from 'node:url';
 
 import Table from 'cli-table3';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, tripletLoss, type LossKind } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, probeFmaPeak, setThreads, tripletLoss, type LossKind } from '../src/native.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
-import { describeMachine, machineLine } from './machine.js';
+import { describeMachine, machineLine, peerEnv } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const B = 256;
@@ -35,6 +36,19 @@ if (!existsSync('/usr/bin/python3') || execFileSync('/usr/bin/python3', ['-c', '
   process.exit(1);
 }
 
+/**
+ * Floating-point operations of a case's matrix products: MNRL's scores S = A P^T and its two
+ * gradient products (B x B x D each); with the head, x W over the sides it reads and dL/dW = x^T dY
+ * (sides x B x D x D each). The other losses are row dots, not products.
+ */
+function productFlop(name: string): number {
+  const mnrl = 3 * B * B * D;
+  if (name === 'mnrl_raw') return 2 * mnrl;
+  if (name.endsWith('_raw') || name === 'adamw') return 0;
+  return 2 * (2 * lossSides(name as LossKind) * B * D * D + (name === 'mnrl' ? mnrl : 0));
+}
+
+setThreads(THREADS);
 const work = mkdtempSync(join(tmpdir(), 'laborspace-bench-losses-'));
 try {
   const xa = randomMatrix(B, D, 1), xp = randomMatrix(B, D, 2), xn = randomMatrix(B, D, 3);
@@ -46,7 +60,7 @@ try {
   writeFileSync(join(work, 'meta.json'), JSON.stringify({ batch: B, dim: D, scale, margin, reps: REPS }));
   const runTorch = () =>
     JSON.parse(
-      execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } }).trim().split('\n').pop()!,
+      execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: peerEnv(THREADS) }).trim().split('\n').pop()!,
     ) as Record<string, { ms: number; loss?: number }>;
 
   const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
@@ -118,12 +132,15 @@ try {
       keepBest(ours, c.name, { ms, ...result });
     }
   }
-  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', '|loss diff|', 'max |grad diff|'] });
+  const peak = probeFmaPeak(THREADS);
+  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', 'products GFLOP/s', `share of FMA peak (${(peak / 1e9).toFixed(0)})`, '|loss diff|', 'max |grad diff|'] });
   const rows: Record<string, unknown>[] = [];
   for (const c of cases) {
     const mine = ours.get(c.name)!, peer = theirs.get(c.name)!;
     const digits = c.name === 'adamw' ? 3 : 2;
-    const cells = [c.label, mine.ms.toFixed(digits), peer.ms.toFixed(digits), `${(peer.ms / mine.ms).toFixed(2)}x`];
+    const flop = productFlop(c.name);
+    const rate = flop / (mine.ms / 1e3);
+    const cells = [c.label, mine.ms.toFixed(digits), peer.ms.toFixed(digits), `${(peer.ms / mine.ms).toFixed(2)}x`, flop ? (rate / 1e9).toFixed(0) : '', flop ? `${((rate / peak) * 100).toFixed(0)}%` : ''];
     if (!mine.grad) {
       table.push([...cells, '', '']);
       rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms });
@@ -134,13 +151,13 @@ try {
     for (let j = 0; j < torchGrad.length; j++) maxDiff = Math.max(maxDiff, Math.abs(torchGrad[j] - mine.grad[j]));
     const lossDiff = Math.abs(mine.loss - peer.loss!);
     table.push([...cells, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
-    rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, lossDiff, maxGradDiff: maxDiff });
+    rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, productFlop: flop, lossDiff, maxGradDiff: maxDiff });
   }
   console.log(`\nTraining kernels, batch ${B}, dim ${D}, ${THREADS} threads, best of ${ROUNDS} alternating rounds of the median of ${REPS}`);
   console.log(machineLine(describeMachine()));
   console.log(table.toString());
   mkdirSync(join(here, 'out'), { recursive: true });
-  writeFileSync(join(here, 'out', 'losses.json'), JSON.stringify({ machine: describeMachine(), batch: B, dim: D, threads: THREADS, rounds: ROUNDS, rows }, null, 2));
+  writeFileSync(join(here, 'out', 'losses.json'), JSON.stringify({ machine: describeMachine(), batch: B, dim: D, threads: THREADS, rounds: ROUNDS, fmaPeak: peak, rows }, null, 2));
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

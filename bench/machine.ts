@@ -33,3 +33,14 @@ export function describeMachine(): Machine {
 export function machineLine(m: Machine): string {
   return `${m.date} | ${m.cpu}, ${m.cores} cores | ISA ${m.isa} | Node ${m.node} | commit ${m.commit}`;
 }
+
+/**
+ * Environment for a PyTorch peer that holds it to the ISA ours runs on: with ours capped to AVX2
+ * (LABORSPACE_ISA=avx2 on an AVX-512 machine), OpenBLAS's Haswell kernels and ATen's AVX2 ones, as
+ * on an AVX2-only machine.
+ */
+export function peerEnv(threads: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
+  if (nativeInfo().isa === 'avx2') Object.assign(env, { OPENBLAS_CORETYPE: 'Haswell', ATEN_CPU_CAPABILITY: 'avx2' });
+  return env;
+}
