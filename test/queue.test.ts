@@ -4,10 +4,12 @@
  * mid-run; and Parquet in and out.
  */
 import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { parquetWriteFile } from 'hyparquet-writer';
@@ -16,7 +18,7 @@ import * as assert from 'uvu/assert';
 
 import { scoreFile } from '../src/analysis/score.js';
 import { build } from '../src/build.js';
-import { chunkRowsOf } from '../src/queue/coordinator.js';
+import { chunkRowsOf, redisWatch } from '../src/queue/coordinator.js';
 import { redisAddress } from '../src/queue/connection.js';
 import { SpaceError } from '../src/errors.js';
 import { LaborSpace } from '../src/space.js';
@@ -222,6 +224,27 @@ Start('should stop score and worker at once with one line naming the address whe
   const line = `laborspace: --queue ${url}: no Redis answered (connect ECONNREFUSED ${url.slice('redis://'.length, -'/0'.length)})\n`;
   for (const run of runs) assert.equal([run.code, run.stderr], [1, line]);
   assert.ok(!existsSync(join(work, 'x.csv')));
+});
+
+Start("should give up on a Redis whose connection stays down, however seldom its errors come, and not on one that comes back", async () => {
+  // BullMQ's clients retry with growing delays (up to 20 s): a watch that went by the errors'
+  // timing waited forever once they came more than 3 s apart. It reads the connection's state.
+  const client = { status: 'ready' };
+  const watched = Object.assign(new EventEmitter(), { getBackend: () => ({ client: Promise.resolve(client) }) });
+  const watch = redisWatch('redis://x:1/0', 0.5, [watched]);
+  try {
+    client.status = 'reconnecting';
+    await sleep(300);
+    client.status = 'ready'; // back within the limit
+    assert.is(await watch.guard(sleep(700).then(() => 'went on')), 'went on');
+    client.status = 'reconnecting';
+    watched.emit('error', new Error('connect ECONNREFUSED 127.0.0.1:1')); // the only error it sees
+    const started = Date.now();
+    await assertRejects(watch.guard(new Promise(() => {})), SpaceError, /^Redis at redis:\/\/x:1\/0 went away \(connect ECONNREFUSED 127\.0\.0\.1:1\) and did not come back within 0\.5 s: the chunks scored so far are kept in Redis; run the same command again to resume$/);
+    assert.ok(Date.now() - started >= 450, `gave up after ${Date.now() - started} ms, before the limit`);
+  } finally {
+    watch.stop();
+  }
 });
 
 Start.run();

@@ -60,27 +60,41 @@ async function runId(input: string, options: object, modelHash: string): Promise
   return hash.digest('hex').slice(0, 24);
 }
 
+/** What the watch needs of a BullMQ queue or queue-events: its Redis client, and its errors. */
+export interface WatchedRedis {
+  getBackend(): { client: Promise<{ status: string }> };
+  on(event: 'error', listener: (e: Error) => void): unknown;
+}
+
 /**
- * Rejects once Redis has been unreachable for `seconds`. ioredis retries meanwhile and reports each
- * failed attempt (at least every 2 s), so a pause of 3 s in the errors means it came back. Its
- * reconnection timer does not keep the process alive, so the watch holds a timer of its own until
- * `stop`: else a run waiting on a Redis gone away would just exit.
+ * Rejects once a client's connection has not been ready for `seconds`, checked four times a second.
+ * It reads the connection's state, not the timing of the errors: BullMQ's clients retry with
+ * growing delays (1 s, then up to 20 s), so after a few seconds errors come too rarely to tell a
+ * Redis that stays away from one that came back, and a run waited on it forever. The check's timer
+ * also keeps the process alive until `stop` (ioredis's reconnection timer does not): else a run
+ * waiting on a Redis gone away would just exit.
  */
-function redisWatch(url: string, seconds: number, clients: { on(event: 'error', listener: (e: Error) => void): unknown }[]) {
-  let since = 0, last = 0;
+export function redisWatch(url: string, seconds: number, watched: WatchedRedis[]) {
   let fail!: (e: Error) => void;
   const gone = new Promise<never>((_, reject) => (fail = reject));
   gone.catch(() => {}); // awaited through the races below; never unhandled
-  for (const client of clients)
-    client.on('error', (e) => {
-      const now = Date.now();
-      if (now - last > 3000) since = now;
-      last = now;
-      if (now - since >= seconds * 1000)
-        fail(new SpaceError('BAD_OPTION', `Redis at ${url} went away (${e.message || (e as { code?: string }).code}) and did not come back within ${seconds} s: the chunks scored so far are kept in Redis; run the same command again to resume`));
-    });
-  const alive = setInterval(() => {}, 1000);
-  return { guard: <T>(work: Promise<T>) => Promise.race([work, gone]), stop: () => clearInterval(alive) };
+  let cause = 'no answer';
+  const clients: { status: string }[] = [];
+  for (const w of watched) {
+    w.on('error', (e) => (cause = e.message || (e as { code?: string }).code || cause));
+    w.getBackend().client.then((c) => clients.push(c), () => {});
+  }
+  let downSince: number | undefined;
+  const check = setInterval(() => {
+    if (!clients.some((c) => c.status !== 'ready')) {
+      downSince = undefined;
+      return;
+    }
+    downSince ??= Date.now();
+    if (Date.now() - downSince >= seconds * 1000)
+      fail(new SpaceError('BAD_OPTION', `Redis at ${url} went away (${cause}) and did not come back within ${seconds} s: the chunks scored so far are kept in Redis; run the same command again to resume`));
+  }, 250);
+  return { guard: <T>(work: Promise<T>) => Promise.race([work, gone]), stop: () => clearInterval(check) };
 }
 
 /**
