@@ -4,8 +4,9 @@
  * real length mix), Universal Sentence Encoder lite with its pretrained weights, forward, MNRL
  * (scale 20) and backward to every parameter, 2 threads, the same weights and batch on both
  * sides. Ours packs the texts end to end; PyTorch pads them to the longest with an attention mask.
- * Reports the median step (the better of 2 rounds alternating between the sides), the ratio, the
- * loss and gradient differences, and the share of the FMA peak our products reach.
+ * Reports the median step (the better of 2 rounds alternating between the sides; PyTorch in each of
+ * its kernel configurations, bench/machine.ts), the ratio, the loss and gradient differences, and
+ * the share of the FMA peak our products reach.
  * Needs: apt-get install python3-torch libopenblas0-openmp (its OpenBLAS threads; not needed by CI).
  * Usage: npm run bench:encoder-train (LABORSPACE_ISA=avx2 npm run bench:encoder-train for the AVX2 kernels)
  */
@@ -25,7 +26,7 @@ import { probeFmaPeak, setThreads } from '../src/native.js';
 import { Store } from '../src/store/index.js';
 import { buildExamples, DEFAULT_KINDS } from '../src/train/examples.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
-import { describeMachine, machineLine, peerEnv } from './machine.js';
+import { describeMachine, machineLine, peerConfigs } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PAIRS = 64;
@@ -74,9 +75,9 @@ try {
   writeFileSync(join(work, 'params.f32'), new Uint8Array(params.buffer));
   writeFileSync(join(work, 'timing.f32'), new Uint8Array(timing.buffer));
   writeFileSync(join(work, 'meta.json'), JSON.stringify({ dims: encoder.dims, layout: encoder.layout, tokens: Array.from(batch.tokens), offsets: Array.from(batch.offsets), scale: 20, reps: REPS, compare: COMPARE }));
-  const runTorch = () =>
+  const runTorch = (env: NodeJS.ProcessEnv) =>
     JSON.parse(
-      execFileSync('/usr/bin/python3', [join(here, 'encoder_train_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: peerEnv(THREADS) }).trim().split('\n').pop()!,
+      execFileSync('/usr/bin/python3', [join(here, 'encoder_train_torch.py'), work, String(THREADS)], { encoding: 'utf8', env }).trim().split('\n').pop()!,
     ) as { ms: number; loss: number; padded_tokens: number };
   const grad = new Float32Array(encoder.paramCount);
   const ourStep = () => {
@@ -90,10 +91,12 @@ try {
     return { ms: [...times].sort((a, b) => a - b)[times.length >> 1], loss };
   };
   let ours = { ms: Infinity, loss: 0 };
-  let theirs = { ms: Infinity, loss: 0, padded_tokens: 0 };
+  let theirs = { ms: Infinity, loss: 0, padded_tokens: 0, kernels: '' };
   for (let round = 0; round < ROUNDS; round++) {
-    const t = runTorch();
-    if (t.ms < theirs.ms) theirs = t;
+    for (const config of peerConfigs(THREADS)) {
+      const t = runTorch(config.env);
+      if (t.ms < theirs.ms) theirs = { ...t, kernels: config.label };
+    }
     const o = ourStep();
     if (o.ms < ours.ms) ours = o;
   }
@@ -110,8 +113,8 @@ try {
   const flop = productFlop(lengths, encoder.dims);
   const peak = probeFmaPeak(THREADS);
   const tokens = lengths.reduce((a, b) => a + b, 0);
-  const table = new Table({ head: ['training step (64 pairs, MNRL)', 'laborspace ms', 'PyTorch ms', 'speed-up', 'products GFLOP/s', 'share of FMA peak', '|loss diff|'] });
-  table.push([`${tokens} tokens (${theirs.padded_tokens} padded)`, ours.ms.toFixed(0), theirs.ms.toFixed(0), `${(theirs.ms / ours.ms).toFixed(2)}x`, (flop / ours.ms / 1e6).toFixed(0), `${((flop / (ours.ms / 1e3) / peak) * 100).toFixed(0)}% of ${(peak / 1e9).toFixed(0)}`, Math.abs(ours.loss - theirs.loss).toExponential(1)]);
+  const table = new Table({ head: ['training step (64 pairs, MNRL)', 'laborspace ms', 'PyTorch ms', 'PyTorch kernels', 'speed-up', 'products GFLOP/s', 'share of FMA peak', '|loss diff|'] });
+  table.push([`${tokens} tokens (${theirs.padded_tokens} padded)`, ours.ms.toFixed(0), theirs.ms.toFixed(0), theirs.kernels, `${(theirs.ms / ours.ms).toFixed(2)}x`, (flop / ours.ms / 1e6).toFixed(0), `${((flop / (ours.ms / 1e3) / peak) * 100).toFixed(0)}% of ${(peak / 1e9).toFixed(0)}`, Math.abs(ours.loss - theirs.loss).toExponential(1)]);
   const grads = new Table({ head: ['gradient', 'max |ours - PyTorch|', 'max |PyTorch|'] });
   for (const g of gradDiff) grads.push([g.name, g.maxDiff.toExponential(1), g.maxAbs.toExponential(1)]);
   console.log(`\nWhole-encoder training step, ${PAIRS} pairs of corpus texts, ${THREADS} threads, best of ${ROUNDS} alternating rounds of the median of ${REPS}`);

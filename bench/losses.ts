@@ -3,9 +3,10 @@
  * batch 256, dim 512, 2 threads: each loss forward and backward on unit rows; each loss with the
  * head (512 x 512 + tanh + L2) in front, over the sides the loss reads (anchors and positives;
  * negatives too for the triplet loss); one AdamW step over the head's matrix. Reports the median of
- * 20 repetitions (the better of 3 rounds that alternate between the two sides), the ratio, the
- * largest difference of the losses and of the gradients, and for the cases with matrix products the
- * share of the FMA peak (`probeFmaPeak`, on the ISA in use) their products reach over the whole case.
+ * 20 repetitions (the better of 3 rounds that alternate between the two sides; PyTorch in each of its
+ * kernel configurations, bench/machine.ts), the ratio, the largest difference of the losses and of
+ * the gradients, and for the cases with matrix products the share of the FMA peak (`probeFmaPeak`,
+ * on the ISA in use) their products reach over the whole case.
  * Needs: apt-get install python3-torch libopenblas0-openmp (not needed by CI).
  * Usage: npm run bench:losses (LABORSPACE_ISA=avx2 npm run bench:losses for the AVX2 kernels)
  */
@@ -20,7 +21,7 @@ import Table from 'cli-table3';
 import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, probeFmaPeak, setThreads, tripletLoss, type LossKind } from '../src/native.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
-import { describeMachine, machineLine, peerEnv } from './machine.js';
+import { describeMachine, machineLine, peerConfigs } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const B = 256;
@@ -58,9 +59,9 @@ try {
   const files: Record<string, Float32Array> = { xa, xp, xn, targets, w, b: bias };
   for (const [name, data] of Object.entries(files)) writeFileSync(join(work, `${name}.f32`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   writeFileSync(join(work, 'meta.json'), JSON.stringify({ batch: B, dim: D, scale, margin, reps: REPS }));
-  const runTorch = () =>
+  const runTorch = (env: NodeJS.ProcessEnv) =>
     JSON.parse(
-      execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env: peerEnv(THREADS) }).trim().split('\n').pop()!,
+      execFileSync('/usr/bin/python3', [join(here, 'losses_torch.py'), work, String(THREADS)], { encoding: 'utf8', env }).trim().split('\n').pop()!,
     ) as Record<string, { ms: number; loss?: number }>;
 
   const units = [xa, xp, xn].map((x) => headForward(x, D, w, bias, D).embeddings);
@@ -119,13 +120,14 @@ try {
   // Rounds alternate between the two sides, and each side keeps its best median: on a shared
   // machine, interference then falls on both alike.
   const ours = new Map<string, { ms: number; loss: number; grad?: Float32Array }>();
-  const theirs = new Map<string, { ms: number; loss?: number }>();
+  const theirs = new Map<string, { ms: number; loss?: number; kernels: string }>();
   const keepBest = <T extends { ms: number }>(best: Map<string, T>, name: string, entry: T) => {
     const had = best.get(name);
     if (!had || entry.ms < had.ms) best.set(name, entry);
   };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, peer] of Object.entries(runTorch())) keepBest(theirs, name, peer);
+    for (const config of peerConfigs(THREADS))
+      for (const [name, peer] of Object.entries(runTorch(config.env))) keepBest(theirs, name, { ...peer, kernels: config.label });
     for (const c of cases) {
       let result = c.run();
       const ms = median(() => (result = c.run()));
@@ -133,17 +135,17 @@ try {
     }
   }
   const peak = probeFmaPeak(THREADS);
-  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'speed-up', 'products GFLOP/s', `share of FMA peak (${(peak / 1e9).toFixed(0)})`, '|loss diff|', 'max |grad diff|'] });
+  const table = new Table({ head: ['forward + backward', 'laborspace ms', 'PyTorch ms', 'PyTorch kernels', 'speed-up', 'products GFLOP/s', `share of FMA peak (${(peak / 1e9).toFixed(0)})`, '|loss diff|', 'max |grad diff|'] });
   const rows: Record<string, unknown>[] = [];
   for (const c of cases) {
     const mine = ours.get(c.name)!, peer = theirs.get(c.name)!;
     const digits = c.name === 'adamw' ? 3 : 2;
     const flop = productFlop(c.name);
     const rate = flop / (mine.ms / 1e3);
-    const cells = [c.label, mine.ms.toFixed(digits), peer.ms.toFixed(digits), `${(peer.ms / mine.ms).toFixed(2)}x`, flop ? (rate / 1e9).toFixed(0) : '', flop ? `${((rate / peak) * 100).toFixed(0)}%` : ''];
+    const cells = [c.label, mine.ms.toFixed(digits), peer.ms.toFixed(digits), peer.kernels, `${(peer.ms / mine.ms).toFixed(2)}x`, flop ? (rate / 1e9).toFixed(0) : '', flop ? `${((rate / peak) * 100).toFixed(0)}%` : ''];
     if (!mine.grad) {
       table.push([...cells, '', '']);
-      rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms });
+      rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, torchKernels: peer.kernels });
       continue;
     }
     const torchGrad = new Float32Array(readFileSync(join(work, `${c.name}.torch.f32`)).buffer.slice(0));
@@ -151,7 +153,7 @@ try {
     for (let j = 0; j < torchGrad.length; j++) maxDiff = Math.max(maxDiff, Math.abs(torchGrad[j] - mine.grad[j]));
     const lossDiff = Math.abs(mine.loss - peer.loss!);
     table.push([...cells, lossDiff.toExponential(1), maxDiff.toExponential(1)]);
-    rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, productFlop: flop, lossDiff, maxGradDiff: maxDiff });
+    rows.push({ name: c.name, ms: mine.ms, torchMs: peer.ms, torchKernels: peer.kernels, productFlop: flop, lossDiff, maxGradDiff: maxDiff });
   }
   console.log(`\nTraining kernels, batch ${B}, dim ${D}, ${THREADS} threads, best of ${ROUNDS} alternating rounds of the median of ${REPS}`);
   console.log(machineLine(describeMachine()));

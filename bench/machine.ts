@@ -34,13 +34,21 @@ export function machineLine(m: Machine): string {
   return `${m.date} | ${m.cpu}, ${m.cores} cores | ISA ${m.isa} | Node ${m.node} | commit ${m.commit}`;
 }
 
+/** One configuration of the PyTorch peer: which kernels its OpenBLAS (and ATen) may use. */
+export interface PeerConfig {
+  label: string;
+  env: NodeJS.ProcessEnv;
+}
+
 /**
- * Environment for a PyTorch peer that holds it to the ISA ours runs on: with ours capped to AVX2
- * (LABORSPACE_ISA=avx2 on an AVX-512 machine), OpenBLAS's Haswell kernels and ATen's AVX2 ones, as
- * on an AVX2-only machine.
+ * The configurations the PyTorch peer runs in, each case keeping its fastest. OpenBLAS picks its
+ * kernels by CPU, and on the VMs here its AVX-512 ones (SkylakeX) measured 3-4x slower than its
+ * AVX2 ones (Haswell): on AVX-512 both run, so the peer is measured at its best. With ours capped to
+ * AVX2 (LABORSPACE_ISA=avx2), only the AVX2 ones, ATen's included, as on an AVX2-only machine.
  */
-export function peerEnv(threads: number): NodeJS.ProcessEnv {
+export function peerConfigs(threads: number): PeerConfig[] {
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
-  if (nativeInfo().isa === 'avx2') Object.assign(env, { OPENBLAS_CORETYPE: 'Haswell', ATEN_CPU_CAPABILITY: 'avx2' });
-  return env;
+  const haswell = { label: 'OpenBLAS Haswell (AVX2)', env: { ...env, OPENBLAS_CORETYPE: 'Haswell' } };
+  if (nativeInfo().isa === 'avx2') return [{ ...haswell, env: { ...haswell.env, ATEN_CPU_CAPABILITY: 'avx2' } }];
+  return [{ label: "OpenBLAS's own choice", env }, haswell];
 }

@@ -20,6 +20,7 @@ import { scoreFile } from '../src/analysis/score.js';
 import { build } from '../src/build.js';
 import { chunkRowsOf, redisWatch } from '../src/queue/coordinator.js';
 import { redisAddress } from '../src/queue/connection.js';
+import { startWorker } from '../src/queue/worker.js';
 import { SpaceError } from '../src/errors.js';
 import { LaborSpace } from '../src/space.js';
 import { assertRejects, beforeAll, randomIndex, rng } from './helpers.js';
@@ -187,8 +188,12 @@ Start('should refuse a count option of 0, negative or fractional, naming it', as
   const closed = 'redis://127.0.0.1:1/0';
   for (const value of ['0', '-1', '1.5']) {
     for (const option of ['--chunk-rows', '--in-flight']) assert.is(await cliError(...scoreArgs(input, join(work, 'x.csv')), '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
-    for (const option of ['--concurrency', '--stall-seconds']) assert.is(await cliError('--home', home, 'worker', '--queue', closed, option, value), `error: option '${option} <n>' argument '${value}' is invalid. must be a positive integer`);
+    assert.is(await cliError('--home', home, 'worker', '--queue', closed, '--concurrency', value), `error: option '--concurrency <n>' argument '${value}' is invalid. must be a positive integer`);
   }
+  // Past a day BullMQ's timers would pass Node's limit (24.8 days) and fire at once.
+  for (const value of ['0', '1.5', '86401', '1e12'])
+    assert.is(await cliError('--home', home, 'worker', '--queue', closed, '--stall-seconds', value), `error: option '--stall-seconds <n>' argument '${value}' is invalid. must be an integer from 1 to 86,400`);
+  await assertRejects(startWorker(space, closed, { stallSeconds: 86_401 }), SpaceError, /^stallSeconds must be an integer from 1 to 86,400, got 86401$/, 'BAD_OPTION');
 });
 
 Start('should make chunks of whole batches: the default the first multiple of --batch-size from 1,024, another size refused', async () => {

@@ -16,6 +16,15 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** A positive integer no larger than `max`. */
+export function intUpTo(max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`must be an integer from 1 to ${max.toLocaleString('en-US')}`);
+    return n;
+  };
+}
+
 export function positiveNumber(value: string): number {
   const n = Number(value);
   if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a positive number');

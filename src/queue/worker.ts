@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, Worker } from 'bullmq';
 
 import { axisDirections, scoreRows } from '../analysis/score.js';
+import { SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { checkRedis, type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
 
@@ -33,11 +34,17 @@ export interface ScoreWorker {
 
 const short = (hash: string) => hash.slice(0, 12);
 
+/** A day: BullMQ's lock and stall timers are Node timers, which fire at once past 24.8 days. */
+export const MAX_STALL_SECONDS = 86_400;
+
 export async function startWorker(space: LaborSpace, queueUrl: string, options: WorkerOptions = {}): Promise<ScoreWorker> {
+  const stallSeconds = options.stallSeconds ?? 30;
+  if (!Number.isInteger(stallSeconds) || stallSeconds < 1 || stallSeconds > MAX_STALL_SECONDS)
+    throw new SpaceError('BAD_OPTION', `stallSeconds must be an integer from 1 to ${MAX_STALL_SECONDS.toLocaleString('en-US')}, got ${stallSeconds}`);
   // At the start, an address where no Redis answers is an error; later the worker waits for it.
   await checkRedis(queueUrl, 5);
   const name = `${hostname()}:${process.pid}`;
-  const stall = (options.stallSeconds ?? 30) * 1000;
+  const stall = stallSeconds * 1000;
   // Directions per set of axes: computed once, not per chunk.
   const directions = new Map<string, Promise<Float32Array>>();
   const worker = new Worker<ChunkJob, ChunkResult>(

@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 
 import { setThreads } from '../../native.js';
-import { startWorker } from '../../queue/worker.js';
 import { LaborSpace } from '../../space.js';
 import type { Cli } from '../context.js';
-import { positiveInt } from '../options.js';
+import { MAX_STALL_SECONDS, startWorker } from '../../queue/worker.js';
+import { intUpTo, positiveInt } from '../options.js';
 
 export function registerWorker(program: Command, cli: Cli): void {
   program
@@ -14,7 +14,7 @@ export function registerWorker(program: Command, cli: Cli): void {
     .requiredOption('--queue <url>', 'the Redis of the runs: redis://HOST:PORT/DB')
     .option('--concurrency <n>', 'chunks scored at once', positiveInt, 1)
     .option('--threads <n>', 'threads of the encoder and the native scans (default: all cores)', positiveInt)
-    .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", positiveInt, 30)
+    .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", intUpTo(MAX_STALL_SECONDS), 30)
     .action(async (opts: { queue: string; concurrency: number; threads?: number; stallSeconds: number }) => {
       const { home } = cli.globals();
       const { note } = cli;
