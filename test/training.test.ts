@@ -325,6 +325,10 @@ Step('should equal the head run side by side, for every loss', () => {
   assertThrowsCode(() => headLossStep('hinge' as 'mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /loss must be 'mnrl', 'triplet', 'cosine_mse' or 'cosent'/);
   assertThrowsCode(() => headLossStep('cosent', new Float32Array(2 * B * d), d, weight, bias, dOut, { targets: new Float32Array(B - 1) }), RangeError, 'ERR_LABORSPACE_DIMENSION', /targets has 5 rows, expected 6/);
   assertThrowsCode(() => headLossStep('mnrl', new Float32Array(2 * B * d), d, weight, bias, dOut, { device: 'tpu' as 'cpu' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /device must be 'auto', 'cpu' or 'cuda'/);
+  // Extra negatives on a demanded GPU: refused, wherever the build or the device falls short first.
+  const noCuda = nativeInfo().cuda.devices === 0 ? /this build has no CUDA support|no CUDA device is available/ : /the CUDA head step takes in-batch negatives only: extra negatives \(anchors\) need device 'cpu' or 'auto'/;
+  assertThrowsCode(() => headLossStep('mnrl', xe, d, weight, bias, dOut, { anchors: B, excluded, device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', noCuda);
+  assert.is(headLossStep('mnrl', xe, d, weight, bias, dOut, { anchors: B, excluded }).device, 'cpu', "'auto' with extra negatives runs on the CPU");
   if (nativeInfo().cuda.devices === 0) {
     assertThrowsCode(() => headLossStep('mnrl', x2(B, d), d, weight, bias, dOut, { device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', /this build has no CUDA support|no CUDA device is available/);
     assert.is(headLossStep('mnrl', x2(B, d), d, weight, bias, dOut).device, 'cpu', "'auto' falls back to the CPU");

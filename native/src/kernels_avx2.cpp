@@ -10,8 +10,10 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
+// These three inside the target region: compiled for this ISA.
 #include "adamw_body.h"
-#include "gemm_pack.h"  // inside the target region: compiled for this ISA
+#include "gemm_pack.h"
+#include "transpose8_avx.h"
 
 namespace laborspace {
 namespace {
@@ -235,7 +237,7 @@ void map_inplace(float* x, size_t n) {
 const IsaKernels* kernels_avx2() {
   static const IsaKernels table{Isa::avx2,         kRows,       kQueries,         gemm_tile_avx2,
                                 row_dots_avx2,     axpy_avx2,   sum_squares_avx2, row_dots_i8_avx2,
-                                kMr,               kNr,         gemm_micro_avx2, pack_panel<kMr>, pack_panel<kNr>,
+                                kMr,               kNr,         gemm_micro_avx2, pack_panel<kMr>, pack_panel<kNr, transpose8_avx>,
                                 map_inplace<exp_ps>, map_inplace<tanh_ps>, adamw_body};
   return isa_supported(Isa::avx2) ? &table : nullptr;
 }

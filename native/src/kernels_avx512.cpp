@@ -13,8 +13,10 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// These three inside the target region: compiled for this ISA.
 #include "adamw_body.h"
-#include "gemm_pack.h"  // inside the target region: compiled for this ISA
+#include "gemm_pack.h"
+#include "transpose8_avx.h"
 
 namespace laborspace {
 namespace {
@@ -225,7 +227,7 @@ void map_inplace(float* x, size_t n) {
 const IsaKernels* kernels_avx512() {
   static const IsaKernels table{Isa::avx512,       kRows,          kQueries,         gemm_tile_avx512,
                                 row_dots_avx512,   axpy_avx512,    sum_squares_avx512, row_dots_i8_avx512,
-                                kMr,               kNr,            gemm_micro_avx512, pack_panel<kMr>, pack_panel<kNr>,
+                                kMr,               kNr,            gemm_micro_avx512, pack_panel<kMr>, pack_panel<kNr, transpose8_avx>,
                                 map_inplace<exp_ps>, map_inplace<tanh_ps>, adamw_body};
   return isa_supported(Isa::avx512) ? &table : nullptr;
 }

@@ -32,7 +32,7 @@ Device choose_device(DeviceRequest requested, const CudaFit& fit) {
     if (demanded) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", fit.unsupported);
     return Device::cpu;
   }
-  if (fit.cpu_only || (!demanded && fit.work < fit.min_work)) return Device::cpu;
+  if (!demanded && fit.work < fit.min_work) return Device::cpu;
   return Device::cuda;
 #else
   if (demanded) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "this build has no CUDA support");

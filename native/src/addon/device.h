@@ -22,13 +22,11 @@ struct CudaFit {
   double work = 0, min_work = 0;
   // Why the CUDA kernel cannot take these arguments: asking for 'cuda' fails with it.
   std::string unsupported;
-  // The CUDA kernel lacks this form of the call: it runs on the CPU, whatever was asked.
-  bool cpu_only = false;
 };
 
 // 'cpu': the CPU. 'cuda': the GPU, or ERR_LABORSPACE_DEVICE where the build or the machine has none
 // or the kernel cannot take the call. 'auto': the GPU where there is one, the kernel takes the call
-// and its work is large enough; else the CPU. A cpu_only call runs on the CPU either way.
+// and its work is large enough; else the CPU.
 Device choose_device(DeviceRequest requested, const CudaFit& fit);
 
 // 'cpu' or 'cuda', as results report it.

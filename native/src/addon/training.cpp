@@ -216,9 +216,10 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
     const bool dense = info[14].IsUndefined() || info[14].ToBoolean().Value();
     if (!dense && !adapter.rank)
       fail(ArgError::range_error, "ERR_LABORSPACE_ARGUMENT", "nothing to train: the dense layer is frozen and there is no adapter");
-    // The CUDA step's MNRL is in-batch only: extra negatives run on the CPU.
+    // The CUDA step's MNRL is in-batch only: with extra negatives 'auto' runs on the CPU, and a
+    // demanded 'cuda' is refused rather than quietly run there.
     CudaFit fit;
-    fit.cpu_only = extra;
+    if (extra) fit.unsupported = "the CUDA head step takes in-batch negatives only: extra negatives (anchors) need device 'cpu' or 'auto'";
     const Device device = choose_device(requested, fit);
     const HeadGradArrays out(info, 15, din, dout, adapter, dense);
     double value = 0;
