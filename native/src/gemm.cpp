@@ -4,8 +4,8 @@
 // NT, TN, TT) run the same kernel. Then every tile meets every strip, in cache-sized groups: a block
 // of tiles (a few hundred KB) meets a group of strips (about 1 MB), both held in L2.
 // Each operand is packed exactly once: packing A per group of strips, and by both threads, cost
-// 10-20% of the encoder's products. Within a block, steps of k go in chunks whose part of a strip
-// stays in L1 (no slower at any training shape, a few percent faster at most, within this VM's noise).
+// 10-20% of the encoder's products. Blocking k as well (each strip's part held in L1) measured no
+// faster at the training shapes: the strips stream from L2 fast enough.
 #include <algorithm>
 #include <vector>
 
@@ -22,7 +22,6 @@ constexpr size_t kPackedRows = 1024;  // rows of op(A) a thread packs at a time 
 // L2 while every block streams past them (the whole packed op(B) of a 1536-wide layer, 3 MB, came
 // from L3 for every block and halved the rate at the encoder's shapes).
 constexpr size_t kStripBytes = size_t(1) << 20;
-constexpr size_t kChunkBytes = size_t(32) << 10;  // part of a strip held in L1 (of 32-48 KB)
 // Depths above kMaxDepth run as passes of kDepth, accumulating: a product over a batch's tokens
 // (dW = xᵀ dy, k in the thousands) keeps its strips and tiles cache-sized.
 constexpr size_t kMaxDepth = 768, kDepth = 512;
@@ -75,7 +74,6 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
   const size_t parts = std::min(threads, by_rows ? tiles : panels);
   const size_t group = std::max<size_t>(1, kStripBytes / (k * nr * sizeof(float)));
   const size_t packed_tiles = std::max<size_t>(kBlockTiles, kPackedRows / mr);
-  const size_t chunk = std::max<size_t>(32, kChunkBytes / (nr * sizeof(float)));
   fork_join(parts, [&](size_t t) {
     const size_t tb = by_rows ? tiles * t / parts : 0, te = by_rows ? tiles * (t + 1) / parts : tiles;
     const size_t pb = by_rows ? 0 : panels * t / parts, pe = by_rows ? panels : panels * (t + 1) / parts;
@@ -91,13 +89,9 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
           const size_t t1 = std::min(s1, t0 + kBlockTiles);
           for (size_t pn = g0; pn < g1; ++pn) {
             const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
-            // Steps of k in chunks whose part of the strip stays in L1 while the block's tiles meet it.
-            for (size_t k0 = 0; k0 < k; k0 += chunk) {
-              const size_t kc = std::min(chunk, k - k0);
-              for (size_t ti = t0; ti < t1; ++ti)
-                kern.gemm_micro(packed_a + (ti - s0) * k * mr + k0 * mr, packed_b + pn * k * nr + k0 * nr, kc,
-                                c + ti * mr * ldc + n0, ldc, std::min(mr, m - ti * mr), cols, accumulate || k0 > 0);
-            }
+            for (size_t ti = t0; ti < t1; ++ti)
+              kern.gemm_micro(packed_a + (ti - s0) * k * mr, packed_b + pn * k * nr, k, c + ti * mr * ldc + n0, ldc,
+                              std::min(mr, m - ti * mr), cols, accumulate);
           }
         }
       }
