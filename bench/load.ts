@@ -1,5 +1,6 @@
 /**
- * Load test of `laborspace serve` on loopback (autocannon): latency p50/p99 and errors for
+ * Load test of `laborspace serve` on loopback (an open-loop generator, bench/open-loop.ts: requests
+ * evenly spaced at the asked rate, latency counted from when each was due): p50/p99 and errors for
  * `GET /v1/near` on references (cycling through 500 occupations, industries and skills) and on
  * free text (500 postings-like phrases), each at fixed request rates for a fixed time, from 2 and
  * from 16 connections. The server
@@ -11,19 +12,21 @@
  * `--workers N` runs `serve --workers N` (default 1: one process); `--references-only` runs only the
  * reference rows from 16 connections (issue 12: 1 process against N).
  * Needs a built space (npx laborspace build) and the built package (npm run build).
+ * Writes bench/out/load-workers-N.json.
  * Usage: npm run bench:load [-- --home DIR --seconds 10 --mixed-only | --references-only] [--workers N]
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import autocannon from 'autocannon';
 import Table from 'cli-table3';
 
 import { defaultHome } from '../src/home.js';
 import { openHomeStore } from '../src/home.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
 import { describeMachine, machineLine } from './machine.js';
+import { openLoop } from './open-loop.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -56,13 +59,13 @@ const base = await new Promise<string>((resolve, reject) => {
 async function load(paths: string[], rate: number, connections: number) {
   // Warm the paths (the encoder's first run, the indices' pages) before timing.
   for (const p of paths.slice(0, 50)) await fetch(base + p);
-  const result = await autocannon({ url: base, connections, overallRate: rate, duration: seconds, requests: paths.map((path) => ({ method: 'GET', path })) });
-  return result;
+  return openLoop(base, paths, rate, connections, seconds);
 }
 
 const near = (q: string) => `/v1/near?q=${encodeURIComponent(q)}&k=10`;
 const table = new Table({ head: ['GET /v1/near', 'connections', 'target req/s', 'achieved req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'] });
 const rows: Record<string, unknown>[] = [];
+const mixedRows: Record<string, unknown>[] = [];
 
 const HEAVY: Record<string, { path: string; body: unknown }> = {
   'axis, 1,000 resamples': { path: '/v1/axis', body: { name: 'manufacturing-healthcare', bootstrap: 1000 } },
@@ -100,15 +103,16 @@ try {
     const paths = refs.map(near);
     for (const p of paths.slice(0, 50)) await fetch(base + p);
     const stop = heavyLoad(kinds, 8);
-    const r = await autocannon({ url: base, connections: 2, overallRate: 200, duration: seconds, requests: paths.map((path) => ({ method: 'GET', path })) });
+    const r = await openLoop(base, paths, 200, 2, seconds);
     const { done, failed } = await stop();
     const times = Object.values(done).flat();
     const label = kinds.length > 1 ? 'all three in turn' : kinds[0];
-    mixed.push([label, Math.round(r.requests.average), r.latency.p50, r.latency.p99, r.latency.max, r.errors + r.timeouts + r.non2xx, times.length, (times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) / 1000).toFixed(2), failed]);
+    const heavyMeanS = times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) / 1000;
+    mixed.push([label, Math.round(r.achieved), r.p50, r.p99, r.max, r.errors + r.non2xx, times.length, heavyMeanS.toFixed(2), failed]);
+    mixedRows.push({ heavy: label, near: r, heavyDone: times.length, heavyMeanS, heavyFailed: failed });
   }
   if (!mixedOnly)
-  // 2 connections send requests nearly evenly; 16 send them in bursts, which queue on the server's
-  // single event loop (and the load generator shares the machine's cores).
+  // From 2 connections a request that finds both busy waits; from 16 it rarely does.
   for (const connections of referencesOnly ? [16] : [2, 16])
   for (const [label, paths, rate] of [
     ['references', refs.map(near), 500],
@@ -116,12 +120,14 @@ try {
     ...(referencesOnly ? [] : [['free text', texts.map(near), 100], ['free text', texts.map(near), 200]] as const),
   ] as const) {
     const r = await load([...paths], rate, connections);
-    table.push([label, connections, rate, Math.round(r.requests.average), r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max, r.errors + r.timeouts, r.non2xx]);
-    rows.push({ label, connections, rate, achieved: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx });
+    table.push([label, connections, rate, Math.round(r.achieved), r.p50, r.p90, r.p99, r.max, r.errors, r.non2xx]);
+    rows.push({ label, connections, rate, ...r });
   }
 } finally {
   server.kill('SIGTERM');
 }
+mkdirSync(join(here, 'out'), { recursive: true });
+writeFileSync(join(here, 'out', `load-workers-${workers}.json`), JSON.stringify({ machine: describeMachine(), seconds, workers, references: rows, mixed: mixedRows }, null, 2));
 console.log(`\nLoad test on loopback of serve --workers ${workers}, ${seconds} s per row, all four types per query (k = 10)`);
 console.log(machineLine(describeMachine()));
 if (!mixedOnly) console.log(table.toString());

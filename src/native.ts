@@ -53,8 +53,8 @@ interface Binding {
   topk(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): TopK;
   topkAsync(q: Float32Array, x: Float32Array, dim: number, k: number, metric: string, mask?: Uint8Array, device?: string): Promise<TopK>;
   quantize(x: Float32Array, dim: number): QuantizedRows;
-  topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): TopK;
-  topkQuantizedAsync(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number): Promise<TopK>;
+  topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number, projection?: Float32Array): TopK;
+  topkQuantizedAsync(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number, projection?: Float32Array): Promise<TopK>;
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadGradients;
@@ -220,6 +220,11 @@ export function meanRows(vectors: Float32Array, dim: number, subsets: readonly (
 export interface QuantizedRows {
   codes: Int8Array;
   scales: Float32Array;
+  /**
+   * When the codes are of the rows projected to r dimensions (optionally centred first): the
+   * projection, r x dim with orthonormal rows. The queries are projected by it before the scan.
+   */
+  projection?: Float32Array;
 }
 
 export function quantize(vectors: Float32Array, dim: number): QuantizedRows {
@@ -227,9 +232,10 @@ export function quantize(vectors: Float32Array, dim: number): QuantizedRows {
 }
 
 /**
- * Top-k by dot product that scans int8 codes (a quarter of the bytes) for the `candidates` best
- * rows, then scores those exactly against the fp32 `database`. With enough candidates it returns
- * the exact answer; the index measures how many it needs.
+ * Top-k by dot product that scans int8 codes (a quarter of the bytes, r / 4dim of them when the
+ * codes are projected) for the `candidates` best rows, then scores those exactly against the fp32
+ * `database`. With enough candidates it returns the exact answer; the index measures how many it
+ * needs.
  */
 export function topkQuantized(
   queries: Float32Array,
@@ -238,12 +244,12 @@ export function topkQuantized(
   dim: number,
   options: { k: number; candidates: number },
 ): TopK {
-  return binding.topkQuantized(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
+  return binding.topkQuantized(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates, quantized.projection);
 }
 
 /** topkQuantized on the libuv pool, off the event loop. */
 export function topkQuantizedAsync(queries: Float32Array, quantized: QuantizedRows, database: Float32Array, dim: number, options: { k: number; candidates: number }): Promise<TopK> {
-  return binding.topkQuantizedAsync(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates);
+  return binding.topkQuantizedAsync(queries, quantized.codes, quantized.scales, database, dim, options.k, options.candidates, quantized.projection);
 }
 
 // ---- Training kernels (native/src/training.cpp) ----

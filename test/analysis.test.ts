@@ -9,7 +9,8 @@ import { axisPoleMeans, NAMED_AXES, splitPoles } from '../src/analysis/analyses.
 import { ExprError, linearize } from '../src/analysis/expr.js';
 import { correlate, ranks } from '../src/analysis/correlation.js';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
-import { leadingEigenvectors, mapSvg, spaceMap } from '../src/analysis/map.js';
+import { mapSvg, spaceMap } from '../src/analysis/map.js';
+import { leadingEigenvectors } from '../src/util/pca.js';
 import { scoreFile } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';

@@ -22,7 +22,7 @@ import {
   type Metric,
 } from '../src/native.js';
 import { combineRef, matmulRef, normalizeRef, quantizedScoresRef, quantizeRef, similarityRef, topkRef } from '../src/reference.js';
-import { assertClose, assertThrowsCode, dotTolerance, forEachIsa, randomMatrix, rng } from './helpers.js';
+import { assertClose, assertRejects as rejects, assertThrowsCode, dotTolerance, forEachIsa, randomMatrix, rng } from './helpers.js';
 
 const DIMS = [1, 3, 17, 511, 512, 513];
 const METRICS: Metric[] = ['dot', 'cosine'];
@@ -405,7 +405,7 @@ Quantized('should give the same answer off the event loop, and reject bad input 
 Quantized('should pick its candidates by the int8 scores of the reference, for every ISA', () => {
   forEachIsa((isa) => {
     for (const dim of [17, 512, 513]) {
-      const x = randomMatrix(900, dim, dim + 2);
+      const x = randomMatrix(903, dim, dim + 2); // rows four at a time, and three alone
       const q = randomMatrix(1, dim, dim + 3);
       const codes = quantize(x, dim);
       const approx = quantizedScoresRef(q, codes.codes, codes.scales, dim);
@@ -414,6 +414,59 @@ Quantized('should pick its candidates by the int8 scores of the reference, for e
       assert.equal(Array.from(got.indices).sort((a, b) => a - b), expected, `${isa} dim ${dim}`);
     }
   });
+});
+
+/** Codes of x projected on `projection` (r x dim): what SpaceIndex scans for a type with a rank. */
+function projectedCodes(x: Float32Array, dim: number, projection: Float32Array) {
+  const r = projection.length / dim;
+  const n = x.length / dim;
+  const y = new Float32Array(n * r);
+  for (let i = 0; i < n; i++) for (let j = 0; j < r; j++) {
+    let s = 0;
+    for (let p = 0; p < dim; p++) s += x[i * dim + p] * projection[j * dim + p];
+    y[i * r + j] = s;
+  }
+  return { ...quantize(y, r), projection };
+}
+
+Quantized('should scan codes of a projection: candidates by the projected int8 scores, answers exact, for every ISA', () => {
+  forEachIsa((isa) => {
+    for (const [dim, r] of [[17, 5], [512, 64], [513, 128]]) {
+      const x = randomMatrix(903, dim, dim + 4);
+      const q = randomMatrix(1, dim, dim + 5);
+      // A projection onto the first r coordinates: the projected query is exact, so the reference's
+      // candidates are too.
+      const select = new Float32Array(r * dim);
+      for (let j = 0; j < r; j++) select[j * dim + j] = 1;
+      const codes = projectedCodes(x, dim, select);
+      const approx = quantizedScoresRef(q.subarray(0, r), codes.codes, codes.scales, r);
+      const expected = approx.map((s, i) => ({ s, i })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 25).map((c) => c.i).sort((a, b) => a - b);
+      const got = topkQuantized(q, codes, x, dim, { k: 25, candidates: 25 });
+      assert.equal(Array.from(got.indices).sort((a, b) => a - b), expected, `${isa} dim ${dim} rank ${r}`);
+      // Any projection: with every row a candidate, the exact answer.
+      const rotated = projectedCodes(x, dim, randomMatrix(r, dim, r));
+      const all = topkQuantized(q, rotated, x, dim, { k: 10, candidates: 903 });
+      const exact = topk(q, x, dim, { k: 10, metric: 'dot' });
+      assert.equal(Array.from(all.indices), Array.from(exact.indices), `${isa} dim ${dim} rank ${r}, every row a candidate`);
+    }
+  });
+});
+
+Quantized('should reject a projection of the wrong shape or with non-finite values', async () => {
+  const dim = 6;
+  const x = randomMatrix(10, dim, 1);
+  const q = randomMatrix(1, dim, 2);
+  const codes = projectedCodes(x, dim, randomMatrix(2, dim, 3));
+  assertThrowsCode(() => topkQuantized(q, { ...codes, projection: randomMatrix(1, dim + 1, 4) }, x, dim, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /projection/);
+  assertThrowsCode(() => topkQuantized(q, { ...codes, projection: randomMatrix(dim + 1, dim, 4) }, x, dim, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /projection must have from 1 to 6 rows of 6, got 7/);
+  assertThrowsCode(() => topkQuantized(q, { ...codes, projection: randomMatrix(3, dim, 4) }, x, dim, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /codes and scales must describe the 10 database rows in 3 dimensions/);
+  const bad = codes.projection.slice();
+  bad[7] = NaN;
+  assertThrowsCode(() => topkQuantized(q, { ...codes, projection: bad }, x, dim, { k: 2, candidates: 5 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /projection row 1, column 1 is not finite/);
+  await rejects(Promise.resolve().then(() => topkQuantizedAsync(q, { ...codes, projection: bad }, x, dim, { k: 2, candidates: 5 })), RangeError, /projection row 1, column 1 is not finite/);
+  const sync = topkQuantized(q, codes, x, dim, { k: 3, candidates: 4 });
+  const async = await topkQuantizedAsync(q, codes, x, dim, { k: 3, candidates: 4 });
+  assert.equal(Array.from(async.indices), Array.from(sync.indices), 'the same off the event loop');
 });
 
 Quantized('should reject codes of another matrix and bad values', () => {

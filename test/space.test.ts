@@ -89,6 +89,52 @@ Index('should notice a corrupt file, changed vectors and a change of method, and
   store.close();
 });
 
+/** 1,200 skills in 160 dimensions around a 24-dimensional subspace: what principal components capture. */
+function lowRankStore(): Store {
+  const store = Store.open(':memory:');
+  store.upsertEntities(Array.from({ length: 1200 }, (_, i) => ({ type: 'skill' as const, source: 'test', code: `s${i}`, title: `skill ${i}`, text: `skill ${i}` })));
+  store.registerModel({ id: 'm', name: 'm', dim: 160 });
+  const factors = randomMatrix(1200, 24, 21);
+  const basis = randomMatrix(24, 160, 22);
+  const noise = randomMatrix(1200, 160, 23);
+  const vectors = new Float32Array(1200 * 160);
+  for (let i = 0; i < 1200; i++) for (let p = 0; p < 160; p++) {
+    let v = 0.05 * noise[i * 160 + p];
+    for (let f = 0; f < 24; f++) v += factors[i * 24 + f] * basis[f * 160 + p];
+    vectors[i * 160 + p] = v;
+  }
+  store.putVectors('m', store.entities().map((e, i) => ({ ref: e.ref, vector: vectors.slice(i * 160, (i + 1) * 160) })));
+  return store;
+}
+
+Index('should scan int8 codes of the leading principal components, store them checksummed, and rebuild them when corrupt', async () => {
+  const store = lowRankStore();
+  const dir = join(home, 'pca-index');
+  const notes: string[] = [];
+  const index = SpaceIndex.open(store, 'm', dir, { method: 'int8', ranks: [64], onNote: (n) => notes.push(n) });
+  const info = index.manifest.types.skill!;
+  assert.equal([info.method, info.rank, info.file], ['int8', 64, 'skill.pca']);
+  assert.ok(info.recall >= 0.99, `recall ${info.recall}`);
+  assert.is(readFileSync(join(dir, 'skill.pca')).length, 4 * 160 * 65, 'the mean and 64 components of 160 values');
+  for (const row of [3, 500, 1199]) {
+    const q = index.vectors('skill')!.matrix.slice(row * 160, (row + 1) * 160);
+    const exact = index.search('skill', q, 10, true);
+    assert.equal(index.search('skill', q, 10).rows, exact.rows, `row ${row}: the projected scan re-scored agrees with the exact one`);
+    assert.equal(await index.searchAsync('skill', q, 10), index.search('skill', q, 10), `row ${row}, off the event loop`);
+  }
+  const again = SpaceIndex.open(store, 'm', dir, { method: 'int8', onNote: (n) => notes.push(n) });
+  assert.is(notes.length, 1, 'reopened without rebuilding');
+  assert.equal(again.search('skill', index.vectors('skill')!.matrix.slice(0, 160), 10), index.search('skill', index.vectors('skill')!.matrix.slice(0, 160), 10));
+  writeFileSync(join(dir, 'skill.pca'), 'garbage');
+  SpaceIndex.open(store, 'm', dir, { method: 'int8', ranks: [64], onNote: (n) => notes.push(n) });
+  assert.equal(notes[1], 'indexing 1200 skill vectors (skill.pca is corrupt (checksum mismatch))');
+  SpaceIndex.open(store, 'm', dir, { method: 'int8', ranks: [Infinity], onNote: (n) => notes.push(n) });
+  assert.is(notes.length, 2, 'the ranks tried matter only when a type is (re)built');
+  SpaceIndex.open(store, 'm', dir, { method: 'exact' });
+  assert.is(existsSync(join(dir, 'skill.pca')), false, 'the unused components are removed');
+  store.close();
+});
+
 Index.run();
 
 const Space = suite('LaborSpace on the fixture data');

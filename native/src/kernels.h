@@ -120,9 +120,14 @@ void quantize_rows(const float* x, size_t n, size_t d, int8_t* codes, float* sca
 
 // Approximate-then-exact top-k for unit-free scores (dot): each query is quantised to int8, every
 // row scored in int8 (a quarter of the bytes of fp32), the `candidates` best kept, and those
-// re-scored exactly against the fp32 rows `x`. Same contract as topk otherwise.
-Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float* scales, const float* x, size_t n,
-                     size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores, size_t* k_out);
+// re-scored exactly against the fp32 rows `x`. With a `projection` (r x d, rows orthonormal) the
+// codes are of the rows projected to r dimensions (n x r; centred or not: a shift adds the same
+// to every row's score) and the queries are projected too, so the coarse pass reads r / d of the
+// bytes; without one, r = d and the codes are of the rows themselves. Same contract as topk
+// otherwise.
+Error topk_quantized(const float* q, size_t m, const float* projection, size_t r, const int8_t* codes, const float* scales,
+                     const float* x, size_t n, size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores,
+                     size_t* k_out);
 
 // Machine probes for the benchmarks: streaming read bandwidth (bytes/s) over x[0..len) (the data a
 // benchmark scans, so both see the same cache residency), and fp32 FMA throughput (FLOP/s) of the

@@ -159,14 +159,51 @@ double sum_squares_avx512(const float* x, size_t d) {
   return s;
 }
 
-// As the AVX2 kernel, 32 bytes of a row per step; two accumulators hide the add latency.
+// As the AVX2 kernel (four rows at a time, their lanes summed together), 64 values of a row per
+// step in two halves.
+inline __m128i sum4_epi32(const __m512i a[4]) {
+  __m128i t[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(a[j]), _mm512_extracti64x4_epi64(a[j], 1));
+    t[j] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  }
+  return _mm_hadd_epi32(_mm_hadd_epi32(t[0], t[1]), _mm_hadd_epi32(t[2], t[3]));
+}
+
 void row_dots_i8_avx512(const int16_t* q, const int8_t* x, size_t rows, size_t d, int64_t* out) {
   const size_t body = d & ~size_t(63);
-  for (size_t r = 0; r < rows; ++r) {
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const int8_t* xr = x + r * d;
+    __m256i sums = _mm256_setzero_si256();  // the four rows' int64 sums
+    size_t p = 0;
+    while (p < body) {
+      const size_t end = std::min(body, p + kI8Block);
+      __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+      for (; p < end; p += 64) {
+        const __m512i q0 = _mm512_loadu_si512(q + p), q1 = _mm512_loadu_si512(q + p + 32);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const int8_t* row = xr + j * d + p;
+          const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row)));
+          const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32)));
+          acc[j] = _mm512_add_epi32(acc[j], _mm512_add_epi32(_mm512_madd_epi16(x0, q0), _mm512_madd_epi16(x1, q1)));
+        }
+      }
+      sums = _mm256_add_epi64(sums, _mm256_cvtepi32_epi64(sum4_epi32(acc)));
+    }
+    alignas(32) int64_t s4[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(s4), sums);
+    for (int j = 0; j < 4; ++j) {
+      for (size_t t = p; t < d; ++t) s4[j] += int32_t(q[t]) * xr[j * d + t];
+      out[r + j] = s4[j];
+    }
+  }
+  for (; r < rows; ++r) {
     const int8_t* xr = x + r * d;
     int64_t s = 0;
     size_t p = 0;
-    while (p < body) {  // int32 lanes widened to int64 every kI8Block values, as in kernels_avx2.cpp
+    while (p < body) {
       const size_t end = std::min(body, p + kI8Block);
       __m512i a0 = _mm512_setzero_si512(), a1 = a0;
       for (; p < end; p += 64) {

@@ -361,8 +361,9 @@ void quantize_rows(const float* x, size_t n, size_t d, int8_t* codes, float* sca
   });
 }
 
-Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float* scales, const float* x, size_t n,
-                     size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores, size_t* k_out) {
+Error topk_quantized(const float* q, size_t m, const float* projection, size_t r, const int8_t* codes, const float* scales,
+                     const float* x, size_t n, size_t d, size_t k, size_t candidates, int32_t* out_idx, float* out_scores,
+                     size_t* k_out) {
   const size_t bad_q = first_non_finite(q, m * d);
   if (bad_q < m * d)
     return {Error::non_finite, "query row " + std::to_string(bad_q / d) + ", column " + std::to_string(bad_q % d) +
@@ -373,18 +374,26 @@ Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float*
   const size_t pool = std::min(n, std::max(candidates, kk));
   const IsaKernels& kernels = active_kernels();
 
-  // Queries in int16 (their int8 codes, widened for the multiply) with their scales.
-  std::vector<int16_t> q16(m * d);
+  // The queries as the codes see them (projected when the codes are), then in int16 (their int8
+  // codes, widened for the multiply) with their scales.
+  std::vector<float> projected;
+  const float* qc = q;
+  if (projection) {
+    projected.resize(m * r);
+    for (size_t i = 0; i < m; ++i) kernels.row_dots(q + i * d, projection, r, d, projected.data() + i * r, nullptr);
+    qc = projected.data();
+  }
+  std::vector<int16_t> q16(m * r);
   std::vector<float> q_scale(m);
   for (size_t i = 0; i < m; ++i) {
     float largest = 0.f;
-    for (size_t p = 0; p < d; ++p) largest = std::max(largest, std::fabs(q[i * d + p]));
+    for (size_t p = 0; p < r; ++p) largest = std::max(largest, std::fabs(qc[i * r + p]));
     q_scale[i] = largest > 0.f ? largest / 127.f : 1.f;
-    for (size_t p = 0; p < d; ++p) q16[i * d + p] = static_cast<int16_t>(std::nearbyint(q[i * d + p] / q_scale[i]));
+    for (size_t p = 0; p < r; ++p) q16[i * r + p] = static_cast<int16_t>(std::nearbyint(qc[i * r + p] / q_scale[i]));
   }
 
-  // Approximate scores of every row: a quarter of the bytes of the fp32 scan.
-  const size_t threads = std::max<size_t>(1, std::min(threads_for(double(m) * n * d / 4), (n + kChunkRows - 1) / kChunkRows));
+  // Approximate scores of every row: a quarter of the bytes of the fp32 scan (r / 4d projected).
+  const size_t threads = std::max<size_t>(1, std::min(threads_for(double(m) * n * r / 4), (n + kChunkRows - 1) / kChunkRows));
   std::vector<TopkSink> sinks(threads, TopkSink(m, pool));
   fork_join(threads, [&](size_t t) {
     std::vector<int64_t> dots(kChunkRows);
@@ -392,7 +401,7 @@ Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float*
     for (size_t r0 = n * t / threads; r0 < end; r0 += kChunkRows) {
       const size_t count = std::min(kChunkRows, end - r0);
       for (size_t i = 0; i < m; ++i) {
-        kernels.row_dots_i8(q16.data() + i * d, codes + r0 * d, count, d, dots.data());
+        kernels.row_dots_i8(q16.data() + i * r, codes + r0 * r, count, r, dots.data());
         for (size_t j = 0; j < count; ++j) sinks[t].offer(i, static_cast<int32_t>(r0 + j), float(dots[j]) * q_scale[i] * scales[r0 + j]);
       }
     }
@@ -405,6 +414,9 @@ Error topk_quantized(const float* q, size_t m, const int8_t* codes, const float*
     for (const TopkSink& s : sinks) merged.insert(merged.end(), s.heap.begin() + i * pool, s.heap.begin() + i * pool + s.size[i]);
     std::sort(merged.begin(), merged.end(), better);
     merged.resize(std::min(merged.size(), pool));
+    // The candidates' rows lie anywhere in x: asking for all of them first overlaps their misses.
+    for (const Candidate& c : merged)
+      for (size_t p = 0; p < d; p += 16) __builtin_prefetch(x + size_t(c.index) * d + p);
     for (Candidate& c : merged) {
       kernels.row_dots(q + i * d, x + size_t(c.index) * d, 1, d, &c.score, nullptr);
       if (!std::isfinite(c.score)) return describe_bad_row(x, size_t(c.index), d);

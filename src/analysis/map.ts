@@ -18,6 +18,7 @@ import { matmul } from '../native.js';
 import { ENTITY_TYPES, type EntityType } from '../store/index.js';
 import type { LaborSpace } from '../space.js';
 import { checkTypes, SpaceError } from '../errors.js';
+import { centreRows, covarianceOf, leadingEigenvectors } from '../util/pca.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import { axisPoleMeans } from './analyses.js';
 
@@ -67,50 +68,6 @@ export const DEFAULT_LABELS = [
   'firm:sp500:UNH',
 ];
 
-/**
- * The `count` leading eigenvectors (rows of `vectors`) and eigenvalues of a symmetric positive
- * semi-definite d x d matrix: subspace iteration, each step one native product C V and a
- * Gram-Schmidt pass, until the subspace stops turning.
- */
-export function leadingEigenvectors(c: Float32Array, d: number, count: number, seed = 1): { vectors: Float32Array; values: number[] } {
-  const next = seededRandom(seed);
-  let v: Float32Array = Float32Array.from({ length: count * d }, () => next()); // count x d, rows the vectors
-  const orthonormalize = (w: Float32Array) => {
-    for (let e = 0; e < count; e++) {
-      const row = w.subarray(e * d, (e + 1) * d);
-      for (let f = 0; f < e; f++) {
-        const prev = w.subarray(f * d, (f + 1) * d);
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += row[i] * prev[i];
-        for (let i = 0; i < d; i++) row[i] -= dot * prev[i];
-      }
-      let norm = 0;
-      for (let i = 0; i < d; i++) norm += row[i] * row[i];
-      norm = Math.sqrt(norm);
-      for (let i = 0; i < d; i++) row[i] = norm > 0 ? row[i] / norm : 0;
-    }
-    return w;
-  };
-  v = orthonormalize(v);
-  for (let it = 0; it < 1000; it++) {
-    const w = orthonormalize(matmul(v, c, { m: count, n: d, k: d })); // (C V)ᵀ = Vᵀ C, C symmetric
-    let change = 0;
-    for (let i = 0; i < w.length; i++) change = Math.max(change, Math.abs(w[i] - v[i]));
-    v = w;
-    if (change < 1e-6) break;
-  }
-  const cv = matmul(v, c, { m: count, n: d, k: d });
-  const values = Array.from({ length: count }, (_, e) => {
-    let s = 0;
-    for (let i = 0; i < d; i++) s += cv[e * d + i] * v[e * d + i];
-    return s;
-  });
-  return { vectors: v, values };
-}
-
-/** Rows per native product while the covariance is summed in float64. */
-const COVARIANCE_BLOCK = 1024;
-
 export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Promise<SpaceMap> {
   const types = checkTypes(options.types) ?? ENTITY_TYPES;
   const method = options.method ?? 'pca';
@@ -142,19 +99,9 @@ export async function spaceMap(space: LaborSpace, options: MapOptions = {}): Pro
   let project: ((v: Float32Array) => { x: number; y: number }) | undefined;
   if (method === 'pca') {
     const n = rows.length;
-    const mean = new Float64Array(dim);
-    for (let i = 0; i < n * dim; i++) mean[i % dim] += x[i];
-    for (let j = 0; j < dim; j++) mean[j] /= n;
-    for (let i = 0; i < n * dim; i++) x[i] -= mean[i % dim]; // x is this map's own copy
-    const covariance = new Float64Array(dim * dim);
-    for (let start = 0; start < n; start += COVARIANCE_BLOCK) {
-      const block = x.subarray(start * dim, Math.min(n, start + COVARIANCE_BLOCK) * dim);
-      const part = matmul(block, block, { m: dim, n: dim, k: block.length / dim, transposeA: true });
-      for (let i = 0; i < part.length; i++) covariance[i] += part[i];
-    }
-    let trace = 0;
-    for (let i = 0; i < dim; i++) trace += covariance[i * dim + i] / n;
-    const { vectors, values } = leadingEigenvectors(Float32Array.from(covariance, (v) => v / n), dim, 2, options.seed ?? 1);
+    const mean = centreRows(x, dim); // x is this map's own copy
+    const { covariance, trace } = covarianceOf(x, dim);
+    const { vectors, values } = leadingEigenvectors(covariance, dim, 2, { seed: options.seed ?? 1 });
     explained = [values[0] / trace, values[1] / trace];
     coords = matmul(x, vectors, { m: n, n: 2, k: dim, transposeB: true });
     const offset = matmul(Float32Array.from(mean), vectors, { m: 1, n: 2, k: dim, transposeB: true });

@@ -2,20 +2,25 @@
  * One nearest-neighbour index per entity type over a model's vectors, the fastest at build time
  * among those reaching recall@10 >= 0.99 against the exact answer:
  * - 'exact': the native fp32 scan;
- * - 'int8': the native scan of int8 codes (a quarter of the bytes) for a few candidates, re-scored
- *   exactly in fp32 (codes are derived from the vectors on open, never stored);
+ * - 'int8': the native scan of int8 codes for a few candidates, re-scored exactly in fp32. The
+ *   codes are of the vectors themselves (a quarter of the bytes of fp32) or, with a `rank`, of
+ *   their projection on the type's leading principal components (rank / 4dim of the bytes: 1/32 at
+ *   64 of 512 dimensions, so a type of 23k skills is scanned from L2). The principal components
+ *   are stored; the codes are derived from the vectors on open;
  * - 'hnsw': hnswlib-node, inner product on unit vectors.
- * HNSW files are written under <home>/indices/<model>/ with a manifest of their sha256 and of the
- * vectors they index, so a stale or corrupt index is noticed on open and rebuilt.
+ * HNSW graphs and principal components are written under <home>/indices/<model>/ with a manifest
+ * of their sha256 and of the vectors they index, so a stale or corrupt index is noticed on open and
+ * rebuilt.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import hnswlib from 'hnswlib-node';
 
-import { normalize, quantize, type QuantizedRows, topk, topkAsync, topkQuantized, topkQuantizedAsync } from '../native.js';
+import { matmul, normalize, quantize, type QuantizedRows, topk, topkAsync, topkQuantized, topkQuantizedAsync } from '../native.js';
 import { ENTITY_TYPES, type EntityType, type Store, type VectorSet } from '../store/index.js';
+import { centreRows, covarianceOf, leadingEigenvectors } from '../util/pca.js';
 import { randomMatrix } from '../util/random.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -29,16 +34,23 @@ const POOL_CANDIDATES = [20, 40, 80, 160, 320];
 const PROBE_QUERIES = 200;
 /** Types smaller than this are always scanned exactly: HNSW cannot pay off. */
 const EXACT_BELOW = 1000;
+/** Dimensions the int8 codes are tried in: principal components, and the full dimension. */
+const RANKS = [64, 128, Infinity];
+/** Subspace iterations for the components: the recall check, not convergence, judges them. */
+const PCA_ITERATIONS = 60;
 
 export interface TypeIndexInfo {
   count: number;
   vectorsHash: string;
   method: 'hnsw' | 'int8' | 'exact';
+  /** The HNSW graph or, for int8 codes of a projection, the principal components (mean, then rank rows). */
   file?: string;
   sha256?: string;
   ef?: number;
   /** Candidates of the int8 scan re-scored exactly. */
   candidates?: number;
+  /** Principal components the int8 codes are of (absent: the full dimension). */
+  rank?: number;
   recall: number;
   /** Median single-query latency measured at build, in ms. */
   exactMs: number;
@@ -54,10 +66,15 @@ export interface IndexOptions {
    * scan; 'hnsw' or 'int8': that method wherever it reaches the recall target.
    */
   method?: 'auto' | 'hnsw' | 'int8' | 'exact';
+  /**
+   * Dimensions int8 codes are tried in (default 64, 128 and the full dimension): fewer than the
+   * vectors' means their projection on that many leading principal components.
+   */
+  ranks?: readonly number[];
 }
 
 /** Bumped when how indices are chosen or built changes: older indices are rebuilt. */
-const BUILDER_VERSION = 2;
+const BUILDER_VERSION = 3;
 
 export interface IndexManifest {
   builder: number;
@@ -86,6 +103,15 @@ function fileHash(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+/** Writes values to path through a renamed temporary file; returns their sha256. */
+function writeAtomically(path: string, values: Float32Array): string {
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, bytes);
+  renameSync(`${path}.tmp`, path);
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
 /** Seeded query vectors drawn from every type: a cross-type query is the common case. */
 function probeQueries(store: Store, modelId: string): Float32Array[] {
   const all = store.vectors(modelId);
@@ -105,6 +131,38 @@ function timeMs(fn: () => void): number {
   const t0 = process.hrtime.bigint();
   fn();
   return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/**
+ * The type's mean and its leading `rank` principal components, in one array: dim values, then
+ * rank rows of dim (the layout of its file).
+ */
+function principalComponents(set: VectorSet, rank: number): Float32Array {
+  const x = set.matrix.slice();
+  const mean = centreRows(x, set.dim);
+  const { vectors } = leadingEigenvectors(covarianceOf(x, set.dim).covariance, set.dim, rank, { maxIterations: PCA_ITERATIONS });
+  const out = new Float32Array(set.dim * (rank + 1));
+  out.set(mean);
+  out.set(vectors, set.dim);
+  return out;
+}
+
+/** int8 codes of the vectors, or of their centred projection on the first `rank` components of `pca`. */
+function codesOf(set: VectorSet, pca?: Float32Array, rank?: number): QuantizedRows {
+  const { dim, matrix } = set;
+  if (!pca || !rank) return quantize(matrix, dim);
+  const projection = pca.slice(dim, dim * (rank + 1));
+  const projected = matmul(matrix, projection, { m: matrix.length / dim, n: rank, k: dim, transposeB: true });
+  const shift = matmul(pca.subarray(0, dim), projection, { m: 1, n: rank, k: dim, transposeB: true });
+  for (let i = 0; i < projected.length; i++) projected[i] -= shift[i % rank];
+  return { ...quantize(projected, rank), projection };
+}
+
+function readComponents(path: string, dim: number, rank: number): Float32Array {
+  const bytes = readFileSync(path);
+  const pca = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (pca.length !== dim * (rank + 1)) throw new Error(`${path} has ${pca.length} values, expected ${dim * (rank + 1)}`);
+  return pca;
 }
 
 const hitsOf = (r: { indices: Int32Array; scores: Float32Array }): TypeHits => ({ rows: Array.from(r.indices), scores: Array.from(r.scores) });
@@ -182,7 +240,7 @@ export class SpaceIndex {
 
   /** Opens the index of a model, rebuilding each type whose files are missing, corrupt or older than its vectors. */
   static open(store: Store, modelId: string, dir: string, options: IndexOptions = {}): SpaceIndex {
-    const { onNote, method = 'auto' } = options;
+    const { onNote, method = 'auto', ranks = RANKS } = options;
     const manifestPath = join(dir, 'manifest.json');
     let manifest: IndexManifest | undefined;
     if (existsSync(manifestPath)) {
@@ -203,7 +261,7 @@ export class SpaceIndex {
       const problem = SpaceIndex.problem(prior, vectorsHash, dir, method);
       if (!problem) {
         const index: TypeIndex = { vectors, info: prior! };
-        if (prior!.method === 'int8') index.int8 = quantize(vectors.matrix, vectors.dim);
+        if (prior!.method === 'int8') index.int8 = codesOf(vectors, prior!.rank ? readComponents(join(dir, prior!.file!), vectors.dim, prior!.rank) : undefined, prior!.rank);
         if (prior!.method === 'hnsw') {
           index.hnsw = new HierarchicalNSW('ip', vectors.dim);
           index.hnsw.readIndexSync(join(dir, prior!.file!));
@@ -214,7 +272,7 @@ export class SpaceIndex {
       }
       if (vectors.refs.length) onNote?.(`indexing ${vectors.refs.length} ${type} vectors (${problem})`);
       probes ??= probeQueries(store, modelId);
-      space.types.set(type, SpaceIndex.buildType(type, vectors, vectorsHash, probes, dir, method));
+      space.types.set(type, SpaceIndex.buildType(type, vectors, vectorsHash, probes, dir, method, ranks));
       changed = true;
     }
     if (changed) {
@@ -222,7 +280,7 @@ export class SpaceIndex {
       writeFileSync(`${manifestPath}.tmp`, JSON.stringify(space.manifest, null, 2));
       renameSync(`${manifestPath}.tmp`, manifestPath);
       const used = new Set(Object.values(space.manifest.types).map((t) => t.file));
-      for (const f of readdirSync(dir)) if (f.endsWith('.hnsw') && !used.has(f)) rmSync(join(dir, f), { force: true });
+      for (const f of readdirSync(dir)) if ((f.endsWith('.hnsw') || f.endsWith('.pca')) && !used.has(f)) rmSync(join(dir, f), { force: true });
     }
     return space;
   }
@@ -232,8 +290,8 @@ export class SpaceIndex {
     if (info.vectorsHash !== vectorsHash) return 'vectors changed';
     if (method === 'exact' && info.method !== 'exact') return 'exact search asked for';
     if ((method === 'hnsw' || method === 'int8') && info.method !== method && info.count >= 1) return `${method} asked for`;
-    if (info.method === 'hnsw') {
-      const path = join(dir, info.file!);
+    if (info.file) {
+      const path = join(dir, info.file);
       if (!existsSync(path)) return `${info.file} is missing`;
       if (fileHash(path) !== info.sha256) return `${info.file} is corrupt (checksum mismatch)`;
     }
@@ -248,6 +306,7 @@ export class SpaceIndex {
     probes: Float32Array[],
     dir: string,
     method: IndexOptions['method'],
+    tried: readonly number[],
   ): TypeIndex {
     const n = vectors.refs.length;
     const dim = vectors.dim;
@@ -267,22 +326,36 @@ export class SpaceIndex {
       return hits / total;
     };
 
-    // int8 scan: the fewest candidates that reach the recall target.
-    const codes = quantize(vectors.matrix, dim);
-    let int8: { candidates: number; recall: number; ms: number } | undefined;
+    // int8 scans, of the vectors and of their projections on the leading principal components:
+    // for each, the fewest candidates that reach the recall target; the fastest of them is kept.
+    let int8: { codes: QuantizedRows; rank?: number; candidates: number; recall: number; ms: number } | undefined;
+    let pca: Float32Array | undefined;
     if (method === 'auto' || method === 'int8') {
-      for (const candidates of POOL_CANDIDATES) {
-        const recall = recallOf((q) => int8Search(vectors, codes, q, 10, candidates));
-        if (recall >= RECALL_TARGET) {
-          int8 = { candidates, recall, ms: median(probes.map((q) => timeMs(() => int8Search(vectors, codes, q, 10, candidates)))) };
-          break;
+      const ranks = [...new Set(tried.map((r) => (r < dim && r * 4 <= n ? r : undefined)))];
+      const most = Math.max(0, ...ranks.map((r) => r ?? 0));
+      pca = most ? principalComponents(vectors, most) : undefined;
+      for (const rank of ranks) {
+        const codes = codesOf(vectors, pca, rank);
+        for (const candidates of POOL_CANDIDATES) {
+          const recall = recallOf((q) => int8Search(vectors, codes, q, 10, candidates));
+          if (recall >= RECALL_TARGET) {
+            const ms = median(probes.map((q) => timeMs(() => int8Search(vectors, codes, q, 10, candidates))));
+            if (!int8 || ms < int8.ms) int8 = { codes, rank, candidates, recall, ms };
+            break;
+          }
         }
       }
     }
-    const withInt8 = (info: TypeIndexInfo): TypeIndex =>
-      int8 && (method === 'int8' || int8.ms < Math.min(info.exactMs, info.hnswMs ?? Infinity))
-        ? { vectors, int8: codes, info: { ...info, method: 'int8', candidates: int8.candidates, recall: int8.recall, int8Ms: int8.ms } }
-        : { vectors, info: { ...info, int8Ms: int8?.ms } };
+    const withInt8 = (info: TypeIndexInfo): TypeIndex => {
+      if (!int8 || !(method === 'int8' || int8.ms < Math.min(info.exactMs, info.hnswMs ?? Infinity))) return { vectors, info: { ...info, int8Ms: int8?.ms } };
+      const chosen: TypeIndexInfo = { ...info, method: 'int8', candidates: int8.candidates, recall: int8.recall, int8Ms: int8.ms };
+      if (int8.rank) {
+        chosen.rank = int8.rank;
+        chosen.file = `${type}.pca`;
+        chosen.sha256 = writeAtomically(join(dir, chosen.file), pca!.subarray(0, dim * (int8.rank + 1)));
+      }
+      return { vectors, int8: int8.codes, info: chosen };
+    };
     if (method === 'int8' || (method === 'auto' && n < EXACT_BELOW)) return withInt8(base);
 
     const hnsw = new HierarchicalNSW('ip', dim);

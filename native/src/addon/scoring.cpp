@@ -127,10 +127,10 @@ struct SimilarityCall {
 };
 
 struct QuantizedTopkCall {
-  Napi::Float32Array queries, scales, database, scores;
+  Napi::Float32Array queries, scales, database, scores, projection;
   Napi::Int8Array codes;
   Napi::Int32Array indices;
-  size_t dim, m, n, k, kk, candidates, k_out = 0;
+  size_t dim, rank, m, n, k, kk, candidates, k_out = 0;
 
   static QuantizedTopkCall parse(const Napi::CallbackInfo& info) {
     QuantizedTopkCall c;
@@ -141,9 +141,17 @@ struct QuantizedTopkCall {
     c.dim = integer(info, 4, "dim", 1, kMaxDim);
     c.m = rows_of(c.queries, c.dim, "queries");
     c.n = rows_of(c.database, c.dim, "database");
-    if (c.codes.ElementLength() != c.n * c.dim || c.scales.ElementLength() != c.n)
+    c.rank = c.dim;
+    if (info.Length() > 7 && !info[7].IsUndefined()) {
+      c.projection = finite_matrix(info, 7, "projection", c.dim, &c.rank);
+      if (c.rank < 1 || c.rank > c.dim)
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             "projection must have from 1 to " + std::to_string(c.dim) + " rows of " + std::to_string(c.dim) + ", got " + std::to_string(c.rank));
+    }
+    if (c.codes.ElementLength() != c.n * c.rank || c.scales.ElementLength() != c.n)
       fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
-           "codes and scales must describe the " + std::to_string(c.n) + " database rows (quantize the same database)");
+           "codes and scales must describe the " + std::to_string(c.n) + " database rows in " + std::to_string(c.rank) +
+               " dimensions (quantize the same database, projected as the query is)");
     c.k = integer(info, 5, "k", 1, INT32_MAX);
     c.candidates = integer(info, 6, "candidates", 1, INT32_MAX);
     c.kk = std::min(c.k, c.n);
@@ -152,8 +160,8 @@ struct QuantizedTopkCall {
     return c;
   }
   Error run() {
-    return topk_quantized(queries.Data(), m, codes.Data(), scales.Data(), database.Data(), n, dim, k, candidates,
-                          indices.Data(), scores.Data(), &k_out);
+    return topk_quantized(queries.Data(), m, projection.IsEmpty() ? nullptr : projection.Data(), rank, codes.Data(), scales.Data(),
+                          database.Data(), n, dim, k, candidates, indices.Data(), scores.Data(), &k_out);
   }
   std::vector<Napi::Value> outputs() const { return {indices, scores}; }
   Napi::Value result(Napi::Env env, const std::vector<Napi::Value>& outs) const {
