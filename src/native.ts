@@ -46,6 +46,7 @@ interface Binding {
   info(): NativeInfo;
   setIsa(isa: string): void;
   setThreads(n: number): void;
+  setAsyncNiceness(n: number): void;
   normalize(x: Float32Array, dim: number, inPlace: boolean): Float32Array;
   combine(x: Float32Array, dim: number, indices: Int32Array, weights: Float32Array, offsets: Int32Array): Float32Array;
   similarity(q: Float32Array, x: Float32Array, dim: number, metric: string): Float32Array;
@@ -150,6 +151,14 @@ export function setIsa(isa: Isa): void {
 /** Threads the kernels use for large inputs (default: all cores, or $LABORSPACE_THREADS). */
 export function setThreads(n: number): void {
   binding.setThreads(n);
+}
+
+/**
+ * The niceness (0..19) the async kernels' threads run at from their next call on (Linux: per
+ * thread; elsewhere a no-op). The server sets 10, so its heavy kernels give way to its event loop.
+ */
+export function setAsyncNiceness(niceness: number): void {
+  binding.setAsyncNiceness(niceness);
 }
 
 /** L2-normalises each row; zero rows stay zero. Returns a new array unless `inPlace`. */

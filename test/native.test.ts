@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -10,6 +12,7 @@ import {
   normalize,
   project,
   quantize,
+  setAsyncNiceness,
   setIsa,
   setThreads,
   similarity,
@@ -503,6 +506,31 @@ Dispatch('should report the ISA in use and accept only supported ones', () => {
   assert.ok(info.threads >= 1);
   assertThrowsCode(() => setIsa('sse9' as Isa), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /isa must be 'avx512', 'avx2' or 'scalar'/);
   assertThrowsCode(() => setThreads(0), RangeError, 'ERR_LABORSPACE_RANGE', /threads must be an integer from 1 to 1024/);
+});
+
+Dispatch('should run the async kernels at the niceness asked for, and refuse one out of range', async () => {
+  assertThrowsCode(() => setAsyncNiceness(20), RangeError, 'ERR_LABORSPACE_RANGE', /niceness must be an integer from 0 to 19/);
+  assertThrowsCode(() => setAsyncNiceness(-1), RangeError, 'ERR_LABORSPACE_RANGE', /niceness must be an integer from 0 to 19/);
+  if (process.platform !== 'linux') {
+    console.log('  skipped: per-thread niceness is read from /proc, which only Linux has');
+    return;
+  }
+  // Field 19 of /proc/self/task/TID/stat (after the parenthesised name) is the thread's niceness.
+  const nicenessOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
+  const niceness = () => readdirSync('/proc/self/task').map(nicenessOf);
+  const main = nicenessOf(String(process.pid));
+  const before = niceness();
+  setAsyncNiceness(7);
+  try {
+    const x = randomMatrix(50, 8, 1);
+    // As many calls as libuv has threads, so that each takes it whichever thread runs it.
+    await Promise.all(Array.from({ length: 8 }, () => topkAsync(x.subarray(0, 8), x, 8, { k: 3, metric: 'dot' })));
+    const after = niceness();
+    assert.ok(after.filter((n) => n === 7).length > before.filter((n) => n === 7).length, `nicenesses ${before} -> ${after}`);
+    assert.is(nicenessOf(String(process.pid)), main, "the calling (main) thread's own is left as it was");
+  } finally {
+    setAsyncNiceness(0);
+  }
 });
 
 Dispatch('should keep NaN through the vectorised exp on every ISA, as the scalar path does', () => {

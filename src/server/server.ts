@@ -4,10 +4,11 @@
  * error leaks a stack: the space's own errors become 4xx answers with their message, anything else
  * a 500 that only says "internal error" (the detail goes to the server's log).
  *
- * The event loop only parses, dispatches and formats: free text is encoded on the encoder's worker
- * thread, scans and projections run on the libuv pool, and the heavy routes (axis, shock, score,
- * embed) wait for one of a few slots, so reference queries keep answering in milliseconds while
- * they run. Each request carries an AbortSignal that fires when its client disconnects or its time
+ * The event loop only parses, dispatches, formats and runs the short scans (a fraction of a
+ * millisecond): free text is encoded on the encoder's worker thread, long scans and projections
+ * run on the libuv pool at a lower priority (niceness 10, as the encoder), and the heavy routes
+ * (axis, shock, score, embed) wait for one of a few slots, so reference queries keep answering in
+ * milliseconds while they run. Each request carries an AbortSignal that fires when its client disconnects or its time
  * runs out, and the work stops at its next step. The explorer (a static page built from
  * src/server/explorer) is served at /.
  */
@@ -24,7 +25,7 @@ import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
 import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
 import { scoreTexts } from '../analysis/score.js';
-import { nativeInfo } from '../native.js';
+import { nativeInfo, setAsyncNiceness } from '../native.js';
 import { checkTypes, SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
@@ -44,6 +45,11 @@ export interface ServerOptions {
   explorerDir?: string;
   /** More for /health (the processes of `serve --workers`). */
   health?: () => object;
+  /**
+   * Niceness of the threads running the heavy requests' kernels (default 10; 0 leaves them be): on
+   * a busy machine they give way to the event loop, which answers the cheap queries.
+   */
+  kernelNiceness?: number;
 }
 
 const typesSchema = { type: 'array', items: { enum: [...ENTITY_TYPES] }, minItems: 1, uniqueItems: true } as const;
@@ -115,6 +121,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   });
 
   const heavy = limiter(options.heavySlots ?? Math.max(1, Math.floor(availableParallelism() / 4)));
+  setAsyncNiceness(options.kernelNiceness ?? 10);
   // Read from the store now rather than on the first shock, which would wait for it (~1 s).
   prepareShock(space);
 

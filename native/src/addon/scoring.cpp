@@ -184,6 +184,7 @@ class CallWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     use_own_threads_here();  // libuv's threads run several calls at once
+    apply_async_niceness();
     try {
       error_ = call_.run();
     } catch (const std::bad_alloc&) {
