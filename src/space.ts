@@ -121,6 +121,11 @@ export class LaborSpace {
     }
   }
 
+  /** What it was opened with: another LaborSpace opened so on the same home answers the same (the server's threads). */
+  get openedWith(): { model: ModelChoice; threads?: number } {
+    return { model: this.choice, ...(this.threads === undefined ? {} : { threads: this.threads }) };
+  }
+
   /**
    * Why the home's space is no longer the one this object answers from (a training run or an
    * encode since it was opened, by this process or another), or undefined while it is the same.

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -530,6 +532,27 @@ Dispatch('should run the async kernels at the niceness asked for, and refuse one
     assert.is(nicenessOf(String(process.pid)), main, "the calling (main) thread's own is left as it was");
   } finally {
     setAsyncNiceness(0);
+  }
+});
+
+Dispatch('should survive a worker thread terminated while its async kernels run', () => {
+  // A kernel finishing after its thread's environment is gone cannot settle its promise: that
+  // used to throw a C++ exception nothing caught, and std::terminate took the process down.
+  const addon = process.env.LABORSPACE_NATIVE || join(import.meta.dirname, '..', 'build', 'Release', 'laborspace_native.node');
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const worker = new Worker(\`
+      const { parentPort } = require('node:worker_threads');
+      const b = require(\${JSON.stringify(${JSON.stringify(addon)})});
+      const x = new Float32Array(20000 * 512).fill(0.01), q = new Float32Array(32 * 512).fill(0.02);
+      (async () => { for (;;) await Promise.all([b.topkAsync(q, x, 512, 10, 'dot'), b.similarityAsync(q, x, 512, 'dot')]); })();
+      parentPort.postMessage('running');
+    \`, { eval: true });
+    worker.once('message', () => setTimeout(() => worker.terminate().then(() => console.log('survived')), 150));
+  `;
+  for (let run = 0; run < 3; run++) {
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal([r.status, r.signal, r.stdout.trim()], [0, null, 'survived'], `run ${run}: ${r.stderr}`);
   }
 });
 

@@ -12,11 +12,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
+import { SpaceError } from '../src/errors.js';
+import { HeavyThreads } from '../src/server/heavy-threads.js';
 import { createServer } from '../src/server/server.js';
 import { openBuiltHomeStore } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
 import { trainStep } from '../src/train/run.js';
-import { beforeAll } from './helpers.js';
+import { assertRejects as rejects, beforeAll } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'data');
 // The explorer as `npm run build` (run by npm ci) makes it.
@@ -163,7 +165,10 @@ Api('should stop a request whose time ran out and answer 503', async () => {
 Api('should stop the work of a request whose client disconnected, freeing its slot', async () => {
   const one = await createServer(space, { logLevel: 'silent', explorerDir: EXPLORER, heavySlots: 1 });
   const url = await one.listen({ host: '127.0.0.1', port: 0 });
+  const embedOne = () => fetch(`${url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: ['welder'] }) });
   try {
+    // The analysis thread opens its space and starts its encoder on the first request: not timed.
+    assert.is((await embedOne()).status, 200);
     const texts = Array.from({ length: 1000 }, (_, i) => `night shift nurse ${i}`);
     const client = new AbortController();
     const score = fetch(`${url}/v1/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts }), signal: client.signal });
@@ -172,7 +177,7 @@ Api('should stop the work of a request whose client disconnected, freeing its sl
     await score.catch(() => undefined);
     // The one heavy slot: held for the whole score (seconds) unless its work stopped.
     const t0 = performance.now();
-    const embed = await fetch(`${url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: ['welder'] }) });
+    const embed = await embedOne();
     const waited = performance.now() - t0;
     assert.is(embed.status, 200);
     assert.ok(waited < 500, `the next heavy request waited ${waited.toFixed(0)} ms`);
@@ -209,6 +214,43 @@ Api('should bind to loopback by default from the command line options', async ()
   const { buildProgram } = await import('../src/cli/main.js');
   const serve = buildProgram().commands.find((c) => c.name() === 'serve')!;
   assert.is(serve.options.find((o) => o.long === '--host')!.defaultValue, '127.0.0.1');
+});
+
+Api('should run heavy requests on analysis threads: the same answers, the same errors, cancelled, replaced when one dies', async () => {
+  const threads = new HeavyThreads(space, 1);
+  try {
+    const direction = '"artificial intelligence" + "machine learning"';
+    const { all: _all, ...direct } = await space.shock(direction, { top: 3, all: false });
+    assert.equal(await threads.run({ route: 'shock', direction, options: { top: 3 } }, new AbortController().signal), direct);
+    assert.equal(threads.health(), { threads: 1, ready: 1, restarts: 0 });
+    const error = await threads.run({ route: 'axis', from: ['occupation:onet:00-0000.00'], to: ['nurse'], options: {} }, new AbortController().signal).catch((e) => e);
+    assert.instance(error, SpaceError, 'the same class as thrown on the thread: the server answers it the same');
+    assert.equal([(error as SpaceError).code, (error as Error).message], ['UNKNOWN_ENTITY', 'no entity occupation:onet:00-0000.00']);
+    const client = new AbortController();
+    const cancelled = threads.run({ route: 'score', texts: Array.from({ length: 1000 }, (_, i) => `nurse ${i}`), skills: 1, axes: {} }, client.signal);
+    setTimeout(() => client.abort(new Error('gave up')), 50);
+    await rejects(cancelled, Error, /gave up/);
+    // A thread that dies (killed here, as an out-of-memory abort would) fails what it ran and is replaced.
+    const running = threads.run({ route: 'axis', from: ['manufacturing'], to: ['healthcare'], options: { bootstrap: 1000 } }, new AbortController().signal);
+    await (threads as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads[0].worker.terminate();
+    await rejects(running, Error, /the analysis thread running this request stopped/);
+    assert.is(threads.health().restarts, 1);
+    assert.equal(await threads.run({ route: 'shock', direction, options: { top: 3 } }, new AbortController().signal), direct, 'its replacement answers');
+  } finally {
+    await threads.close();
+  }
+  // A thread that finds another space at the home than the server's refuses to serve it.
+  const other = Object.create(space, { modelHash: { value: 'f'.repeat(64) } }) as LaborSpace;
+  const refusing = new HeavyThreads(other, 1);
+  try {
+    const error = await refusing.run({ route: 'embed', texts: ['welder'] }, new AbortController().signal).catch((e) => e);
+    assert.instance(error, SpaceError);
+    assert.match((error as Error).message, /changed since the server opened it: restart the server to serve it/);
+    assert.equal(refusing.health(), { threads: 1, ready: 0, restarts: 0 }, 'not restarted over and over');
+  } finally {
+    await refusing.close();
+  }
+  assert.equal(((await call('GET', '/health')).json.analysisThreads as { threads: number }).threads, 1, '/health reports them');
 });
 
 // Last: it trains on the home the other tests query.

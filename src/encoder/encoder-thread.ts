@@ -5,8 +5,9 @@
  * vectors. An aborted signal rejects at once and stops the worker's loop at its next batch.
  */
 import { setPriority } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 
+import { startModuleWorker } from '../util/worker.js';
 import { type EncodeResult, EncoderError, type EncoderErrorCode, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
 
 interface Job {
@@ -101,15 +102,11 @@ function toError(e: { code?: EncoderErrorCode; message: string }): Error {
   return e.code ? new EncoderError(e.code, e.message) : new Error(e.message);
 }
 
-/** This module as the worker's code: compiled JavaScript as it is, TypeScript (tests, tsx) through tsx's loader. */
+/** This module as the worker's code. */
 function startWorker(data: unknown): Worker {
-  const self = import.meta.url;
   // onnxruntime parses the process's command line when it starts, recursively: ~290 bytes of stack
   // per byte, past a worker's default 4 MB stack from ~14 KB. 16 MB keeps the CLI's cap (16 KiB) safe.
-  const options = { workerData: data, resourceLimits: { stackSizeMb: 16 } };
-  if (!self.endsWith('.ts')) return new Worker(new URL(self), options);
-  // Node 20 does not apply --import loaders to a worker's entry module: register tsx first.
-  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(self)}); })`, { ...options, eval: true });
+  return startModuleWorker(import.meta.url, data, { stackSizeMb: 16 });
 }
 
 async function serve(dir: string, options: EncoderOptions): Promise<void> {

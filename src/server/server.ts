@@ -6,9 +6,9 @@
  *
  * The event loop only parses, dispatches, formats and runs the short scans (a fraction of a
  * millisecond): free text is encoded on the encoder's worker thread, long scans and projections
- * run on the libuv pool at a lower priority (niceness 10, as the encoder), and the heavy routes
- * (axis, shock, score, embed) wait for one of a few slots, so reference queries keep answering in
- * milliseconds while they run. Each request carries an AbortSignal that fires when its client disconnects or its time
+ * run on the libuv pool, and the heavy routes (axis, shock, score, embed) wait for one of a few
+ * slots and run on analysis threads of their own (src/server/heavy-threads.ts), all at a lower
+ * priority (niceness 10), so reference queries keep answering in milliseconds while they run. Each request carries an AbortSignal that fires when its client disconnects or its time
  * runs out, and the work stops at its next step. The explorer (a static page built from
  * src/server/explorer) is served at /.
  */
@@ -20,17 +20,18 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
-import { NAMED_AXES, prepareShock } from '../analysis/analyses.js';
+import { NAMED_AXES } from '../analysis/analyses.js';
 import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
 import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
-import { scoreTexts } from '../analysis/score.js';
+import type { ScoredRow } from '../analysis/score.js';
 import { nativeInfo, setAsyncNiceness } from '../native.js';
 import { checkTypes, SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
 import { ENTITY_TYPES, type EntityType, StoreError } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { HeavyThreads } from './heavy-threads.js';
 
 export interface ServerOptions {
   /** Largest request body in bytes (default 1 MiB). */
@@ -120,10 +121,12 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   });
 
-  const heavy = limiter(options.heavySlots ?? Math.max(1, Math.floor(availableParallelism() / 4)));
+  const slots = options.heavySlots ?? Math.max(1, Math.floor(availableParallelism() / 4));
+  const heavy = limiter(slots);
   setAsyncNiceness(options.kernelNiceness ?? 10);
-  // Read from the store now rather than on the first shock, which would wait for it (~1 s).
-  prepareShock(space);
+  // One analysis thread per slot, opening its space now rather than on the first heavy request.
+  const threads = new HeavyThreads(space, slots);
+  app.addHook('onClose', () => threads.close());
 
   app.decorateRequest('workSignal', null as unknown as AbortSignal);
   app.addHook('onRequest', async (request, reply) => {
@@ -155,7 +158,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     const stale = space.staleness();
     const entities = Object.fromEntries(ENTITY_TYPES.map((t) => [t, space.index.vectors(t)?.refs.length ?? 0]));
     const status = stale ? { status: 'stale', message: `${stale}: restart the server to serve it` } : { status: 'ok' };
-    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities, ...options.health?.() });
+    return reply.status(stale ? 503 : 200).send({ ...status, model: space.modelId, dim: space.dim, entities, analysisThreads: threads.health(), ...options.health?.() });
   });
 
   app.get('/v1/version', async () => ({ version: VERSION, model: space.modelId, native: { isa: nativeInfo().isa, cuda: nativeInfo().cuda } }));
@@ -205,7 +208,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       if (name && (from || to)) throw new SpaceError('BAD_OPTION', 'body must have either name or from and to, not both');
       const poles = name ? NAMED_AXES[name] : from && to ? { from, to } : undefined;
       if (!poles) throw new SpaceError('BAD_OPTION', 'body must have name, or both from and to');
-      return heavy(request.workSignal, () => space.axis(poles.from, poles.to, { ...rest, signal: request.workSignal }));
+      return heavy(request.workSignal, () => threads.run({ route: 'axis', from: poles.from, to: poles.to, options: rest }, request.workSignal));
     },
   );
 
@@ -237,8 +240,8 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       },
     },
     async (request) => {
-      const { all: _all, ...result } = await heavy(request.workSignal, () => space.shock(request.body.direction, { ...request.body, all: false, signal: request.workSignal }));
-      return result;
+      const { direction, ...rest } = request.body;
+      return heavy(request.workSignal, () => threads.run({ route: 'shock', direction, options: rest }, request.workSignal));
     },
   );
 
@@ -250,7 +253,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     async (request) => {
       const blank = request.body.texts.findIndex(isBlank);
       if (blank >= 0) throw new SpaceError('BAD_QUERY', `body/texts/${blank} is blank: there is nothing to embed`);
-      const vectors = await heavy(request.workSignal, () => space.embed(request.body.texts, request.workSignal));
+      const vectors = (await heavy(request.workSignal, () => threads.run({ route: 'embed', texts: request.body.texts }, request.workSignal))) as Float32Array;
       const dim = space.dim;
       return { model: space.modelId, dim, vectors: request.body.texts.map((_, i) => Array.from(vectors.subarray(i * dim, (i + 1) * dim))) };
     },
@@ -274,7 +277,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       // A blank text is an error of its own row; the others are scored.
       const texts = request.body.texts;
       const scored = texts.flatMap((t, i) => (isBlank(t) ? [] : [i]));
-      const rows = await heavy(request.workSignal, () => scoreTexts(space, scored.map((i) => texts[i]), { skills: request.body.skills ?? 5, axes, signal: request.workSignal }));
+      const rows = (await heavy(request.workSignal, () => threads.run({ route: 'score', texts: scored.map((i) => texts[i]), skills: request.body.skills ?? 5, axes }, request.workSignal))) as ScoredRow[];
       const rowOf = new Map(scored.map((index, r) => [index, rows[r]]));
       return {
         rows: texts.map((_, index) => {
