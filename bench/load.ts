@@ -56,9 +56,17 @@ const base = await new Promise<string>((resolve, reject) => {
   server.on('exit', (code) => reject(new Error(`server exited (${code}): ${seen}`)));
 });
 
+// The analysis threads open their spaces after the server starts serving: wait for them, so that
+// their start-up is not timed as the first row's load.
+for (let ready = false; !ready; await new Promise((r) => setTimeout(r, 200))) {
+  const health = (await (await fetch(`${base}/health`)).json()) as { analysisThreads?: { threads: number; ready: number } };
+  ready = health.analysisThreads !== undefined && health.analysisThreads.ready === health.analysisThreads.threads;
+}
+
+/** WARM_UP_SECONDS of the same load, not timed (the encoder's first runs, V8's compiling, the indices' pages), then the row. */
+const WARM_UP_SECONDS = 2;
 async function load(paths: string[], rate: number, connections: number) {
-  // Warm the paths (the encoder's first run, the indices' pages) before timing.
-  for (const p of paths.slice(0, 50)) await fetch(base + p);
+  await openLoop(base, paths, rate, connections, WARM_UP_SECONDS);
   return openLoop(base, paths, rate, connections, seconds);
 }
 
@@ -101,7 +109,7 @@ const mixed = new Table({ head: ['heavy requests (8 connections)', 'near req/s',
 try {
   for (const kinds of referencesOnly ? [] : [['axis, 1,000 resamples'], ['score, 1,000 texts'], ['shock'], Object.keys(HEAVY)]) {
     const paths = refs.map(near);
-    for (const p of paths.slice(0, 50)) await fetch(base + p);
+    await openLoop(base, paths, 200, 2, WARM_UP_SECONDS);
     const stop = heavyLoad(kinds, 8);
     const r = await openLoop(base, paths, 200, 2, seconds);
     const { done, failed } = await stop();

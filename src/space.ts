@@ -231,7 +231,7 @@ export class LaborSpace {
     } else {
       vector = await this.embed([parsed.text], options.signal);
     }
-    // The types are searched at once, long scans off the event loop (see SpaceIndex.searchAsync).
+    // The types are searched at once, off the event loop (see SpaceIndex.searchAsync).
     const found = await Promise.all(types.map((type) => this.index.searchAsync(type, vector, ref ? k + 1 : k, options.exact === true)));
     const results: NearResult['results'] = {};
     for (const [i, type] of types.entries()) {

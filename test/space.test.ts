@@ -45,23 +45,6 @@ Index('should search the same off the event loop as on it, for every method', as
   store.close();
 });
 
-Index('should scan int8 codes past the inline limit on the libuv pool, answering as inline', async () => {
-  // 5,000 rows of 512 full-dimension codes: 2.4 MiB, past the 2 MiB scanned on the calling thread.
-  const store = Store.open(':memory:');
-  store.upsertEntities(Array.from({ length: 5000 }, (_, i) => ({ type: 'skill' as const, source: 'test', code: `s${i}`, title: `skill ${i}`, text: `skill ${i}` })));
-  store.registerModel({ id: 'm', name: 'm', dim: 512 });
-  const vectors = randomMatrix(5000, 512, 31);
-  store.putVectors('m', store.entities().map((e, i) => ({ ref: e.ref, vector: vectors.slice(i * 512, (i + 1) * 512) })));
-  const index = SpaceIndex.open(store, 'm', join(home, 'long-int8'), { method: 'int8', ranks: [Infinity] });
-  assert.equal([index.manifest.types.skill!.method, index.manifest.types.skill!.rank], ['int8', undefined]);
-  for (const row of [0, 4321]) {
-    const q = index.vectors('skill')!.matrix.slice(row * 512, (row + 1) * 512);
-    assert.equal(await index.searchAsync('skill', q, 10), index.search('skill', q, 10), `row ${row}`);
-    assert.equal(index.search('skill', q, 10).rows, index.search('skill', q, 10, true).rows, `row ${row}, against the exact scan`);
-  }
-  store.close();
-});
-
 Index('should build HNSW where asked, reopen it without rebuilding, and agree with the exact scan', () => {
   const store = syntheticStore();
   const notes: string[] = [];
