@@ -46,7 +46,7 @@ interface Binding {
   info(): NativeInfo;
   setIsa(isa: string): void;
   setThreads(n: number): void;
-  setAsyncNiceness(n: number): void;
+  keepKernelsOnThisThread(): void;
   normalize(x: Float32Array, dim: number, inPlace: boolean): Float32Array;
   combine(x: Float32Array, dim: number, indices: Int32Array, weights: Float32Array, offsets: Int32Array): Float32Array;
   similarity(q: Float32Array, x: Float32Array, dim: number, metric: string): Float32Array;
@@ -154,11 +154,13 @@ export function setThreads(n: number): void {
 }
 
 /**
- * The niceness (0..19) the async kernels' threads run at from their next call on (Linux: per
- * thread; elsewhere a no-op). The server sets 10, so its heavy kernels give way to its event loop.
+ * From now on, this thread's async kernel calls run on it (their promises settle at once) and
+ * their parallel parts on threads it starts, not on libuv's pool: for a worker thread whose lower
+ * priority its kernels should keep (Linux sets niceness per thread, started threads inherit it),
+ * without lowering the pool's, which serves the rest of the process. Cannot be undone.
  */
-export function setAsyncNiceness(niceness: number): void {
-  binding.setAsyncNiceness(niceness);
+export function keepKernelsOnThisThread(): void {
+  binding.keepKernelsOnThisThread();
 }
 
 /** L2-normalises each row; zero rows stay zero. Returns a new array unless `inPlace`. */

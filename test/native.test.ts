@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { suite } from 'uvu';
@@ -14,7 +13,6 @@ import {
   normalize,
   project,
   quantize,
-  setAsyncNiceness,
   setIsa,
   setThreads,
   similarity,
@@ -448,10 +446,11 @@ Quantized('should scan codes of a projection: candidates by the projected int8 s
       const expected = approx.map((s, i) => ({ s, i })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 25).map((c) => c.i).sort((a, b) => a - b);
       const got = topkQuantized(q, codes, x, dim, { k: 25, candidates: 25 });
       assert.equal(Array.from(got.indices).sort((a, b) => a - b), expected, `${isa} dim ${dim} rank ${r}`);
-      // Any projection: with every row a candidate, the exact answer.
+      // Any projection, several queries at once: with every row a candidate, the exact answer.
       const rotated = projectedCodes(x, dim, randomMatrix(r, dim, r));
-      const all = topkQuantized(q, rotated, x, dim, { k: 10, candidates: 903 });
-      const exact = topk(q, x, dim, { k: 10, metric: 'dot' });
+      const queries = randomMatrix(3, dim, dim + 6);
+      const all = topkQuantized(queries, rotated, x, dim, { k: 10, candidates: 903 });
+      const exact = topk(queries, x, dim, { k: 10, metric: 'dot' });
       assert.equal(Array.from(all.indices), Array.from(exact.indices), `${isa} dim ${dim} rank ${r}, every row a candidate`);
     }
   });
@@ -510,29 +509,45 @@ Dispatch('should report the ISA in use and accept only supported ones', () => {
   assertThrowsCode(() => setThreads(0), RangeError, 'ERR_LABORSPACE_RANGE', /threads must be an integer from 1 to 1024/);
 });
 
-Dispatch('should run the async kernels at the niceness asked for, and refuse one out of range', async () => {
-  assertThrowsCode(() => setAsyncNiceness(20), RangeError, 'ERR_LABORSPACE_RANGE', /niceness must be an integer from 0 to 19/);
-  assertThrowsCode(() => setAsyncNiceness(-1), RangeError, 'ERR_LABORSPACE_RANGE', /niceness must be an integer from 0 to 19/);
-  if (process.platform !== 'linux') {
-    console.log('  skipped: per-thread niceness is read from /proc, which only Linux has');
-    return;
-  }
-  // Field 19 of /proc/self/task/TID/stat (after the parenthesised name) is the thread's niceness.
-  const nicenessOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
-  const niceness = () => readdirSync('/proc/self/task').map(nicenessOf);
-  const main = nicenessOf(String(process.pid));
-  const before = niceness();
-  setAsyncNiceness(7);
-  try {
-    const x = randomMatrix(50, 8, 1);
-    // As many calls as libuv has threads, so that each takes it whichever thread runs it.
-    await Promise.all(Array.from({ length: 8 }, () => topkAsync(x.subarray(0, 8), x, 8, { k: 3, metric: 'dot' })));
-    const after = niceness();
-    assert.ok(after.filter((n) => n === 7).length > before.filter((n) => n === 7).length, `nicenesses ${before} -> ${after}`);
-    assert.is(nicenessOf(String(process.pid)), main, "the calling (main) thread's own is left as it was");
-  } finally {
-    setAsyncNiceness(0);
-  }
+Dispatch("should run a thread's async kernels on it once it keeps them, and only that thread's", () => {
+  // In a child process: keeping cannot be undone. A promise settled at once has run its `then`
+  // after one microtask; one queued on libuv's pool has not.
+  const addon = process.env.LABORSPACE_NATIVE || join(import.meta.dirname, '..', 'build', 'Release', 'laborspace_native.node');
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const probe = \`
+      const b = require(\${JSON.stringify(${JSON.stringify(addon)})});
+      const x = new Float32Array(3000 * 16).map((_, i) => Math.sin(i)), q = x.slice(0, 32);
+      const settledAtOnce = async () => {
+        let settled = false;
+        const p = b.topkAsync(q, x, 16, 5, 'dot');
+        p.then(() => (settled = true));
+        await Promise.resolve();
+        const settledThen = settled;
+        const r = await p;
+        const sync = b.topk(q, x, 16, 5, 'dot');
+        return { settled: settledThen, same: String(r.indices) === String(sync.indices) && String(r.scores) === String(sync.scores) };
+      };
+    \`;
+    const worker = new Worker(probe + \`
+      const { parentPort } = require('node:worker_threads');
+      (async () => { const before = await settledAtOnce(); b.keepKernelsOnThisThread(); parentPort.postMessage({ before, after: await settledAtOnce() }); })();
+    \`, { eval: true });
+    worker.once('message', async (m) => {
+      const settledAtOnce = eval(probe + '; settledAtOnce'); // the same probe on the main thread
+      console.log(JSON.stringify({ ...m, main: await settledAtOnce() }));
+      await worker.terminate();
+    });
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), {
+    before: { settled: false, same: true },
+    after: { settled: true, same: true },
+    main: { settled: false, same: true },
+  });
+  const bad = spawnSync(process.execPath, ['-e', `const b = require(${JSON.stringify(addon)}); b.keepKernelsOnThisThread(); b.topkAsync(new Float32Array(3), new Float32Array(4), 2, 1, 'dot').catch((e) => console.log(e.code))`], { encoding: 'utf8' });
+  assert.match(bad.stdout + bad.stderr, /ERR_LABORSPACE_DIMENSION/, 'bad input still throws or rejects with its code');
 });
 
 Dispatch('should survive a worker thread terminated while its async kernels run', () => {

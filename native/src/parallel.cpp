@@ -12,9 +12,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-#ifdef __linux__
-#include <sys/resource.h>
-#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -113,22 +110,6 @@ thread_local bool own_threads = false;
 }  // namespace
 
 void use_own_threads_here() { own_threads = true; }
-
-namespace {
-std::atomic<int> async_niceness{0};
-thread_local int applied_niceness = 0;
-}  // namespace
-
-void set_async_niceness(int niceness) { async_niceness.store(niceness, std::memory_order_relaxed); }
-
-void apply_async_niceness() {
-  const int wanted = async_niceness.load(std::memory_order_relaxed);
-  if (wanted == applied_niceness) return;
-#ifdef __linux__
-  // who = 0 is the calling thread on Linux. Lowering it again may need privileges: then it stays.
-  if (setpriority(PRIO_PROCESS, 0, wanted) == 0) applied_niceness = wanted;
-#endif
-}
 
 void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx) {
   if (threads <= 1) {

@@ -19,12 +19,6 @@ void run_parallel(size_t threads, void (*call)(void*, size_t), void* ctx);
 // server load that doubled the p99 latency of a query).
 void use_own_threads_here();
 
-// The niceness libuv's threads take before they run an async kernel (0, the default: theirs
-// unchanged). Linux sets niceness per thread and a kernel's own threads inherit it, so a server's
-// heavy kernels give way to its event loop, which answers the cheap queries. A no-op elsewhere.
-void set_async_niceness(int niceness);
-void apply_async_niceness();
-
 // fn(t) for t in [0, threads).
 template <class Fn>
 void fork_join(size_t threads, Fn&& fn) {

@@ -4,7 +4,8 @@
  * resamples, the ripple, a thousand scored rows) used to run on the event loop: with eight of them
  * queued, the loop was busy nearly all the time and reference queries waited 20-60 ms for a turn.
  * Now the loop only posts a request and receives its answer. The threads run at niceness 10, as
- * the encoder does. A request's signal cancels it on its thread (the work stops at its next step);
+ * the encoder does, and keep their kernels on themselves (not on libuv's pool, which serves the
+ * reference queries' scans at the process's priority). A request's signal cancels it on its thread (the work stops at its next step);
  * a thread that dies fails its requests with an internal error and is replaced.
  */
 import { setPriority } from 'node:os';
@@ -16,6 +17,7 @@ import { ExprError } from '../analysis/expr.js';
 import { scoreTexts } from '../analysis/score.js';
 import { EncoderError } from '../encoder/sentence-encoder.js';
 import { SpaceError } from '../errors.js';
+import { keepKernelsOnThisThread } from '../native.js';
 import { LaborSpace } from '../space.js';
 import { StoreError } from '../store/index.js';
 import { startModuleWorker } from '../util/worker.js';
@@ -128,7 +130,6 @@ export class HeavyThreads {
     const { space } = this;
     const data: ThreadData = { role: ROLE, home: space.home, ...space.openedWith, modelId: space.modelId, modelHash: space.modelHash };
     const worker = startModuleWorker(import.meta.url, data);
-    worker.unref(); // the server's socket keeps the process alive, not these
     const thread: Thread = { worker, ready: Promise.resolve(), pending: new Map() };
     let opened = false;
     thread.ready = new Promise<void>((resolve, reject) => {
@@ -161,6 +162,9 @@ export class HeavyThreads {
       this.restarts++;
       this.threads[slot] = this.spawn(slot);
     });
+    // The server's socket keeps the process alive, not these. After the listeners: adding one
+    // for 'message' refs the worker's port again.
+    worker.unref();
     return thread;
   }
 }
@@ -196,6 +200,7 @@ async function serve(data: ThreadData): Promise<void> {
   } catch {
     // not permitted here: stay at the process's priority
   }
+  keepKernelsOnThisThread();
   let space: LaborSpace | undefined;
   try {
     space = await LaborSpace.open(data.home, { model: data.model, threads: data.threads, readonly: true });

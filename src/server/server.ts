@@ -24,7 +24,7 @@ import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
 import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
 import type { ScoredRow } from '../analysis/score.js';
-import { nativeInfo, setAsyncNiceness } from '../native.js';
+import { nativeInfo } from '../native.js';
 import { checkTypes, SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
@@ -45,11 +45,6 @@ export interface ServerOptions {
   explorerDir?: string;
   /** More for /health (the processes of `serve --workers`). */
   health?: () => object;
-  /**
-   * Niceness of the threads running the heavy requests' kernels (default 10; 0 leaves them be): on
-   * a busy machine they give way to the event loop, which answers the cheap queries.
-   */
-  kernelNiceness?: number;
 }
 
 const typesSchema = { type: 'array', items: { enum: [...ENTITY_TYPES] }, minItems: 1, uniqueItems: true } as const;
@@ -122,7 +117,6 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
 
   const slots = options.heavySlots ?? Math.max(1, Math.floor(availableParallelism() / 4));
   const heavy = limiter(slots);
-  setAsyncNiceness(options.kernelNiceness ?? 10);
   // One analysis thread per slot, opening its space now rather than on the first heavy request.
   const threads = new HeavyThreads(space, slots);
   app.addHook('onClose', () => threads.close());

@@ -1,10 +1,8 @@
 // The hardware the kernels run on: the device choice, and the calls that report and set the CPU's
-// instruction set and threads (info, setIsa, setThreads, setAsyncNiceness, the bandwidth and FMA
-// probes).
+// instruction set and threads (info, setIsa, setThreads, the bandwidth and FMA probes).
 #include "device.h"
 
 #include "../kernels.h"
-#include "../parallel.h"
 #include "args.h"
 #include "exports.h"
 #ifdef LABORSPACE_WITH_CUDA
@@ -88,13 +86,6 @@ Napi::Value set_threads(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value set_async_niceness_call(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    set_async_niceness(static_cast<int>(integer(info, 0, "niceness", 0, 19)));
-    return info.Env().Undefined();
-  });
-}
-
 Napi::Value probe_bandwidth(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Float32Array x = f32(info, 0, "buffer");
@@ -115,7 +106,6 @@ void export_device(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, info_object));
   exports.Set("setIsa", Napi::Function::New(env, set_isa));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));
-  exports.Set("setAsyncNiceness", Napi::Function::New(env, set_async_niceness_call));
   exports.Set("probeBandwidth", Napi::Function::New(env, probe_bandwidth));
   exports.Set("probeFmaPeak", Napi::Function::New(env, probe_fma));
 }

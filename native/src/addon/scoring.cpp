@@ -184,7 +184,6 @@ class CallWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     use_own_threads_here();  // libuv's threads run several calls at once
-    apply_async_niceness();
     try {
       error_ = call_.run();
     } catch (const std::bad_alloc&) {
@@ -217,10 +216,25 @@ Napi::Value run_sync(const Napi::CallbackInfo& info) {
   });
 }
 
+// Set on a thread by keepKernelsOnThisThread: its async calls run on it (see there).
+thread_local bool kernels_here = false;
+
 template <class Call>
 Napi::Value run_async(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Call call = Call::parse(info);
+    if (kernels_here) {
+      Napi::Promise::Deferred settled = Napi::Promise::Deferred::New(info.Env());
+      Error error;
+      try {
+        error = call.run();
+      } catch (const std::bad_alloc&) {
+        error = {Error::bad_argument, "out of memory for this input size"};
+      }
+      if (error) settled.Reject(js_error(info.Env(), from_kernel(error)).Value());
+      else settled.Resolve(call.result(info.Env(), call.outputs()));
+      return settled.Promise();
+    }
     std::vector<Napi::Value> keep;
     for (size_t i = 0; i < info.Length(); ++i)
       if (info[i].IsTypedArray()) keep.push_back(info[i]);
@@ -278,6 +292,17 @@ Napi::Value combine(const Napi::CallbackInfo& info) {
   });
 }
 
+// From now on, the calling thread's async calls run on it (settling their promises at once) and
+// their parallel parts on threads it starts, instead of on libuv's pool. For a worker thread whose
+// priority is lowered (the server's analysis threads): on the pool, shared by the whole process,
+// its kernels would take that priority along, or share the pool's with the queries it must give
+// way to. (Linux sets niceness per thread, and started threads inherit it.)
+Napi::Value keep_kernels_on_this_thread(const Napi::CallbackInfo& info) {
+  kernels_here = true;
+  use_own_threads_here();
+  return info.Env().Undefined();
+}
+
 Napi::Value quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t dim = integer(info, 1, "dim", 1, kMaxDim);
@@ -303,6 +328,7 @@ void export_scoring(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, run_sync<TopkCall>));
   exports.Set("topkAsync", Napi::Function::New(env, run_async<TopkCall>));
   exports.Set("quantize", Napi::Function::New(env, quantize));
+  exports.Set("keepKernelsOnThisThread", Napi::Function::New(env, keep_kernels_on_this_thread));
   exports.Set("topkQuantized", Napi::Function::New(env, run_sync<QuantizedTopkCall>));
   exports.Set("topkQuantizedAsync", Napi::Function::New(env, run_async<QuantizedTopkCall>));
 }
