@@ -7,7 +7,7 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 
-import { startModuleWorker } from '../util/worker.js';
+import { answerJobs, startModuleWorker } from '../util/worker.js';
 import { type EncodeResult, EncoderError, type EncoderErrorCode, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
 
 interface Job {
@@ -126,20 +126,14 @@ async function serve(dir: string, options: EncoderOptions): Promise<void> {
     return;
   }
   port.postMessage({ ready: { hash: encoder.hash, maxTokens: encoder.maxTokens } } satisfies Reply);
-  const running = new Map<number, AbortController>();
-  port.on('message', async (job: Job) => {
-    if (job.cancel) return running.get(job.id)?.abort();
-    const controller = new AbortController();
-    running.set(job.id, controller);
-    try {
-      const result = await encoder.encode(job.texts!, undefined, undefined, controller.signal);
-      port.postMessage({ id: job.id, result } satisfies Reply, [result.vectors.buffer as ArrayBuffer]);
-    } catch (e) {
-      if (!controller.signal.aborted) port.postMessage({ id: job.id, error: { code: (e as EncoderError).code, message: (e as Error).message } } satisfies Reply);
-    } finally {
-      running.delete(job.id);
-    }
-  });
+  answerJobs<Job>(
+    port,
+    async (job, signal) => {
+      const result = await encoder.encode(job.texts!, undefined, undefined, signal);
+      return { result, transfer: [result.vectors.buffer as ArrayBuffer] };
+    },
+    (e) => ({ code: (e as EncoderError).code, message: (e as Error).message }),
+  );
 }
 
 if (!isMainThread && (workerData as { role?: string } | undefined)?.role === ROLE) {

@@ -20,7 +20,7 @@ import { SpaceError } from '../errors.js';
 import { keepKernelsOnThisThread } from '../native.js';
 import { LaborSpace } from '../space.js';
 import { StoreError } from '../store/index.js';
-import { startModuleWorker } from '../util/worker.js';
+import { answerJobs, startModuleWorker } from '../util/worker.js';
 
 export type HeavyRequest =
   | { route: 'axis'; from: readonly string[]; to: readonly string[]; options: Omit<AxisOptions, 'signal'> }
@@ -213,21 +213,14 @@ async function serve(data: ThreadData): Promise<void> {
     return;
   }
   port.postMessage({ ready: true } satisfies Reply);
-  const running = new Map<number, AbortController>();
-  port.on('message', async (job: Job) => {
-    if (job.cancel) return running.get(job.id)?.abort();
-    const controller = new AbortController();
-    running.set(job.id, controller);
-    try {
-      const result = await handle(space, job.request!, controller.signal);
-      if (controller.signal.aborted) return;
-      port.postMessage({ id: job.id, result } satisfies Reply, result instanceof Float32Array ? [result.buffer as ArrayBuffer] : []);
-    } catch (e) {
-      if (!controller.signal.aborted) port.postMessage({ id: job.id, error: toWire(e) } satisfies Reply);
-    } finally {
-      running.delete(job.id);
-    }
-  });
+  answerJobs<Job>(
+    port,
+    async (job, signal) => {
+      const result = await handle(space, job.request!, signal);
+      return { result, transfer: result instanceof Float32Array ? [result.buffer as ArrayBuffer] : [] };
+    },
+    toWire,
+  );
 }
 
 if (!isMainThread && (workerData as { role?: string } | undefined)?.role === ROLE) await serve(workerData as ThreadData);
