@@ -10,8 +10,9 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
-// These three inside the target region: compiled for this ISA.
+// These inside the target region: compiled for this ISA.
 #include "adamw_body.h"
+#include "i8_rows_tail.h"
 #include "gemm_pack.h"
 #include "transpose8_avx.h"
 
@@ -158,10 +159,7 @@ void row_dots_i8_avx2(const int16_t* q, const int8_t* x, size_t rows, size_t d, 
     }
     alignas(32) int64_t s4[4];
     _mm256_store_si256(reinterpret_cast<__m256i*>(s4), sums);
-    for (int j = 0; j < 4; ++j) {
-      for (size_t t = p; t < d; ++t) s4[j] += int32_t(q[t]) * xr[j * d + t];
-      out[r + j] = s4[j];
-    }
+    finish_four_rows(s4, q, xr, d, p, out + r);
   }
   for (; r < rows; ++r) {
     const int8_t* xr = x + r * d;
