@@ -5,11 +5,12 @@
  * a 500 that only says "internal error" (the detail goes to the server's log).
  *
  * The event loop only parses, dispatches and formats: free text is encoded on the encoder's worker
- * thread, scans and projections run on the libuv pool, and the heavy routes (axis, shock, score, embed) wait for one of a few
- * slots and run on analysis threads of their own (src/server/heavy-threads.ts), all at a lower
- * priority (niceness 10), so reference queries keep answering in milliseconds while they run. Each request carries an AbortSignal that fires when its client disconnects or its time
- * runs out, and the work stops at its next step. The explorer (a static page built from
- * src/server/explorer) is served at /.
+ * thread, scans and projections run on the libuv pool, and the heavy routes (axis, shock, score,
+ * embed) wait for one of a few slots and run on analysis threads of their own
+ * (src/server/heavy-threads.ts), which like the encoder's run at a lower priority (niceness 10),
+ * so reference queries keep answering in milliseconds while they run. Each request carries an
+ * AbortSignal that fires when its client disconnects or its time runs out, and the work stops at
+ * its next step. The explorer (a static page built from src/server/explorer) is served at /.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
