@@ -169,6 +169,24 @@ struct QuantizedTopkCall {
   }
 };
 
+// A call's kernel, an allocation failure turned into an error (on whichever thread it runs).
+template <class Call>
+Error run_call(Call& call) {
+  try {
+    return call.run();
+  } catch (const std::bad_alloc&) {
+    return {Error::bad_argument, "out of memory for this input size"};
+  }
+}
+
+// Settles a call's promise with its result or its kernel's error (on the JavaScript thread).
+template <class Call>
+void settle(Napi::Env env, const Napi::Promise::Deferred& deferred, const Call& call, const Error& error,
+            const std::vector<Napi::Value>& outputs) {
+  if (error) deferred.Reject(js_error(env, from_kernel(error)).Value());
+  else deferred.Resolve(call.result(env, outputs));
+}
+
 // Runs a parsed call on the libuv pool and settles a promise; the inputs and outputs are held by
 // references so the garbage collector cannot free them while the kernel reads them.
 template <class Call>
@@ -184,20 +202,12 @@ class CallWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     use_own_threads_here();  // libuv's threads run several calls at once
-    try {
-      error_ = call_.run();
-    } catch (const std::bad_alloc&) {
-      error_ = {Error::bad_argument, "out of memory for this input size"};
-    }
+    error_ = run_call(call_);
   }
   void OnOK() override {
-    if (error_) {
-      deferred_.Reject(js_error(Env(), from_kernel(error_)).Value());
-    } else {
-      std::vector<Napi::Value> outs;
-      for (const Napi::ObjectReference& r : outputs_) outs.push_back(r.Value());
-      deferred_.Resolve(call_.result(Env(), outs));
-    }
+    std::vector<Napi::Value> outs;
+    for (const Napi::ObjectReference& r : outputs_) outs.push_back(r.Value());
+    settle(Env(), deferred_, call_, error_, outs);
   }
 
  private:
@@ -224,16 +234,9 @@ Napi::Value run_async(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Call call = Call::parse(info);
     if (kernels_here) {
-      Napi::Promise::Deferred settled = Napi::Promise::Deferred::New(info.Env());
-      Error error;
-      try {
-        error = call.run();
-      } catch (const std::bad_alloc&) {
-        error = {Error::bad_argument, "out of memory for this input size"};
-      }
-      if (error) settled.Reject(js_error(info.Env(), from_kernel(error)).Value());
-      else settled.Resolve(call.result(info.Env(), call.outputs()));
-      return settled.Promise();
+      Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(info.Env());
+      settle(info.Env(), deferred, call, run_call(call), call.outputs());
+      return deferred.Promise();
     }
     std::vector<Napi::Value> keep;
     for (size_t i = 0; i < info.Length(); ++i)
