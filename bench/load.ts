@@ -11,6 +11,8 @@
  * resamples, score of 1,000 texts, shock); target: near's p99 under 20 ms.
  * `--workers N` runs `serve --workers N` (default 1: one process); `--references-only` runs only the
  * reference rows from 16 connections (issue 12: 1 process against N).
+ * Each row also gives the CPU time the hypervisor stole meanwhile (/proc/stat): on a shared VM a
+ * second of 30% steal stalls every thread at once, and the row's tail says more of the VM than of the server.
  * Needs a built space (npx laborspace build) and the built package (npm run build).
  * Writes bench/out/load-workers-N.json.
  * Usage: npm run bench:load [-- --home DIR --seconds 10 --mixed-only | --references-only] [--workers N]
@@ -25,7 +27,7 @@ import Table from 'cli-table3';
 import { defaultHome } from '../src/home.js';
 import { openHomeStore } from '../src/home.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
-import { describeMachine, machineLine } from './machine.js';
+import { describeMachine, machineLine, stealCell, stealMeter } from './machine.js';
 import { openLoop } from './open-loop.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -67,11 +69,13 @@ for (let ready = false; !ready; await new Promise((r) => setTimeout(r, 200))) {
 const WARM_UP_SECONDS = 2;
 async function load(paths: string[], rate: number, connections: number) {
   await openLoop(base, paths, rate, connections, WARM_UP_SECONDS);
-  return openLoop(base, paths, rate, connections, seconds);
+  const steal = stealMeter();
+  const result = await openLoop(base, paths, rate, connections, seconds);
+  return { ...result, stealPercent: steal() };
 }
 
 const near = (q: string) => `/v1/near?q=${encodeURIComponent(q)}&k=10`;
-const table = new Table({ head: ['GET /v1/near', 'connections', 'target req/s', 'achieved req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'] });
+const table = new Table({ head: ['GET /v1/near', 'connections', 'target req/s', 'achieved req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx', 'steal %'] });
 const rows: Record<string, unknown>[] = [];
 const mixedRows: Record<string, unknown>[] = [];
 
@@ -105,19 +109,21 @@ function heavyLoad(kinds: string[], clients: number) {
   };
 }
 
-const mixed = new Table({ head: ['heavy requests (8 connections)', 'near req/s', 'near p50 ms', 'near p99 ms', 'near max ms', 'near errors', 'heavy done', 'heavy mean s', 'heavy failed'] });
+const mixed = new Table({ head: ['heavy requests (8 connections)', 'near req/s', 'near p50 ms', 'near p99 ms', 'near max ms', 'near errors', 'heavy done', 'heavy mean s', 'heavy failed', 'steal %'] });
 try {
   for (const kinds of referencesOnly ? [] : [['axis, 1,000 resamples'], ['score, 1,000 texts'], ['shock'], Object.keys(HEAVY)]) {
     const paths = refs.map(near);
     await openLoop(base, paths, 200, 2, WARM_UP_SECONDS);
     const stop = heavyLoad(kinds, 8);
+    const steal = stealMeter();
     const r = await openLoop(base, paths, 200, 2, seconds);
+    const stealPercent = steal();
     const { done, failed } = await stop();
     const times = Object.values(done).flat();
     const label = kinds.length > 1 ? 'all three in turn' : kinds[0];
     const heavyMeanS = times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) / 1000;
-    mixed.push([label, Math.round(r.achieved), r.p50, r.p99, r.max, r.errors + r.non2xx, times.length, heavyMeanS.toFixed(2), failed]);
-    mixedRows.push({ heavy: label, near: r, heavyDone: times.length, heavyMeanS, heavyFailed: failed });
+    mixed.push([label, Math.round(r.achieved), r.p50, r.p99, r.max, r.errors + r.non2xx, times.length, heavyMeanS.toFixed(2), failed, stealCell(stealPercent)]);
+    mixedRows.push({ heavy: label, near: r, heavyDone: times.length, heavyMeanS, heavyFailed: failed, stealPercent });
   }
   if (!mixedOnly)
   // From 2 connections a request that finds both busy waits; from 16 it rarely does.
@@ -128,7 +134,7 @@ try {
     ...(referencesOnly ? [] : [['free text', texts.map(near), 100], ['free text', texts.map(near), 200]] as const),
   ] as const) {
     const r = await load([...paths], rate, connections);
-    table.push([label, connections, rate, Math.round(r.achieved), r.p50, r.p90, r.p99, r.max, r.errors, r.non2xx]);
+    table.push([label, connections, rate, Math.round(r.achieved), r.p50, r.p90, r.p99, r.max, r.errors, r.non2xx, stealCell(r.stealPercent)]);
     rows.push({ label, connections, rate, ...r });
   }
 } finally {

@@ -1,5 +1,6 @@
 /** The header every benchmark prints and records: date, CPU, ISA, threads, Node and commit. */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 import { nativeInfo } from '../src/native.js';
@@ -33,6 +34,33 @@ export function describeMachine(): Machine {
 export function machineLine(m: Machine): string {
   return `${m.date} | ${m.cpu}, ${m.cores} cores | ISA ${m.isa} | Node ${m.node} | commit ${m.commit}`;
 }
+
+/** The machine's CPU time so far (all CPUs, /proc/stat's ticks): the total and the hypervisor's steal. */
+function cpuTicks(): { total: number; steal: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] };
+  } catch {
+    return undefined; // not Linux
+  }
+}
+
+/**
+ * Starts a meter of steal time: the share of the CPUs' time the hypervisor gave to other guests
+ * from now until the returned function is called (undefined off Linux). On a shared VM a latency
+ * tail often follows it: a second with 30% steal stalls every thread at once.
+ */
+export function stealMeter(): () => number | undefined {
+  const start = cpuTicks();
+  return () => {
+    const end = cpuTicks();
+    if (!start || !end || end.total === start.total) return undefined;
+    return (100 * (end.steal - start.steal)) / (end.total - start.total);
+  };
+}
+
+/** A steal share for a table: one decimal, empty where unknown. */
+export const stealCell = (percent: number | undefined) => (percent === undefined ? '' : percent.toFixed(1));
 
 /** One configuration of the PyTorch peer: which kernels its OpenBLAS (and ATen) may use. */
 export interface PeerConfig {

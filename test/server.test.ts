@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 
 import { build } from '../src/build.js';
 import { SpaceError } from '../src/errors.js';
+import { scoreTexts } from '../src/analysis/score.js';
 import { HeavyThreads } from '../src/server/heavy-threads.js';
 import { createServer } from '../src/server/server.js';
 import { openBuiltHomeStore } from '../src/home.js';
@@ -218,10 +219,19 @@ Api('should bind to loopback by default from the command line options', async ()
 
 Api('should run heavy requests on analysis threads: the same answers, the same errors, cancelled, replaced when one dies', async () => {
   const threads = new HeavyThreads(space, 1);
+  // The answer comes as its body's JSON bytes, written on the thread: the event loop only sends it.
+  const answer = async (request: Parameters<HeavyThreads['run']>[0]) => {
+    const body = await threads.run(request, new AbortController().signal);
+    assert.instance(body, Uint8Array);
+    return JSON.parse(Buffer.from(body).toString('utf8'));
+  };
   try {
     const direction = '"artificial intelligence" + "machine learning"';
     const { all: _all, ...direct } = await space.shock(direction, { top: 3, all: false });
-    assert.equal(await threads.run({ route: 'shock', direction, options: { top: 3 } }, new AbortController().signal), direct);
+    assert.equal(await answer({ route: 'shock', direction, options: { top: 3 } }), JSON.parse(JSON.stringify(direct)));
+    const scored = await answer({ route: 'score', texts: ['registered nurse', ' ', 'welder'], skills: 2, axes: {} });
+    const direct2 = (await scoreTexts(space, ['registered nurse', 'welder'], { skills: 2 })).map(({ id: _id, ...row }) => row);
+    assert.equal(scored.rows, JSON.parse(JSON.stringify([{ index: 0, ...direct2[0] }, { index: 1, error: 'body/texts/1 is blank: there is nothing to score' }, { index: 2, ...direct2[1] }])), 'the rows scoreTexts gives, the blank one an error of its own');
     assert.equal(threads.health(), { threads: 1, ready: 1, restarts: 0 });
     const error = await threads.run({ route: 'axis', from: ['occupation:onet:00-0000.00'], to: ['nurse'], options: {} }, new AbortController().signal).catch((e) => e);
     assert.instance(error, SpaceError, 'the same class as thrown on the thread: the server answers it the same');
@@ -235,7 +245,7 @@ Api('should run heavy requests on analysis threads: the same answers, the same e
     await (threads as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads[0].worker.terminate();
     await rejects(running, Error, /the analysis thread running this request stopped/);
     assert.is(threads.health().restarts, 1);
-    assert.equal(await threads.run({ route: 'shock', direction, options: { top: 3 } }, new AbortController().signal), direct, 'its replacement answers');
+    assert.equal(await answer({ route: 'shock', direction, options: { top: 3 } }), JSON.parse(JSON.stringify(direct)), 'its replacement answers');
   } finally {
     await threads.close();
   }

@@ -18,20 +18,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 
 import { NAMED_AXES } from '../analysis/analyses.js';
 import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
 import { EncoderError } from '../encoder/sentence-encoder.js';
 import { spaceMap, type SpaceMap } from '../analysis/map.js';
-import type { ScoredRow } from '../analysis/score.js';
 import { nativeInfo } from '../native.js';
 import { checkTypes, SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
 import { ENTITY_TYPES, type EntityType, StoreError } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { HeavyThreads } from './heavy-threads.js';
+import { HeavyThreads, isBlank } from './heavy-threads.js';
 
 export interface ServerOptions {
   /** Largest request body in bytes (default 1 MiB). */
@@ -104,7 +103,8 @@ function limiter(slots: number) {
 /** Status of each SpaceError code: a missing entity is a 404, a space not built a 503, the rest the client's fault. */
 const SPACE_STATUS: Record<SpaceError['code'], number> = { UNKNOWN_ENTITY: 404, NOT_BUILT: 503, BAD_QUERY: 400, BAD_OPTION: 400 };
 
-const isBlank = (text: string) => text.trim() === '';
+/** An answer the analysis threads wrote: sent as it is. */
+const sendJson = (reply: FastifyReply, body: Uint8Array) => reply.type('application/json; charset=utf-8').send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 
 export async function createServer(space: LaborSpace, options: ServerOptions = {}): Promise<FastifyInstance> {
   const timeout = options.requestTimeout ?? 30_000;
@@ -197,12 +197,12 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { name, from, to, ...rest } = request.body;
       if (name && (from || to)) throw new SpaceError('BAD_OPTION', 'body must have either name or from and to, not both');
       const poles = name ? NAMED_AXES[name] : from && to ? { from, to } : undefined;
       if (!poles) throw new SpaceError('BAD_OPTION', 'body must have name, or both from and to');
-      return heavy(request.workSignal, () => threads.run({ route: 'axis', from: poles.from, to: poles.to, options: rest }, request.workSignal));
+      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'axis', from: poles.from, to: poles.to, options: rest }, request.workSignal)));
     },
   );
 
@@ -233,9 +233,9 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { direction, ...rest } = request.body;
-      return heavy(request.workSignal, () => threads.run({ route: 'shock', direction, options: rest }, request.workSignal));
+      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'shock', direction, options: rest }, request.workSignal)));
     },
   );
 
@@ -244,12 +244,10 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   app.post<{ Body: { texts: string[] } }>(
     '/v1/embed',
     { schema: { body: { type: 'object', properties: { texts: textsSchema(256) }, required: ['texts'], additionalProperties: false } } },
-    async (request) => {
+    async (request, reply) => {
       const blank = request.body.texts.findIndex(isBlank);
       if (blank >= 0) throw new SpaceError('BAD_QUERY', `body/texts/${blank} is blank: there is nothing to embed`);
-      const vectors = (await heavy(request.workSignal, () => threads.run({ route: 'embed', texts: request.body.texts }, request.workSignal))) as Float32Array;
-      const dim = space.dim;
-      return { model: space.modelId, dim, vectors: request.body.texts.map((_, i) => Array.from(vectors.subarray(i * dim, (i + 1) * dim))) };
+      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'embed', texts: request.body.texts }, request.workSignal)));
     },
   );
 
@@ -265,22 +263,10 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const names = request.body.axes ?? Object.keys(NAMED_AXES);
       const axes = Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]]));
-      // A blank text is an error of its own row; the others are scored.
-      const texts = request.body.texts;
-      const scored = texts.flatMap((t, i) => (isBlank(t) ? [] : [i]));
-      const rows = (await heavy(request.workSignal, () => threads.run({ route: 'score', texts: scored.map((i) => texts[i]), skills: request.body.skills ?? 5, axes }, request.workSignal))) as ScoredRow[];
-      const rowOf = new Map(scored.map((index, r) => [index, rows[r]]));
-      return {
-        rows: texts.map((_, index) => {
-          const row = rowOf.get(index);
-          if (!row) return { index, error: `body/texts/${index} is blank: there is nothing to score` };
-          const { id: _id, ...rest } = row;
-          return { index, ...rest };
-        }),
-      };
+      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'score', texts: request.body.texts, skills: request.body.skills ?? 5, axes }, request.workSignal)));
     },
   );
 
