@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +11,7 @@ import { correlate, ranks } from '../src/analysis/correlation.js';
 import { aiExposure, compareExposure } from '../src/analysis/exposure.js';
 import { mapSvg, spaceMap } from '../src/analysis/map.js';
 import { leadingEigenvectors } from '../src/util/pca.js';
-import { scoreFile } from '../src/analysis/score.js';
+import { formatRows, scoreFile, writeScores } from '../src/analysis/score.js';
 import { ripple } from '../src/analysis/ripple.js';
 import { build } from '../src/build.js';
 import { IngestError } from '../src/data/errors.js';
@@ -329,6 +329,18 @@ OnSpace('should score a CSV and a JSONL file row by row, skipping malformed rows
   await assertRejects(scoreFile(space, input, out, { textColumn: 'body' }), IngestError, /^postings\.csv:1 \(column body\): no column "body" in the header \(found: id, posting\)$/);
   await assertRejects(scoreFile(space, input, out, { textColumn: 'posting', idColumn: 'key' }), IngestError, /^postings\.csv:1 \(column key\): no column "key" in the header/);
   await assertRejects(scoreFile(space, input, join(home, 'x.txt'), { textColumn: 'posting' }), SpaceError, /must end in \.csv, \.jsonl or \.parquet/);
+});
+
+OnSpace('should format scored rows for their output, and refuse rows formatted for another', async () => {
+  const options = { skills: 1, axes: {}, batchSize: 1 };
+  const row = { id: '7', occupation: { ref: 'occupation:x', title: 'A, "quoted" title', score: 0.5 }, industry: null, skills: [], axes: {} };
+  assert.equal(formatRows('csv', options, [row]), { text: '7,occupation:x,"A, ""quoted"" title",0.5,,,,,,\n', count: 1 });
+  assert.equal(formatRows('jsonl', options, [row]), { text: `${JSON.stringify(row)}\n`, count: 1 });
+  assert.equal(formatRows('parquet', options, [row]), { fields: [['7', 'occupation:x', 'A, "quoted" title', 0.5, null, null, null, null, null, null]] });
+  const csv = join(home, 'mismatch.csv'), parquet = join(home, 'mismatch.parquet');
+  await assertRejects(writeScores(csv, 'csv', options, (write) => write(formatRows('parquet', options, [row]))), Error, /rows formatted for Parquet given to a csv output/);
+  await assertRejects(writeScores(parquet, 'parquet', options, (write) => write(formatRows('jsonl', options, [row]))), Error, /rows formatted as text given to a Parquet output/);
+  assert.not.ok(existsSync(csv) || existsSync(parquet), 'nothing written');
 });
 
 OnSpace('should refuse an empty input to score, naming the file, and write no output', async () => {

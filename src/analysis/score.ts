@@ -242,18 +242,34 @@ export function chunkOptions(options: Pick<ScoreOptions, 'skills' | 'axes' | 'ba
 const PARQUET_ROW_GROUP = 10_000;
 
 /**
- * Writes scored rows to `output` in `format` as `produce` hands them over, in its order; the file
- * appears only when `produce` has finished (written beside it, then renamed). Memory stays at one
- * handful of rows (CSV, JSONL) or one row group (Parquet).
+ * Scored rows as the output holds them: CSV lines or JSONL lines as text, or (Parquet) each row's
+ * fields, which the writer gathers into row groups. A queue's worker formats its chunk so, and the
+ * coordinator writes what it gets without parsing rows and writing them again.
  */
-export async function writeScores<T>(output: string, format: OutputFormat, options: ChunkOptions, produce: (write: (rows: readonly ScoredRow[]) => Promise<void>) => Promise<T>): Promise<T> {
+export type FormattedRows = { text: string; count: number } | { fields: (string | number | null)[][] };
+
+export const formattedCount = (rows: FormattedRows) => ('text' in rows ? rows.count : rows.fields.length);
+
+/** Formats scored rows for an output of `format`, CSV's header aside. */
+export function formatRows(format: OutputFormat, options: ChunkOptions, rows: readonly ScoredRow[]): FormattedRows {
   const axisNames = Object.keys(options.axes);
-  const columns = CSV_COLUMNS(options.skills, axisNames);
   const fields = (row: ScoredRow): (string | number | null)[] => {
     const skills = Array.from({ length: options.skills }, (_, s) => row.skills[s]).flatMap((h) => (h ? [h.ref, h.title, h.score] : [null, null, null]));
     const { occupation: o, industry: n } = row;
     return [row.id, o?.ref ?? null, o?.title ?? null, o?.score ?? null, n?.ref ?? null, n?.title ?? null, n?.score ?? null, ...skills, ...axisNames.map((a) => row.axes[a])];
   };
+  if (format === 'parquet') return { fields: rows.map(fields) };
+  if (format === 'jsonl') return { text: rows.map((r) => `${JSON.stringify(r)}\n`).join(''), count: rows.length };
+  return { text: rows.length ? stringify(rows.map((r) => fields(r).map((v) => v ?? ''))) : '', count: rows.length };
+}
+
+/**
+ * Writes formatted rows to `output` in `format` as `produce` hands them over, in its order; the
+ * file appears only when `produce` has finished (written beside it, then renamed). Memory stays at
+ * one handful of rows (CSV, JSONL) or one row group (Parquet).
+ */
+export async function writeScores<T>(output: string, format: OutputFormat, options: ChunkOptions, produce: (write: (rows: FormattedRows) => Promise<void>) => Promise<T>): Promise<T> {
+  const columns = CSV_COLUMNS(options.skills, Object.keys(options.axes));
   return writeStreamAtomic(output, async (out) => {
     const put = async (chunk: string | Uint8Array) => {
       if (!out.write(chunk)) await once(out, 'drain');
@@ -261,7 +277,8 @@ export async function writeScores<T>(output: string, format: OutputFormat, optio
     if (format !== 'parquet') {
       if (format === 'csv') await put(stringify([columns]));
       return produce(async (rows) => {
-        if (rows.length) await put(format === 'csv' ? stringify(rows.map((r) => fields(r).map((v) => v ?? ''))) : rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        if ('fields' in rows) throw new Error(`rows formatted for Parquet given to a ${format} output`);
+        if (rows.text) await put(rows.text);
       });
     }
     // Scores as doubles, the rest as strings; a missing hit is null.
@@ -285,7 +302,8 @@ export async function writeScores<T>(output: string, format: OutputFormat, optio
       await writer.write({ columnData: columns.map((name, c) => ({ name, data: rows.map((r) => r[c]) })), rowGroupSize: rows.length });
     };
     const result = await produce(async (rows) => {
-      for (const row of rows) buffered.push(fields(row));
+      if (!('fields' in rows)) throw new Error('rows formatted as text given to a Parquet output');
+      for (const row of rows.fields) buffered.push(row);
       if (buffered.length >= PARQUET_ROW_GROUP) await group();
     });
     await group();
@@ -315,7 +333,7 @@ export async function scoreFile(space: LaborSpace, input: string, output: string
     const started = Date.now();
     let rows = 0;
     for await (const batch of chunksOf(inputRows(input, options, report), chunk.batchSize)) {
-      await write(await scoreRows(space, batch, chunk, directions));
+      await write(formatRows(format, chunk, await scoreRows(space, batch, chunk, directions)));
       rows += batch.length;
       options.onProgress?.(rows, rows / Math.max(0.001, (Date.now() - started) / 1000));
     }

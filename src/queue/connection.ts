@@ -4,27 +4,31 @@
  */
 import { Redis, ReplyError } from 'ioredis';
 
-import type { InputRow, ChunkOptions, ScoredRow } from '../analysis/score.js';
+import type { ChunkOptions, FormattedRows, InputRow, OutputFormat } from '../analysis/score.js';
 import { SpaceError } from '../errors.js';
 
 /** One queue for every run: a run's chunks are told apart by their job ids (`RUN-CHUNK`). */
 export const SCORE_QUEUE = 'laborspace-score';
 
-/** A chunk of a run: the rows to score, how, and for which model. */
+/** A chunk of a run: the rows to score, how, for which model, and the output's format. */
 export interface ChunkJob {
   run: string;
   chunk: number;
   modelId: string;
   modelHash: string;
   options: ChunkOptions;
+  format: OutputFormat;
   rows: InputRow[];
 }
 
-/** A scored chunk: who scored it, on which attempt, and its rows in order. */
+/**
+ * A scored chunk: who scored it, on which attempt, and its rows in order, formatted for the output
+ * (the coordinator writes them as they come: it does not parse and rewrite each row).
+ */
 export interface ChunkResult {
   worker: string;
   attempt: number;
-  rows: ScoredRow[];
+  rows: FormattedRows;
 }
 
 export interface RedisAddress {

@@ -16,7 +16,7 @@ import { basename } from 'node:path';
 
 import { Job, Queue, QueueEvents } from 'bullmq';
 
-import { axisDirections, chunkOptions, chunksOf, inputRows, outputFormat, scoreSummary, type ScoreOptions, type ScoreSummary, writeScores } from '../analysis/score.js';
+import { axisDirections, chunkOptions, chunksOf, formattedCount, inputRows, outputFormat, scoreSummary, type ScoreOptions, type ScoreSummary, writeScores } from '../analysis/score.js';
 import { IngestReport } from '../data/report.js';
 import { SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
@@ -52,7 +52,7 @@ export interface QueueScoreSummary extends ScoreSummary, Omit<QueueProgress, 'ro
   reused: number;
 }
 
-/** The run's id: the input's bytes, the options that change its output, and the model. */
+/** The run's id: the input's bytes, the options that change its output (its format too), and the model. */
 async function runId(input: string, options: object, modelHash: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const bytes of createReadStream(input)) hash.update(bytes as Buffer);
@@ -117,7 +117,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
   const redisSeconds = options.redisTimeoutSeconds ?? 5;
   await checkRedis(options.queue, redisSeconds); // before reading the whole input for the run's id
   await axisDirections(space, chunk.axes); // a bad axis fails here, not in every worker
-  const run = await runId(input, { textColumn: options.textColumn, idColumn: options.idColumn, onError: options.onError, chunk, chunkRows }, space.modelHash);
+  const run = await runId(input, { textColumn: options.textColumn, idColumn: options.idColumn, onError: options.onError, chunk, chunkRows, format }, space.modelHash);
   const connection = redisAddress(options.queue);
   const queue = new Queue<ChunkJob, ChunkResult>(SCORE_QUEUE, { connection });
   const events = new QueueEvents(SCORE_QUEUE, { connection });
@@ -142,7 +142,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
         return job.returnvalue;
       }
       if (job && state === 'failed') await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      job ??= await queue.add('score', { run, chunk: i, modelId: space.modelId, modelHash: space.modelHash, options: chunk, rows }, { jobId, attempts, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false });
+      job ??= await queue.add('score', { run, chunk: i, modelId: space.modelId, modelHash: space.modelHash, options: chunk, format, rows }, { jobId, attempts, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: false, removeOnFail: false });
       try {
         return await job.waitUntilFinished(events);
       } catch (e) {
@@ -157,7 +157,7 @@ export async function scoreFileQueued(space: LaborSpace, input: string, output: 
       const writeFirst = async () => {
         const result = await guard(pending.shift()!);
         await write(result.rows);
-        rows += result.rows.length;
+        rows += formattedCount(result.rows);
         workers.add(result.worker);
         retries += Math.max(0, result.attempt - 1);
         options.onProgress?.({ rows, rowsPerSecond: rows / Math.max(0.001, (Date.now() - started) / 1000), workers: workers.size, retries });

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 
 import { UnrecoverableError, Worker } from 'bullmq';
 
-import { axisDirections, scoreRows } from '../analysis/score.js';
+import { axisDirections, formatRows, scoreRows } from '../analysis/score.js';
 import { SpaceError } from '../errors.js';
 import type { LaborSpace } from '../space.js';
 import { checkRedis, type ChunkJob, type ChunkResult, redisAddress, SCORE_QUEUE } from './connection.js';
@@ -61,7 +61,7 @@ export async function startWorker(space: LaborSpace, queueUrl: string, options: 
       if (!directions.has(key)) directions.set(key, axisDirections(space, chunk.options.axes));
       const rows = await scoreRows(space, chunk.rows, chunk.options, await directions.get(key)!);
       options.onChunk?.(chunk, Date.now() - started);
-      return { worker: name, attempt: job.attemptsStarted, rows };
+      return { worker: name, attempt: job.attemptsStarted, rows: formatRows(chunk.format, chunk.options, rows) };
     },
     {
       connection: { ...redisAddress(queueUrl), maxRetriesPerRequest: null },
