@@ -374,6 +374,18 @@ Cluster('should exit 1 naming the cause, restarting nothing, when the workers ca
   assert.not.match(server.stderr, /starting another/);
 });
 
+Cluster('should stop, naming the worker, when one does not start serving in time', async () => {
+  // The workers hang before serving (a home on a mount that no longer answers, say).
+  const preload = join(clusterHome, 'hang-in-workers.mjs');
+  writeFileSync(preload, "import cluster from 'node:cluster';\nif (cluster.isWorker) { setInterval(() => {}, 1000); await new Promise(() => {}); }\n");
+  const started = Date.now();
+  const server = serveWorkers(['--port', '0', '--start-timeout', '2'], ['--import', pathToFileURL(preload).href]);
+  assert.is(await server.exited, 1, server.stderr);
+  assert.match(server.stderr, /\nlaborspace: serve worker \d+ did not start serving within 2 s and was stopped\n/);
+  assert.not.match(server.stderr, /starting another/);
+  assert.ok(Date.now() - started < 30_000, 'stopped at the deadline, not at the test\'s limit');
+});
+
 Cluster('should exit 1 naming the address when the port is taken', async () => {
   const taken = createNetServer();
   const port = await new Promise<number>((r) => taken.listen(0, '127.0.0.1', () => r((taken.address() as { port: number }).port)));

@@ -18,14 +18,15 @@ export function registerServe(program: Command, cli: Cli): void {
     .option('--body-limit <bytes>', 'largest request body', positiveInt, 1 << 20)
     .option('--log', 'log every request')
     .option('--workers <n>', 'processes sharing the port, each with the space opened read-only (default: the number of cores)', positiveInt, availableParallelism())
-    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean; workers: number }) => {
+    .option('--start-timeout <seconds>', 'with --workers: how long a process may take to start serving before the server stops', positiveInt, 120)
+    .action(async (opts: { host: string; port: number; bodyLimit: number; log?: boolean; workers: number; startTimeout: number }) => {
       const { home } = cli.globals();
       const { note } = cli;
       if (opts.workers > 1 && cluster.isPrimary) {
         // Opened once writable (migrations, stale indices rebuilt) before the workers read it.
         await (await LaborSpace.open(home, { onNote: note })).close();
         note(`Labor Space: ${opts.workers} processes serving ${home}`);
-        return runPrimary(opts.workers, note);
+        return runPrimary(opts.workers, note, opts.startTimeout);
       }
       const { createServer } = await import('../../server/server.js'); // Fastify: only this command needs it
       let space: LaborSpace | undefined;
