@@ -7,8 +7,8 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 
-import { answerJobs, startModuleWorker } from '../util/worker.js';
-import { type EncodeResult, EncoderError, type EncoderErrorCode, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
+import { answerJobs, errorFromWire, errorToWire, startModuleWorker, type WireError } from '../util/worker.js';
+import { type EncodeResult, EncoderError, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
 
 interface Job {
   id: number;
@@ -18,7 +18,7 @@ interface Job {
 
 type Reply =
   | { ready: { hash: string; maxTokens: number } }
-  | { id?: number; error: { code?: EncoderErrorCode; message: string } }
+  | { id?: number; error: WireError }
   | { id: number; result: EncodeResult };
 
 const ROLE = 'laborspace-encoder';
@@ -59,7 +59,7 @@ export class EncoderThread {
   static async load(dir: string, options: EncoderOptions = {}): Promise<EncoderThread> {
     const worker = startWorker({ role: ROLE, dir, options });
     const ready = await new Promise<{ hash: string; maxTokens: number }>((resolve, reject) => {
-      worker.once('message', (reply: Reply) => ('ready' in reply ? resolve(reply.ready) : reject(toError((reply as { error: { message: string } }).error))));
+      worker.once('message', (reply: Reply) => ('ready' in reply ? resolve(reply.ready) : reject(toError((reply as { error: WireError }).error))));
       worker.once('error', reject);
     }).catch(async (e) => {
       await worker.terminate();
@@ -98,9 +98,7 @@ export class EncoderThread {
   }
 }
 
-function toError(e: { code?: EncoderErrorCode; message: string }): Error {
-  return e.code ? new EncoderError(e.code, e.message) : new Error(e.message);
-}
+const toError = (wire: WireError) => errorFromWire(wire, { EncoderError });
 
 /** This module as the worker's code. */
 function startWorker(data: unknown): Worker {
@@ -122,7 +120,7 @@ async function serve(dir: string, options: EncoderOptions): Promise<void> {
   try {
     encoder = await SentenceEncoder.load(dir, options);
   } catch (e) {
-    port.postMessage({ error: { code: (e as EncoderError).code, message: (e as Error).message } } satisfies Reply);
+    port.postMessage({ error: errorToWire(e) } satisfies Reply);
     return;
   }
   port.postMessage({ ready: { hash: encoder.hash, maxTokens: encoder.maxTokens } } satisfies Reply);
@@ -132,7 +130,6 @@ async function serve(dir: string, options: EncoderOptions): Promise<void> {
       const result = await encoder.encode(job.texts!, undefined, undefined, signal);
       return { result, transfer: [result.vectors.buffer as ArrayBuffer] };
     },
-    (e) => ({ code: (e as EncoderError).code, message: (e as Error).message }),
   );
 }
 

@@ -23,7 +23,7 @@ import { SpaceError } from '../errors.js';
 import { keepKernelsOnThisThread } from '../native.js';
 import { LaborSpace } from '../space.js';
 import { StoreError } from '../store/index.js';
-import { answerJobs, startModuleWorker } from '../util/worker.js';
+import { answerJobs, errorFromWire, errorToWire, startModuleWorker, type WireError } from '../util/worker.js';
 
 export type HeavyRequest =
   | { route: 'axis'; from: readonly string[]; to: readonly string[]; options: Omit<AxisOptions, 'signal'> }
@@ -35,13 +35,6 @@ interface Job {
   id: number;
   request?: HeavyRequest;
   cancel?: true;
-}
-
-interface WireError {
-  name: string;
-  message: string;
-  code?: string;
-  position?: number;
 }
 
 type Reply = { ready: true } | { id?: number; error: WireError } | { id: number; result: Uint8Array };
@@ -60,17 +53,7 @@ const NICENESS = 10;
 /** The errors the server answers with a status of their own: rebuilt as the same classes. */
 const KNOWN_ERRORS: Record<string, { prototype: Error }> = { SpaceError, ExprError, EncoderError, StoreError };
 
-function toWire(e: unknown): WireError {
-  const error = e as Error & { code?: string; position?: number };
-  return { name: error.name, message: error.message, code: error.code, position: error.position };
-}
-
-function fromWire(wire: WireError): Error {
-  const known = KNOWN_ERRORS[wire.name];
-  if (!known) return new Error(wire.message);
-  const error = Object.create(known.prototype) as Error;
-  return Object.assign(error, { name: wire.name, message: wire.message }, wire.code === undefined ? {} : { code: wire.code }, wire.position === undefined ? {} : { position: wire.position });
-}
+const fromWire = (wire: WireError) => errorFromWire(wire, KNOWN_ERRORS);
 
 interface Thread {
   worker: Worker;
@@ -231,7 +214,7 @@ async function serve(data: ThreadData): Promise<void> {
     prepareShock(space);
   } catch (e) {
     await space?.close();
-    port.postMessage({ error: toWire(e) } satisfies Reply);
+    port.postMessage({ error: errorToWire(e) } satisfies Reply);
     return;
   }
   port.postMessage({ ready: true } satisfies Reply);
@@ -242,7 +225,6 @@ async function serve(data: ThreadData): Promise<void> {
       const body = new TextEncoder().encode(JSON.stringify(await handle(space, job.request!, signal)));
       return { result: body, transfer: [body.buffer as ArrayBuffer] };
     },
-    toWire,
   );
 }
 

@@ -12,15 +12,38 @@ export function startModuleWorker(moduleUrl: string, data: unknown, options: { s
   return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(moduleUrl)}); })`, { ...settings, eval: true });
 }
 
+/** An error as it crosses between threads: its class's name and the fields the callers read. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  position?: number;
+}
+
+export function errorToWire(e: unknown): WireError {
+  const error = e as Error & { code?: string; position?: number };
+  return { name: error.name, message: error.message, code: error.code, position: error.position };
+}
+
+/**
+ * The error again on this side: an instance of the same class when `known` has its name (so a
+ * caller's `instanceof` and the statuses a server gives by class still hold), else a plain Error.
+ */
+export function errorFromWire(wire: WireError, known: Record<string, { prototype: Error }>): Error {
+  const cls = known[wire.name];
+  if (!cls) return new Error(wire.message);
+  const error = Object.create(cls.prototype) as Error;
+  return Object.assign(error, { name: wire.name, message: wire.message }, wire.code === undefined ? {} : { code: wire.code }, wire.position === undefined ? {} : { position: wire.position });
+}
+
 /**
  * On a worker: runs each `{id, ...}` job posted to `port` and answers `{id, result}` or
- * `{id, error}` (as `wireError` writes it); `{id, cancel: true}` aborts that job's signal, and a
- * job so cancelled answers nothing (its caller has given up already).
+ * `{id, error}` (errorToWire's); `{id, cancel: true}` aborts that job's signal, and a job so
+ * cancelled answers nothing (its caller has given up already).
  */
 export function answerJobs<Job extends { id: number; cancel?: true }>(
   port: MessagePort,
   run: (job: Job, signal: AbortSignal) => Promise<{ result: unknown; transfer?: ArrayBuffer[] }>,
-  wireError: (e: unknown) => unknown,
 ): void {
   const running = new Map<number, AbortController>();
   port.on('message', async (job: Job) => {
@@ -31,7 +54,7 @@ export function answerJobs<Job extends { id: number; cancel?: true }>(
       const { result, transfer } = await run(job, controller.signal);
       if (!controller.signal.aborted) port.postMessage({ id: job.id, result }, transfer ?? []);
     } catch (e) {
-      if (!controller.signal.aborted) port.postMessage({ id: job.id, error: wireError(e) });
+      if (!controller.signal.aborted) port.postMessage({ id: job.id, error: errorToWire(e) });
     } finally {
       running.delete(job.id);
     }

@@ -30,6 +30,18 @@ Napi::Error js_error(Napi::Env env, const ArgError& e);
 // A kernel's error as the glue reports it.
 ArgError from_kernel(const Error& e);
 
+// A Node-API call that failed (node-addon-api threw it as a C++ exception): its exception is
+// thrown on to JavaScript, as node-addon-api does, except where the environment is being torn
+// down (a worker thread terminated in the middle of a call): there the throw fails as well, and
+// node-addon-api's second C++ exception, thrown from its own handler, would end the process.
+inline void throw_on(const Napi::Error& e) {
+  try {
+    e.ThrowAsJavaScriptException();
+  } catch (const Napi::Error&) {
+    // the environment is going away: there is no one left to tell
+  }
+}
+
 // Runs an entry point's body, turning ArgError and std::bad_alloc into JavaScript exceptions.
 template <class Fn>
 Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
@@ -39,6 +51,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
     js_error(info.Env(), e).ThrowAsJavaScriptException();
   } catch (const std::bad_alloc&) {
     js_error(info.Env(), {ArgError::range_error, "ERR_LABORSPACE_MEMORY", "out of memory for this input size"}).ThrowAsJavaScriptException();
+  } catch (const Napi::Error& e) {
+    throw_on(e);
   }
   return info.Env().Undefined();
 }

@@ -205,9 +205,13 @@ class CallWorker : public Napi::AsyncWorker {
     error_ = run_call(call_);
   }
   void OnOK() override {
-    std::vector<Napi::Value> outs;
-    for (const Napi::ObjectReference& r : outputs_) outs.push_back(r.Value());
-    settle(Env(), deferred_, call_, error_, outs);
+    try {
+      std::vector<Napi::Value> outs;
+      for (const Napi::ObjectReference& r : outputs_) outs.push_back(r.Value());
+      settle(Env(), deferred_, call_, error_, outs);
+    } catch (const Napi::Error& e) {
+      throw_on(e);
+    }
   }
 
  private:
