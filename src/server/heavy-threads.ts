@@ -6,10 +6,10 @@
  * Now the loop only posts a request and receives its answer's body, already written as JSON bytes:
  * cloning a thousand scored rows onto the loop and writing them there took it 15-25 ms per answer
  * (35 ms for 256 embedded vectors), time every reference query that arrived meanwhile waited out.
- * The threads run at niceness 10, as
- * the encoder does, and keep their kernels on themselves (not on libuv's pool, which serves the
- * reference queries' scans at the process's priority). A request's signal cancels it on its thread (the work stops at its next step);
- * a thread that dies fails its requests with an internal error and is replaced.
+ * The threads run at niceness 10, as the encoder does, and keep their kernels on themselves (not
+ * on libuv's pool, which serves the reference queries' scans at the process's priority). A
+ * request's signal cancels it on its thread (the work stops at its next step); a thread that dies
+ * fails its requests with an internal error and is replaced.
  */
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
