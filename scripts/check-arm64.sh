@@ -27,8 +27,9 @@ rm -rf "$out" && mkdir -p "$out/obj"
 printf '%s\n' "${sources[@]}" | xargs -P 2 -I{} sh -c 'aarch64-linux-gnu-g++ $3 -c "$2" -o "$1/obj/$(echo "$2" | tr / _).o"' _ "$out" {} "$flags"
 # Node's symbols are resolved when Node loads it, as on any Linux.
 aarch64-linux-gnu-g++ -shared -pthread "$out"/obj/*.o -o "$out/laborspace_native.node"
-file "$out/laborspace_native.node" | grep -q 'ARM aarch64' || { echo "not an arm64 library: $(file "$out/laborspace_native.node")" >&2; exit 1; }
-echo "built $out/laborspace_native.node ($(du -k "$out/laborspace_native.node" | cut -f1) KB, $(file -b "$out/laborspace_native.node" | cut -d, -f1-2))"
+machine=$(aarch64-linux-gnu-readelf -h "$out/laborspace_native.node" | sed -n 's/^ *Machine: *//p')
+[ "$machine" = AArch64 ] || { echo "not an arm64 library: $out/laborspace_native.node is for '$machine'" >&2; exit 1; }
+echo "built $out/laborspace_native.node ($(du -k "$out/laborspace_native.node" | cut -f1) KB, ELF for $machine)"
 
 echo "== the kernels' check on arm64 (qemu-user)"
 kernels=()
