@@ -13,7 +13,8 @@ need=()
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  # No recommends: qemu-user-binfmt would register handlers with the host kernel, which this does not need.
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
 # binding.gyp's sources, defines and flags, so the arm64 build is the addon's own.
