@@ -67,11 +67,15 @@ for (let ready = false; !ready; await new Promise((r) => setTimeout(r, 200))) {
 
 /** WARM_UP_SECONDS of the same load, not timed (the encoder's first runs, V8's compiling, the indices' pages), then the row. */
 const WARM_UP_SECONDS = 2;
-async function load(paths: string[], rate: number, connections: number) {
-  await openLoop(base, paths, rate, connections, WARM_UP_SECONDS);
+/** One timed row of the open-loop load, with the hypervisor's steal meanwhile. */
+async function measured(paths: string[], rate: number, connections: number) {
   const steal = stealMeter();
   const result = await openLoop(base, paths, rate, connections, seconds);
   return { ...result, stealPercent: steal() };
+}
+async function load(paths: string[], rate: number, connections: number) {
+  await openLoop(base, paths, rate, connections, WARM_UP_SECONDS);
+  return measured(paths, rate, connections);
 }
 
 const near = (q: string) => `/v1/near?q=${encodeURIComponent(q)}&k=10`;
@@ -115,15 +119,13 @@ try {
     const paths = refs.map(near);
     await openLoop(base, paths, 200, 2, WARM_UP_SECONDS);
     const stop = heavyLoad(kinds, 8);
-    const steal = stealMeter();
-    const r = await openLoop(base, paths, 200, 2, seconds);
-    const stealPercent = steal();
+    const r = await measured(paths, 200, 2);
     const { done, failed } = await stop();
     const times = Object.values(done).flat();
     const label = kinds.length > 1 ? 'all three in turn' : kinds[0];
     const heavyMeanS = times.reduce((a, b) => a + b, 0) / Math.max(1, times.length) / 1000;
-    mixed.push([label, Math.round(r.achieved), r.p50, r.p99, r.max, r.errors + r.non2xx, times.length, heavyMeanS.toFixed(2), failed, stealCell(stealPercent)]);
-    mixedRows.push({ heavy: label, near: r, heavyDone: times.length, heavyMeanS, heavyFailed: failed, stealPercent });
+    mixed.push([label, Math.round(r.achieved), r.p50, r.p99, r.max, r.errors + r.non2xx, times.length, heavyMeanS.toFixed(2), failed, stealCell(r.stealPercent)]);
+    mixedRows.push({ heavy: label, near: r, heavyDone: times.length, heavyMeanS, heavyFailed: failed });
   }
   if (!mixedOnly)
   // From 2 connections a request that finds both busy waits; from 16 it rarely does.

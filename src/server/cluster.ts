@@ -25,10 +25,10 @@ export function runPrimary(size: number, note: (message: string) => void, startS
   const fork = () => {
     const worker = cluster.fork();
     const deadline = setTimeout(() => {
+      if (serving.has(worker)) return;
       lateToStart.add(worker);
       worker.process.kill('SIGKILL');
     }, startSeconds * 1000);
-    worker.once('listening', () => clearTimeout(deadline));
     worker.once('exit', () => clearTimeout(deadline));
   };
   const workers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);

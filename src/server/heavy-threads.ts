@@ -166,6 +166,9 @@ function untilSettledOrAborted(ready: Promise<void>, signal: AbortSignal): Promi
 
 export const isBlank = (text: string) => text.trim() === '';
 
+/** Writes answers as UTF-8 into buffers of their own (not Buffer's shared pool), which can be moved to the loop. */
+const utf8 = new TextEncoder();
+
 /** A request's answer, as the server sends it. */
 async function handle(space: LaborSpace, request: HeavyRequest, signal: AbortSignal): Promise<object> {
   switch (request.route) {
@@ -221,8 +224,7 @@ async function serve(data: ThreadData): Promise<void> {
   answerJobs<Job>(
     port,
     async (job, signal) => {
-      // Its own buffer (TextEncoder's, not Buffer's shared pool), moved to the loop, not copied.
-      const body = new TextEncoder().encode(JSON.stringify(await handle(space, job.request!, signal)));
+      const body = utf8.encode(JSON.stringify(await handle(space, job.request!, signal)));
       return { result: body, transfer: [body.buffer as ArrayBuffer] };
     },
   );

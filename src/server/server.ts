@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 import { NAMED_AXES } from '../analysis/analyses.js';
 import { ExprError, MAX_QUERY_LENGTH } from '../analysis/expr.js';
@@ -30,7 +30,7 @@ import type { LaborSpace } from '../space.js';
 import { showEntity } from '../store/entity-view.js';
 import { ENTITY_TYPES, type EntityType, StoreError } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { HeavyThreads, isBlank } from './heavy-threads.js';
+import { type HeavyRequest, HeavyThreads, isBlank } from './heavy-threads.js';
 
 export interface ServerOptions {
   /** Largest request body in bytes (default 1 MiB). */
@@ -103,8 +103,6 @@ function limiter(slots: number) {
 /** Status of each SpaceError code: a missing entity is a 404, a space not built a 503, the rest the client's fault. */
 const SPACE_STATUS: Record<SpaceError['code'], number> = { UNKNOWN_ENTITY: 404, NOT_BUILT: 503, BAD_QUERY: 400, BAD_OPTION: 400 };
 
-/** An answer the analysis threads wrote: sent as it is. */
-const sendJson = (reply: FastifyReply, body: Uint8Array) => reply.type('application/json; charset=utf-8').send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 
 export async function createServer(space: LaborSpace, options: ServerOptions = {}): Promise<FastifyInstance> {
   const timeout = options.requestTimeout ?? 30_000;
@@ -121,6 +119,11 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
   // One analysis thread per slot, opening its space now rather than on the first heavy request.
   const threads = new HeavyThreads(space, slots);
   app.addHook('onClose', () => threads.close());
+  /** A heavy request in a slot, on an analysis thread; the answer it wrote is sent as it is. */
+  const runHeavy = async (request: FastifyRequest, reply: FastifyReply, heavyRequest: HeavyRequest) => {
+    const body = await heavy(request.workSignal, () => threads.run(heavyRequest, request.workSignal));
+    return reply.type('application/json; charset=utf-8').send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  };
 
   app.decorateRequest('workSignal', null as unknown as AbortSignal);
   app.addHook('onRequest', async (request, reply) => {
@@ -202,7 +205,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
       if (name && (from || to)) throw new SpaceError('BAD_OPTION', 'body must have either name or from and to, not both');
       const poles = name ? NAMED_AXES[name] : from && to ? { from, to } : undefined;
       if (!poles) throw new SpaceError('BAD_OPTION', 'body must have name, or both from and to');
-      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'axis', from: poles.from, to: poles.to, options: rest }, request.workSignal)));
+      return runHeavy(request, reply, { route: 'axis', from: poles.from, to: poles.to, options: rest });
     },
   );
 
@@ -235,7 +238,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     },
     async (request, reply) => {
       const { direction, ...rest } = request.body;
-      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'shock', direction, options: rest }, request.workSignal)));
+      return runHeavy(request, reply, { route: 'shock', direction, options: rest });
     },
   );
 
@@ -247,7 +250,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     async (request, reply) => {
       const blank = request.body.texts.findIndex(isBlank);
       if (blank >= 0) throw new SpaceError('BAD_QUERY', `body/texts/${blank} is blank: there is nothing to embed`);
-      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'embed', texts: request.body.texts }, request.workSignal)));
+      return runHeavy(request, reply, { route: 'embed', texts: request.body.texts });
     },
   );
 
@@ -266,7 +269,7 @@ export async function createServer(space: LaborSpace, options: ServerOptions = {
     async (request, reply) => {
       const names = request.body.axes ?? Object.keys(NAMED_AXES);
       const axes = Object.fromEntries(names.map((n) => [n, NAMED_AXES[n]]));
-      return sendJson(reply, await heavy(request.workSignal, () => threads.run({ route: 'score', texts: request.body.texts, skills: request.body.skills ?? 5, axes }, request.workSignal)));
+      return runHeavy(request, reply, { route: 'score', texts: request.body.texts, skills: request.body.skills ?? 5, axes });
     },
   );
 
