@@ -99,6 +99,7 @@ interface NativeEncoderBinding {
   layout(): EncoderTensorSpec[];
   forward(params: Float32Array, tokens: Int32Array, offsets: Int32Array, down?: Float32Array, up?: Float32Array, rank?: number, recompute?: boolean): Float32Array;
   pooled(): Float32Array;
+  maskedTokenStep(params: Float32Array, tokens: Int32Array, offsets: Int32Array, positions: Int32Array, targets: Int32Array, head: Float32Array, gradOut: Float32Array, gradHead: Float32Array, recompute: boolean): { loss: number };
   backward(params: Float32Array, gradEmbeddings: Float32Array, gradOut: Float32Array, down?: Float32Array, up?: Float32Array, rank?: number, adapterOut?: Outputs): EncoderGradients;
   lossStep(
     loss: string,
@@ -544,6 +545,22 @@ export class Encoder {
   /** Gradients for dL/de of the last forward pass: gradOut (arena-sized) is overwritten but for the embeddings. */
   backward(params: Float32Array, gradEmbeddings: Float32Array, gradOut: Float32Array, adapter?: HeadAdapter): EncoderGradients {
     return this.#native.backward(params, gradEmbeddings, gradOut, adapter?.down, adapter?.up, adapter?.rank);
+  }
+
+  /** The masked-token output layer's size: [projection (last width x embed), its bias (embed), the vocabulary's bias (vocab)]. */
+  get maskedHeadSize(): number {
+    const d = this.dims;
+    return d.layers[d.layers.length - 1].widthOut * d.embed + d.embed + d.vocab;
+  }
+
+  /**
+   * One masked-token step (native/src/masked_tokens.cpp): forward over the masked batch, the mean
+   * cross-entropy of the original tokens at `positions` (packed indices) through the output layer
+   * tied to the token embeddings, backward. gradOut gets every arena tensor's gradient, the
+   * embedding table's included (dense), the head's zero; gradHead the output layer's.
+   */
+  maskedTokenStep(params: Float32Array, batch: PackedTokens, positions: Int32Array, targets: Int32Array, head: Float32Array, gradOut: Float32Array, gradHead: Float32Array, o: { recompute?: boolean } = {}): number {
+    return this.#native.maskedTokenStep(params, batch.tokens, batch.offsets, positions, targets, head, gradOut, gradHead, o.recompute ?? false).loss;
   }
 
   /** Forward, loss and backward over a batch whose texts are the loss's sides stacked (anchors, positives, negatives; MNRL: extra negatives after the positives, with `anchors`). */

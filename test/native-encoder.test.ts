@@ -9,7 +9,7 @@ import { ensureUseLiteModel } from '../src/encoder/model-cache.js';
 import { embedTokenLists, loadNativeUseLite, packTokens } from '../src/encoder/native-use-lite.js';
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { distillLoss, Encoder, type EncoderDims, mnrlLoss, nativeInfo, normalize, setThreads } from '../src/native.js';
-import { encoderForwardRef, mnrlLossRef } from '../src/train/reference.js';
+import { encoderForwardRef, maskedTokenLossRef, mnrlLossRef } from '../src/train/reference.js';
 import { assertClose, assertThrowsCode, forEachIsa, randomIndex, randomMatrix, rng } from './helpers.js';
 
 /** Tiny and odd: three heads of 2, a residual projection 6 -> 10, then a layer at 10 of two heads of 5. */
@@ -220,6 +220,79 @@ Backward('should refuse a backward pass without a forward one and non-finite gra
 });
 
 Backward.run();
+
+const Masked = suite('Encoder.maskedTokenStep');
+
+Masked('should give the loss of the float64 reference and its central differences for every tensor, the tied table and the output layer, on every ISA', () => {
+  const encoder = new Encoder(TINY, TIMING);
+  const params = tinyParams(encoder, 21);
+  const head = randomMatrix(1, encoder.maskedHeadSize, 22).map((v) => v * 0.7);
+  // Masked: in text 0 its second token (now 0), text 1's only one, two of text 3 (one a repeated 5).
+  const masked = { tokens: Int32Array.from(BATCH.tokens), offsets: BATCH.offsets };
+  const positions = Int32Array.from([1, 4, 8, 13]);
+  const targets = Int32Array.from(Array.from(positions, (p) => BATCH.tokens[p]));
+  masked.tokens[1] = 0;
+  masked.tokens[4] = 3;
+  const lossAt = (p: ArrayLike<number>, h: ArrayLike<number>) => maskedTokenLossRef(TINY, encoder.layout, p, h, TIMING, masked.tokens, masked.offsets, positions, targets);
+  const expected = lossAt(params, head);
+  forEachIsa((isa) => {
+    for (const recompute of [false, true]) {
+      const grad = new Float32Array(encoder.paramCount);
+      const gradHead = new Float32Array(encoder.maskedHeadSize);
+      const loss = encoder.maskedTokenStep(params, masked, positions, targets, head, grad, gradHead, { recompute });
+      assert.ok(Math.abs(loss - expected) < 1e-5, `${isa}: loss ${loss}, reference ${expected}`);
+      for (const t of encoder.layout) if (t.name.startsWith('head.')) assert.ok(encoder.tensor(grad, t.name).every((g) => g === 0), `${t.name} gets no gradient`);
+      const x = Float64Array.from(params);
+      const next = rng(23);
+      const check = (what: string, values: Float64Array, i: number, analytic: number, at: () => number) => {
+        const keep = values[i];
+        values[i] = keep + 1e-5;
+        const up = at();
+        values[i] = keep - 1e-5;
+        const down = at();
+        values[i] = keep;
+        const numeric = (up - down) / 2e-5;
+        assert.ok(Math.abs(numeric - analytic) <= 1e-4 + 1e-3 * Math.abs(numeric), `${isa}${recompute ? ' recompute' : ''} ${what}: analytic ${analytic}, numeric ${numeric}`);
+      };
+      for (const t of encoder.layout) {
+        if (t.name.startsWith('head.')) continue;
+        for (let c = 0; c < 3; c++) {
+          const i = t.offset + randomIndex(next, t.rows * t.cols);
+          check(`${t.name}[${i - t.offset}]`, x, i, grad[i], () => lossAt(x, head));
+        }
+      }
+      // Every row of the tied table: rows of tokens not in the batch (e.g. 3's, now masked away
+      // as input but an output row still) get the output side's gradient alone.
+      for (let row = 0; row < TINY.vocab; row++) check(`embeddings row ${row}`, x, row * TINY.embed + 1, grad[row * TINY.embed + 1], () => lossAt(x, head));
+      const h = Float64Array.from(head);
+      for (let i = 0; i < h.length; i += 5) check(`output layer [${i}]`, h, i, gradHead[i], () => lossAt(params, h));
+    }
+  });
+});
+
+Masked('should refuse bad positions, targets and output layers', () => {
+  const encoder = new Encoder(TINY, TIMING);
+  const params = tinyParams(encoder, 24);
+  const head = new Float32Array(encoder.maskedHeadSize);
+  const grad = new Float32Array(encoder.paramCount), gradHead = new Float32Array(encoder.maskedHeadSize);
+  const step = (positions: number[], targets: number[], h = head, g = gradHead) => () => encoder.maskedTokenStep(params, BATCH, Int32Array.from(positions), Int32Array.from(targets), h, grad, g);
+  assertThrowsCode(step([], []), RangeError, 'ERR_LABORSPACE_ARGUMENT', /no masked positions/);
+  assertThrowsCode(step([1, 2], [3]), RangeError, 'ERR_LABORSPACE_DIMENSION', /positions has 2 entries, targets 1/);
+  assertThrowsCode(step([17], [3]), RangeError, 'ERR_LABORSPACE_ARGUMENT', /masked position 0 is 17, outside the batch's 17 tokens/);
+  assertThrowsCode(step([-1], [3]), RangeError, 'ERR_LABORSPACE_ARGUMENT', /masked position 0 is -1/);
+  assertThrowsCode(step([2, 2], [3, 3]), RangeError, 'ERR_LABORSPACE_ARGUMENT', /position 2 is masked twice/);
+  assertThrowsCode(step([2], [11]), RangeError, 'ERR_LABORSPACE_ARGUMENT', /target 0 is 11, outside the vocabulary of 11/);
+  assertThrowsCode(step([2], [3], head.subarray(1)), RangeError, 'ERR_LABORSPACE_DIMENSION', /head has 76 values, the output layer 77/);
+  const bad = head.slice();
+  bad[5] = NaN;
+  assertThrowsCode(step([2], [3], bad), RangeError, 'ERR_LABORSPACE_NON_FINITE', /head value 5 is not finite/);
+  assertThrowsCode(step([2], [3], head, gradHead.subarray(2)), RangeError, 'ERR_LABORSPACE_DIMENSION', /gradHead has 75 values, the output layer 77/);
+  // Weights that overflow the logits make a non-finite loss, reported as such.
+  const huge = head.map(() => 3e38);
+  assertThrowsCode(step([2], [3], huge), RangeError, 'ERR_LABORSPACE_NON_FINITE', /not finite/);
+});
+
+Masked.run();
 
 const UseLite = suite('Universal Sentence Encoder lite in the native core');
 const home = mkdtempSync(join(tmpdir(), 'laborspace-native-encoder-'));

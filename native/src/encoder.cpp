@@ -375,11 +375,14 @@ Error encoder_forward(const EncoderDims& dims, const float* params, const float*
 
 Error encoder_backward(const EncoderDims& dims, const float* params, const Adapter& adapter, EncoderTape& tape,
                        const float* grad_e, float weight, float* grad, SparseRows& embedding, float* grad_down,
-                       float* grad_up) {
+                       float* grad_up, const float* grad_states) {
   const size_t texts = tape.offsets.empty() ? 0 : tape.offsets.size() - 1;
   if (texts == 0) return {Error::bad_argument, "backward before any forward pass"};
-  const size_t bad = first_non_finite(grad_e, texts * dims.head_out);
-  if (bad < texts * dims.head_out) return {Error::non_finite, "the gradient of text " + std::to_string(bad / dims.head_out) + " is not finite"};
+  if (!grad_e && !grad_states) return {Error::bad_argument, "backward needs a gradient of the embeddings or of the token states"};
+  if (grad_e) {
+    const size_t bad = first_non_finite(grad_e, texts * dims.head_out);
+    if (bad < texts * dims.head_out) return {Error::non_finite, "the gradient of text " + std::to_string(bad / dims.head_out) + " is not finite"};
+  }
   const Tensors<const float> t = map_tensors(dims, params);
   const Tensors<float> g = map_tensors(dims, grad);
   const int32_t* offsets = tape.offsets.data();
@@ -393,15 +396,24 @@ Error encoder_backward(const EncoderDims& dims, const float* params, const Adapt
   hg.down = grad_down;
   hg.up = grad_up;
   hg.x = sized(tape.grad_pooled, texts * P);
-  if (Error err = head_backward(tape.pooled.data(), t.head_weight, tape.hidden.data(), tape.embeddings.data(), grad_e, texts, P,
-                                dims.head_out, adapter, weight, hg))
-    return err;
-  // Mean pooling: each token of a text gets dL/dpooled / T.
+  if (grad_e) {
+    if (Error err = head_backward(tape.pooled.data(), t.head_weight, tape.hidden.data(), tape.embeddings.data(), grad_e, texts,
+                                  P, dims.head_out, adapter, weight, hg))
+      return err;
+  } else {
+    std::fill(hg.x, hg.x + texts * P, 0.f);
+    std::fill(g.head_weight, g.head_weight + dims.head_out * P, 0.f);
+    std::fill(g.head_bias, g.head_bias + dims.head_out, 0.f);
+    if (adapter.rank && grad_down) std::fill(grad_down, grad_down + adapter.rank * dims.head_out, 0.f);
+    if (adapter.rank && grad_up) std::fill(grad_up, grad_up + dims.head_out * adapter.rank, 0.f);
+  }
+  // Mean pooling: each token of a text gets dL/dpooled / T, plus its own state's gradient.
   float* gx = sized(tape.grad_x, N * widest);
   for_rows(texts, double(P) * dims.max_tokens / 4, [&](size_t s) {
     const float inv = 1.f / float(offsets[s + 1] - offsets[s]);
     for (int32_t r = offsets[s]; r < offsets[s + 1]; ++r)
-      for (size_t j = 0; j < P; ++j) gx[size_t(r) * P + j] = hg.x[s * P + j] * inv;
+      for (size_t j = 0; j < P; ++j)
+        gx[size_t(r) * P + j] = hg.x[s * P + j] * inv + (grad_states ? grad_states[size_t(r) * P + j] : 0.f);
   });
 
   float* gx1 = sized(tape.grad_x1, N * widest);

@@ -59,6 +59,8 @@ struct EncoderTape {
   bool recompute = false;            // the forward kept no FFN activations or probabilities
   // Backward scratch.
   std::vector<float> grad_x, grad_x1, grad_tmp, grad_big, grad_qkv, grad_ctx, grad_pooled, grad_scores;
+  // The masked-token step's (masked_token_step).
+  std::vector<float> masked_states, masked_z, masked_logits, masked_grad_z, masked_grad_states;
 };
 
 // Forward over `texts` texts whose tokens are tokens[offsets[i] .. offsets[i+1]). params is the
@@ -78,9 +80,28 @@ struct SparseRows {
 
 // Gradients of a loss given dL/de (texts x head_out) times `weight` for the last forward on `tape`: grad is an
 // arena-sized array whose tensors are overwritten, except the embeddings, which go to `embedding`
-// (the arena's embedding slot is left untouched); grad_down / grad_up for an adapter.
+// (the arena's embedding slot is left untouched); grad_down / grad_up for an adapter. A loss that
+// reads the last layer's token states as well (or instead: grad_e null, the head's gradients then
+// zero) gives dL/d(states) in grad_states (tokens x the last layer's width), added as it is.
 Error encoder_backward(const EncoderDims& dims, const float* params, const Adapter& adapter, EncoderTape& tape,
                        const float* grad_e, float weight, float* grad, SparseRows& embedding, float* grad_down,
-                       float* grad_up);
+                       float* grad_up, const float* grad_states = nullptr);
+
+// Masked-token prediction, the "context learning" stage before relation training: the output
+// layer is tied to the token embeddings E (vocab x embed). For masked position r of the last
+// forward on `tape`, z = states[r] proj + proj_bias (the last layer's width -> embed) and
+// logits = z E^T + vocab_bias; the loss is the mean cross-entropy against the original tokens.
+struct MaskedTokenHead {
+  const float *proj, *proj_bias, *vocab_bias;  // width x embed, embed, vocab
+};
+struct MaskedTokenGrads {
+  float *proj, *proj_bias, *vocab_bias;  // as MaskedTokenHead's, overwritten
+};
+// positions[i] (a packed token index, distinct) held token targets[i] before masking, for i < count.
+// Writes *loss and every arena tensor's gradient into grad, the embedding slot included (dense:
+// the tied output layer reaches every row; the input side adds the batch's rows), the head's zero.
+Error masked_token_step(const EncoderDims& dims, const float* params, const MaskedTokenHead& head, EncoderTape& tape,
+                        const int32_t* positions, const int32_t* targets, size_t count, float* grad,
+                        const MaskedTokenGrads& head_grads, double* loss);
 
 }  // namespace laborspace

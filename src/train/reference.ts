@@ -90,24 +90,72 @@ export function cosentLossRef(a: ArrayLike<number>, b: ArrayLike<number>, t: Arr
   return Math.log(sum);
 }
 
+type RefDims = { vocab?: number; embed: number; headOut: number; lnEps?: number; layers: { widthIn: number; widthOut: number; heads: number; ffn: number; residualProjection: boolean; queryScale: number }[] };
+type RefLayout = readonly { name: string; offset: number; rows: number; cols: number }[];
+
 /**
  * The whole encoder in float64 (native/src/encoder.h's graph): the oracle for the native forward
  * and, through finite differences, its backward. `params` is the native arena in `layout`'s order.
  */
 export function encoderForwardRef(
-  dims: { embed: number; headOut: number; lnEps?: number; layers: { widthIn: number; widthOut: number; heads: number; ffn: number; residualProjection: boolean; queryScale: number }[] },
-  layout: readonly { name: string; offset: number; rows: number; cols: number }[],
+  dims: RefDims,
+  layout: RefLayout,
   params: ArrayLike<number>,
   timing: ArrayLike<number>,
   tokens: ArrayLike<number>,
   offsets: ArrayLike<number>,
   adapter?: { rank: number; down: ArrayLike<number>; up: ArrayLike<number> },
 ): Float64Array {
+  const states = encoderStatesRef(dims, layout, params, timing, tokens, offsets);
+  const texts = offsets.length - 1;
+  const width = states[0].length;
+  const pooledAll: number[] = [];
+  for (let s = 0; s < texts; s++) {
+    const rows = states.slice(offsets[s], offsets[s + 1]);
+    for (let j = 0; j < width; j++) pooledAll.push(rows.reduce((acc, row) => acc + row[j], 0) / rows.length);
+  }
+  const at = new Map(layout.map((t) => [t.name, t.offset]));
+  const head = at.get('head.weight')!, headBias = at.get('head.bias')!;
+  const headWeight = Float64Array.from({ length: dims.headOut * width }, (_, i) => params[head + i]);
+  const bias = Float64Array.from({ length: dims.headOut }, (_, i) => params[headBias + i]);
+  return headForwardRef(pooledAll, width, headWeight, bias, dims.headOut, adapter);
+}
+
+/**
+ * The masked-token loss in float64 (native/src/masked_tokens.cpp): the mean over positions of
+ * -log softmax((states[r] proj + projBias) E^T + vocabBias)[target], E the embedding table.
+ */
+export function maskedTokenLossRef(dims: RefDims & { vocab: number }, layout: RefLayout, params: ArrayLike<number>, head: ArrayLike<number>, timing: ArrayLike<number>, tokens: ArrayLike<number>, offsets: ArrayLike<number>, positions: ArrayLike<number>, targets: ArrayLike<number>): number {
+  const states = encoderStatesRef(dims, layout, params, timing, tokens, offsets);
+  const width = states[0].length, E = dims.embed, V = dims.vocab;
+  const table = layout.find((t) => t.name === 'embeddings')!.offset;
+  let loss = 0;
+  for (let i = 0; i < positions.length; i++) {
+    const h = states[positions[i]];
+    const z = Float64Array.from({ length: E }, (_, j) => {
+      let acc = head[width * E + j];
+      for (let c = 0; c < width; c++) acc += h[c] * head[c * E + j];
+      return acc;
+    });
+    const logits = Array.from({ length: V }, (_, v) => {
+      let acc = head[width * E + E + v];
+      for (let j = 0; j < E; j++) acc += z[j] * params[table + v * E + j];
+      return acc;
+    });
+    const top = Math.max(...logits);
+    const sum = logits.reduce((a, l) => a + Math.exp(l - top), 0);
+    loss += top + Math.log(sum) - logits[targets[i]];
+  }
+  return loss / positions.length;
+}
+
+/** The last layer's state of every token of the packed batch, in float64 (rows in packed order). */
+export function encoderStatesRef(dims: RefDims, layout: RefLayout, params: ArrayLike<number>, timing: ArrayLike<number>, tokens: ArrayLike<number>, offsets: ArrayLike<number>): Float64Array[] {
   const at = new Map(layout.map((t) => [t.name, t.offset]));
   const offsetOf = (name: string) => at.get(name)!;
   const eps = dims.lnEps ?? 1e-6;
   const texts = offsets.length - 1;
-  const pooledAll: number[] = [];
+  const states: Float64Array[] = [];
   // rows (T x n_in) times the [n_in, n_out] weight `key`, plus its bias.
   const dense = (rows: Float64Array[], key: string, nOut: number) => {
     const w = offsetOf(`${key}.weight`), b = offsetOf(`${key}.bias`);
@@ -159,11 +207,7 @@ export function encoderForwardRef(
       const f = dense(layerNorm(x1, `layer${l}.ln2`), `layer${l}.ffn1`, d.ffn).map((row) => row.map((v) => Math.max(0, v)));
       x = dense(f, `layer${l}.ffn2`, d.widthOut).map((row, i) => row.map((v, j) => v + x1[i][j]));
     });
-    for (let j = 0; j < x[0].length; j++) pooledAll.push(x.reduce((acc, row) => acc + row[j], 0) / T);
+    states.push(...x);
   }
-  const width = pooledAll.length / texts;
-  const head = offsetOf('head.weight'), headBias = offsetOf('head.bias');
-  const headWeight = Float64Array.from({ length: dims.headOut * width }, (_, i) => params[head + i]);
-  const bias = Float64Array.from({ length: dims.headOut }, (_, i) => params[headBias + i]);
-  return headForwardRef(pooledAll, width, headWeight, bias, dims.headOut, adapter);
+  return states;
 }

@@ -24,7 +24,8 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     return DefineClass(env, "NativeEncoder",
                        {InstanceMethod("layout", &NativeEncoder::layout), InstanceMethod("forward", &NativeEncoder::forward),
                         InstanceMethod("pooled", &NativeEncoder::pooled),
-                        InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step)});
+                        InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step),
+                        InstanceMethod("maskedTokenStep", &NativeEncoder::masked_token_step)});
   }
 
   // new NativeEncoder({vocab, embed, maxTokens, headOut, lnEps?, layers: [{widthIn, widthOut, heads,
@@ -241,6 +242,47 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
       o.Set("loss", Napi::Number::New(info.Env(), value));
       o.Set("embeddings", e);
+      return o;
+    });
+  }
+
+  // maskedTokenStep(params, tokens, offsets, positions, targets, head, gradOut, gradHead, recompute?):
+  // forward over the masked batch, the masked-token loss (masked_token_step) and the backward pass
+  // to every parameter. head is [proj (width x embed), proj bias (embed), vocabulary bias (vocab)],
+  // gradHead the same; gradOut gets the whole arena's gradient, the embedding table's included.
+  // {loss}.
+  Napi::Value masked_token_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const Napi::Float32Array params = params_arg(info, 0);
+      const Napi::Int32Array positions = i32(info, 3, "positions"), targets = i32(info, 4, "targets");
+      if (positions.ElementLength() != targets.ElementLength())
+        fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+             "positions has " + std::to_string(positions.ElementLength()) + " entries, targets " + std::to_string(targets.ElementLength()));
+      const size_t P = dims_.layers.back().width_out, E = dims_.embed, V = dims_.vocab, H = P * E + E + V;
+      // The output layer: [proj, proj bias, vocabulary bias], and its gradient's array, of H values.
+      auto sized_arg = [&](size_t i, const char* name) {
+        Napi::Float32Array a = f32(info, i, name);
+        if (a.ElementLength() != H)
+          fail(ArgError::range_error, "ERR_LABORSPACE_DIMENSION",
+               std::string(name) + " has " + std::to_string(a.ElementLength()) + " values, the output layer " + std::to_string(H));
+        return a;
+      };
+      const Napi::Float32Array head = sized_arg(5, "head");
+      const size_t bad = first_non_finite(head.Data(), H);
+      if (bad < H) fail(ArgError::range_error, "ERR_LABORSPACE_NON_FINITE", "head value " + std::to_string(bad) + " is not finite");
+      Napi::Float32Array grad = batch_matrix(info, 6, "gradOut", params_, 1);
+      Napi::Float32Array grad_head = sized_arg(7, "gradHead");
+      size_t texts = 0;
+      run_forward(info, params, 1, Adapter{}, info[8].ToBoolean().Value(), &texts);
+      const float* h = head.Data();
+      float* gh = grad_head.Data();
+      double loss = 0;
+      if (Error err = laborspace::masked_token_step(dims_, params.Data(), {h, h + P * E, h + P * E + E}, tape_, positions.Data(),
+                                                    targets.Data(), positions.ElementLength(), grad.Data(),
+                                                    {gh, gh + P * E, gh + P * E + E}, &loss))
+        throw from_kernel(err);
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("loss", Napi::Number::New(info.Env(), loss));
       return o;
     });
   }

@@ -1,0 +1,147 @@
+/**
+ * The masked-token stage (the seed paper's "context learning"): before relation training, the
+ * encoder learns to predict masked tokens of the entities' own descriptions through an output
+ * layer tied to its token embeddings, so that it has read the labour market's vocabulary before
+ * it is asked to relate it. The output layer (a projection to the embedding width and a bias per
+ * vocabulary row) is dropped afterwards; only the encoder's weights go on to relation training.
+ */
+import { adamwStep, type Encoder, type PackedTokens } from '../native.js';
+import { packTokens } from '../encoder/native-use-lite.js';
+import { randomIndex, seededRandom } from '../util/random.js';
+import { layerLrFactors } from './encoder-trainer.js';
+import { lrSchedule } from './trainer.js';
+
+/** Universal Sentence Encoder lite's 'extra_token_id_1': a reserved piece the tokenizer never produces. */
+export const USE_LITE_MASK_TOKEN = 3;
+/** Its first ordinary piece (0-5 are reserved): random replacements are drawn from here on. */
+export const USE_LITE_FIRST_PIECE = 6;
+
+export interface MaskedTokenConfig {
+  steps: number;
+  /** Texts per step. */
+  texts: number;
+  /** Share of each text's tokens to predict (at least one per text). */
+  maskShare: number;
+  /** Peak learning rate at the top layer, layer-wise decay below it; the output layer trains at this rate too. */
+  lr: number;
+  layerDecay: number;
+  warmupSteps: number;
+  weightDecay: number;
+  clipNorm: number;
+  seed: number;
+  recompute: boolean;
+  maskToken: number;
+  firstPiece: number;
+}
+
+export interface MaskedBatch {
+  batch: PackedTokens;
+  /** Packed indices of the predicted tokens, ascending. */
+  positions: Int32Array;
+  /** The tokens there before masking. */
+  targets: Int32Array;
+}
+
+/**
+ * BERT's recipe on token lists: `share` of each text's tokens (at least one) are predicted; of
+ * those, 80% become the mask token, 10% a random piece, 10% stay as they are (so the encoder
+ * cannot tell the predicted tokens from the mask alone).
+ */
+export function maskTokens(lists: readonly ArrayLike<number>[], share: number, vocab: number, maxTokens: number, config: { maskToken: number; firstPiece: number }, next: () => number): MaskedBatch {
+  if (!(share > 0 && share < 1)) throw new RangeError(`the masked share must be between 0 and 1, got ${share}`);
+  if (!(config.firstPiece < vocab)) throw new RangeError(`the first piece ${config.firstPiece} is outside the vocabulary of ${vocab}`);
+  const batch = packTokens(lists, maxTokens);
+  const positions: number[] = [];
+  const targets: number[] = [];
+  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+    const start = batch.offsets[s], length = batch.offsets[s + 1] - start;
+    const count = Math.max(1, Math.round(share * length));
+    // A partial Fisher-Yates shuffle of the text's positions picks `count` of them.
+    const order = Array.from({ length }, (_, i) => i);
+    for (let i = 0; i < count; i++) {
+      const j = i + randomIndex(next, length - i);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (const i of order.slice(0, count).sort((a, b) => a - b)) {
+      const at = start + i;
+      positions.push(at);
+      targets.push(batch.tokens[at]);
+      const roll = (next() + 1) / 2;
+      if (roll < 0.8) batch.tokens[at] = config.maskToken;
+      else if (roll < 0.9) batch.tokens[at] = config.firstPiece + randomIndex(next, vocab - config.firstPiece);
+    }
+  }
+  return { batch, positions: Int32Array.from(positions), targets: Int32Array.from(targets) };
+}
+
+/** The output layer at its start: a Glorot-uniform projection (seeded), zero biases. */
+export function initialMaskedHead(encoder: Encoder, seed: number): Float32Array {
+  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut, embed = encoder.dims.embed;
+  const head = new Float32Array(encoder.maskedHeadSize);
+  const next = seededRandom(seed);
+  const limit = Math.sqrt(6 / (width + embed));
+  for (let i = 0; i < width * embed; i++) head[i] = limit * next();
+  return head;
+}
+
+export interface MaskedTokenResult {
+  params: Float32Array;
+  steps: number;
+  secondsPerStep: number;
+  /** Mean loss of the first and the last tenth of the steps. */
+  firstLoss: number;
+  lastLoss: number;
+}
+
+/**
+ * Runs the stage on `params` (the pretrained arena; not modified) over every text of `tokens`,
+ * sampled with replacement. Deterministic for a seed and a thread count. The sentence head (the
+ * tanh layer) gets no gradient here and stays as it is.
+ */
+export function trainMaskedTokens(encoder: Encoder, tokens: readonly Int32Array[], start: Float32Array, config: MaskedTokenConfig, onStep?: (step: number, steps: number, loss: number) => void): MaskedTokenResult {
+  if (!tokens.length) throw new RangeError('no texts to learn from: ingest the data first');
+  if (!(Number.isInteger(config.steps) && config.steps > 0)) throw new RangeError(`masked-token steps must be a positive integer, got ${config.steps}`);
+  if (!(Number.isInteger(config.texts) && config.texts > 0)) throw new RangeError(`masked-token texts per step must be a positive integer, got ${config.texts}`);
+  if (start.length !== encoder.paramCount) throw new RangeError(`start has ${start.length} values, the encoder ${encoder.paramCount}`);
+  const params = start.slice();
+  const m = new Float32Array(params.length), v = new Float32Array(params.length), grad = new Float32Array(params.length);
+  const head = initialMaskedHead(encoder, config.seed ^ 0x6d61736b);
+  const headM = new Float32Array(head.length), headV = new Float32Array(head.length), gradHead = new Float32Array(head.length);
+  const next = seededRandom(config.seed);
+  const factors = layerLrFactors(encoder, config.layerDecay);
+  const losses: number[] = [];
+  let seconds = 0;
+  for (let step = 1; step <= config.steps; step++) {
+    const started = performance.now();
+    const lists = Array.from({ length: config.texts }, () => tokens[randomIndex(next, tokens.length)]);
+    const masked = maskTokens(lists, config.maskShare, encoder.dims.vocab, encoder.dims.maxTokens, config, next);
+    const loss = encoder.maskedTokenStep(params, masked.batch, masked.positions, masked.targets, head, grad, gradHead, { recompute: config.recompute });
+    losses.push(loss);
+    // Clip by the global norm of everything that trains here (all but the sentence head).
+    let norm = 0;
+    encoder.layout.forEach((t) => {
+      if (t.name.startsWith('head.')) return;
+      for (let i = t.offset; i < t.offset + t.rows * t.cols; i++) norm += grad[i] * grad[i];
+    });
+    for (const g of gradHead) norm += g * g;
+    norm = Math.sqrt(norm);
+    const clip = norm > config.clipNorm ? config.clipNorm / norm : 1;
+    if (clip !== 1) {
+      for (let i = 0; i < grad.length; i++) grad[i] *= clip;
+      for (let i = 0; i < gradHead.length; i++) gradHead[i] *= clip;
+    }
+    const schedule = lrSchedule(step, config.warmupSteps, config.steps);
+    encoder.layout.forEach((t, i) => {
+      if (t.name.startsWith('head.')) return;
+      const end = t.offset + t.rows * t.cols;
+      const decay = t.name.endsWith('.weight') ? config.weightDecay : 0;
+      adamwStep(params.subarray(t.offset, end), grad.subarray(t.offset, end), m.subarray(t.offset, end), v.subarray(t.offset, end), { lr: config.lr * factors[i] * schedule, weightDecay: decay, step });
+    });
+    adamwStep(head, gradHead, headM, headV, { lr: config.lr * schedule, weightDecay: 0, step });
+    if (step > 1) seconds += (performance.now() - started) / 1000;
+    onStep?.(step, config.steps, loss);
+  }
+  const tenth = Math.max(1, Math.floor(losses.length / 10));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { params, steps: config.steps, secondsPerStep: config.steps > 1 ? seconds / (config.steps - 1) : 0, firstLoss: mean(losses.slice(0, tenth)), lastLoss: mean(losses.slice(-tenth)) };
+}
