@@ -6,6 +6,7 @@ import { Encoder, type EncoderDims, normalize } from '../src/native.js';
 import { distillLossRef } from '../src/train/reference.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, layerLrFactors, trainEncoder } from '../src/train/encoder-trainer.js';
 import type { PairSet } from '../src/train/examples.js';
+import { maskTokens, trainMaskedTokens, type MaskedTokenConfig } from '../src/train/masked-tokens.js';
 import { excludedPositives, knownPositives, mineNegatives, poolNegatives, sampleBatch } from '../src/train/trainer.js';
 import { randomIndex, randomMatrix, rng } from './helpers.js';
 
@@ -184,3 +185,67 @@ Trainer('should refuse runs with nothing to train on or no length', () => {
 });
 
 Trainer.run();
+
+const Masked = suite('masked-token stage');
+
+const maskConfig: MaskedTokenConfig = { steps: 40, texts: 16, maskShare: 0.15, lr: 3e-3, layerDecay: 0.8, warmupSteps: 4, weightDecay: 0.01, clipNorm: 1, seed: 7, recompute: false, maskToken: 3, firstPiece: 6 };
+
+Masked('should mask a share of every text (at least one token), 80% with the mask token, and keep the originals as targets', () => {
+  const next = rng(11);
+  const lists = Array.from({ length: 400 }, (_, i) => Int32Array.from({ length: 1 + (i % 30) }, () => 6 + randomIndex(next, 34)));
+  const { batch, positions, targets } = maskTokens(lists, 0.15, 40, 12, maskConfig, rng(12));
+  let masked = 0, random = 0, kept = 0, at = 0;
+  lists.forEach((list, s) => {
+    const start = batch.offsets[s], length = batch.offsets[s + 1] - start;
+    assert.is(length, Math.min(list.length, 12), 'cut to the model limit');
+    const mine: number[] = [];
+    while (at < positions.length && positions[at] < start + length) mine.push(positions[at++]);
+    assert.is(mine.length, Math.max(1, Math.round(0.15 * length)), `text ${s}`);
+    for (const p of mine) {
+      assert.ok(p >= start, 'positions ascend, inside their text');
+      const k = positions.indexOf(p);
+      assert.is(targets[k], list[p - start], 'the target is the original token');
+      if (batch.tokens[p] === 3) masked++;
+      else if (batch.tokens[p] === targets[k]) kept++;
+      else random++;
+      assert.ok(batch.tokens[p] === 3 || batch.tokens[p] >= 6, 'replacements are ordinary pieces');
+    }
+    for (let r = start; r < start + length; r++) if (!mine.includes(r)) assert.is(batch.tokens[r], list[r - start], 'unmasked tokens stay');
+  });
+  const total = masked + random + kept;
+  assert.ok(Math.abs(masked / total - 0.8) < 0.06 && random / total > 0.04 && kept / total > 0.04, `${masked} masked, ${random} random, ${kept} kept`);
+  assert.throws(() => maskTokens(lists, 0, 40, 12, maskConfig, rng(1)), /masked share must be between 0 and 1, got 0/);
+  assert.throws(() => maskTokens(lists, 0.2, 6, 12, maskConfig, rng(1)), /first piece 6 is outside the vocabulary of 6/);
+});
+
+Masked('should lower the masked-token loss, deterministically, leaving the sentence head as it was', () => {
+  const { encoder, initial } = setup();
+  // Runs of consecutive pieces among 8 of the 40: a masked token follows from its neighbours.
+  const next = rng(13);
+  const tokens = Array.from({ length: 60 }, () => {
+    const first = randomIndex(next, 8);
+    return Int32Array.from({ length: 4 + randomIndex(next, 8) }, (_, j) => 6 + ((first + j) % 8));
+  });
+  const losses: number[] = [];
+  const a = trainMaskedTokens(encoder, tokens, initial, maskConfig, (_, __, loss) => losses.push(loss));
+  assert.is(losses.length, 40);
+  assert.ok(a.lastLoss < a.firstLoss * 0.8, `loss ${a.firstLoss} -> ${a.lastLoss}`);
+  const b = trainMaskedTokens(encoder, tokens, initial, maskConfig);
+  assert.ok(a.params.every((v, i) => v === b.params[i]), 'the same seed gives the same weights, bit for bit');
+  for (const t of encoder.layout) {
+    const moved = encoder.tensor(a.params, t.name).some((v, i) => v !== encoder.tensor(initial, t.name)[i]);
+    assert.is(moved, !t.name.startsWith('head.'), `${t.name} ${moved ? 'moved' : 'stayed'}`);
+  }
+  // Relation training goes on from the stage's weights, still pulled toward the pretrained ones.
+  const { train } = setup();
+  const from = trainEncoder(encoder, tokens, [train[0]], initial, { ...config, steps: 3 }, {}, undefined, undefined, a.params);
+  const plain = trainEncoder(encoder, tokens, [train[0]], initial, { ...config, steps: 3 });
+  assert.ok(from.params.some((v, i) => v !== plain.params[i]), 'a different start gives different weights');
+  assert.throws(() => trainMaskedTokens(encoder, tokens, initial, { ...maskConfig, steps: 0 }), /masked-token steps must be a positive integer, got 0/);
+  assert.throws(() => trainMaskedTokens(encoder, tokens, initial, { ...maskConfig, texts: 1.5 }), /texts per step must be a positive integer, got 1.5/);
+  assert.throws(() => trainMaskedTokens(encoder, [], initial, maskConfig), /no texts to learn from/);
+  assert.throws(() => trainMaskedTokens(encoder, tokens, initial.subarray(1), maskConfig), /start has \d+ values, the encoder \d+/);
+  assert.throws(() => trainEncoder(encoder, tokens, [train[0]], initial, config, {}, undefined, undefined, initial.subarray(1)), /start has \d+ values/);
+});
+
+Masked.run();

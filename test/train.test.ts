@@ -295,8 +295,17 @@ Cli('should turn --epochs into steps over the training pairs, and refuse what do
     const pairs = Object.values(trained.trainPairs as Record<string, number>).reduce((a, b) => a + b, 0);
     assert.is(trained.stepsRun, Math.ceil((0.05 * pairs) / 16));
     assert.is(trained.headSteps, 0, 'headSteps 0 skips the head stage');
-    await assertRejects(runCli('--home', home, 'train', '--epochs', '-1'), Error, /must be a positive number/);
+    // The masked-token stage before it: a new run (its config differs), the same relation steps.
     const store = openHomeStore(home);
+    const notes: string[] = [];
+    const before = store.vectors(TUNED_MODEL_ID).matrix.slice();
+    const context = await trainStep(store, home, { epochs: 0.05, encoder: { batchSize: 16, headSteps: 0, contextSteps: 3, contextTexts: 8 } }, { onNote: (n) => notes.push(n) });
+    assert.ok(context.runId !== trained.runId && context.stepsRun === trained.stepsRun && context.config.contextSteps === 3, JSON.stringify(context.config));
+    assert.ok(notes.some((n) => /^masked-token loss \d+\.\d+ -> \d+\.\d+/.test(n)), notes.join('; '));
+    const after = store.vectors(TUNED_MODEL_ID).matrix;
+    assert.ok(after.length === before.length && after.some((v, i) => Math.abs(v - before[i]) > 1e-4), 'the stage changes the fine-tuned space');
+    await assertRejects(runCli('--home', home, 'train', '--tune', 'head', '--context-steps', '2'), Error, /--context-steps is for --tune full/);
+    await assertRejects(runCli('--home', home, 'train', '--epochs', '-1'), Error, /must be a positive number/);
     await assertRejects(trainStep(store, home, { tune: 'both' as 'full' }), RangeError, /tune must be full or head, got both/);
     store.close();
   } finally {

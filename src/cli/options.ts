@@ -117,6 +117,7 @@ export interface TrainFlags {
   budget?: number;
   epochs?: number;
   steps?: number;
+  contextSteps?: number;
   adapterRank?: number;
   fresh?: boolean;
 }
@@ -129,6 +130,7 @@ export const trainOptions = (cmd: Command) =>
     .option('--budget <time>', `full fine-tune: train for about this long, e.g. 10m (default ${DEFAULT_ENCODER_TUNE_CONFIG.budgetSeconds / 60}m)`, durationSeconds)
     .option('--epochs <n>', 'full fine-tune: passes over the training pairs instead of a time budget (for a GPU or a long run)', positiveNumber)
     .option('--steps <n>', 'training steps (overrides the configuration and the budget)', positiveInt)
+    .option('--context-steps <n>', `full fine-tune: steps of masked-token prediction on the entities' texts before relation training (default ${DEFAULT_ENCODER_TUNE_CONFIG.contextSteps}: none)`, positiveInt)
     .option('--adapter-rank <n>', 'head: add a low-rank residual adapter of this rank after the tanh layer (overrides the configuration)', positiveInt)
     .option('--fresh', "train from the start even where an interrupted run's checkpoint could be resumed");
 
@@ -145,7 +147,13 @@ export function readTrainConfig(opts: TrainFlags): TrainOptions {
   const tune = opts.tune ?? config.tune ?? DEFAULT_TUNE;
   if (tune === 'head' && (opts.budget || opts.epochs)) throw new InvalidArgumentError('--budget and --epochs are for --tune full');
   if (tune === 'full' && opts.adapterRank) throw new InvalidArgumentError('--adapter-rank is for --tune head');
-  const encoder = { ...config.encoder, ...(opts.budget ? { budgetSeconds: opts.budget } : {}), ...(tune === 'full' && opts.steps ? { steps: opts.steps } : {}) };
+  if (tune === 'head' && opts.contextSteps) throw new InvalidArgumentError('--context-steps is for --tune full');
+  const encoder = {
+    ...config.encoder,
+    ...(opts.budget ? { budgetSeconds: opts.budget } : {}),
+    ...(tune === 'full' && opts.steps ? { steps: opts.steps } : {}),
+    ...(opts.contextSteps ? { contextSteps: opts.contextSteps } : {}),
+  };
   return {
     ...config,
     tune,

@@ -49,6 +49,17 @@ export interface EncoderTuneConfig {
    * pretrained space (`teacher`), known positives left out. 0: none.
    */
   minedNegatives: number;
+  /**
+   * Steps of masked-token prediction on the entities' texts before relation training (the seed
+   * paper's "context learning", masked-tokens.ts); 0 skips the stage.
+   */
+  contextSteps: number;
+  /** Texts per masked-token step. */
+  contextTexts: number;
+  /** Share of each text's tokens the stage predicts. */
+  contextMask: number;
+  /** The stage's peak learning rate (layer-wise decay below the top layer, as relation training's). */
+  contextLr: number;
   /** Steps between checkpoints. */
   checkpointEvery: number;
   /** Recompute the FFN hidden layers and attention probabilities in the backward pass (less memory). */
@@ -79,6 +90,10 @@ export const DEFAULT_ENCODER_TUNE_CONFIG: EncoderTuneConfig = {
   seed: 42,
   poolNegatives: 32,
   minedNegatives: 0,
+  contextSteps: 0,
+  contextTexts: 64,
+  contextMask: 0.15,
+  contextLr: 1e-4,
   checkpointEvery: 100,
   recompute: false,
   headSteps: 3000,
@@ -122,19 +137,20 @@ export function layerLrFactors(encoder: Encoder, layerDecay: number): number[] {
 }
 
 /**
- * Trains `encoder`'s parameters from `initial` (the pretrained arena, also the L2 anchor) on the
- * pairs, whose entity rows index `tokens`; goes on from `resume` when given. `teacher` holds the
- * pretrained space's unit vector of every entity row (the distillation term's targets). Deterministic
- * for a seed, a step count and a thread count.
+ * Trains `encoder`'s parameters from `start` (default `initial`, the pretrained arena, which is
+ * also the L2 anchor) on the pairs, whose entity rows index `tokens`; goes on from `resume` when
+ * given. `teacher` holds the pretrained space's unit vector of every entity row (the distillation
+ * term's targets). Deterministic for a seed, a step count and a thread count.
  */
-export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], train: PairSet[], initial: Float32Array, config: EncoderTuneConfig, hooks: EncoderTrainHooks = {}, resume?: EncoderTrainState, teacher?: Float32Array): EncoderTrainResult {
+export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], train: PairSet[], initial: Float32Array, config: EncoderTuneConfig, hooks: EncoderTrainHooks = {}, resume?: EncoderTrainState, teacher?: Float32Array, start = initial): EncoderTrainResult {
   if (!train.length) throw new RangeError('no training pairs: ingest the data first');
   if (!(config.steps > 0) && !(config.budgetSeconds > 0)) throw new RangeError('give the run steps or a time budget');
   if (initial.length !== encoder.paramCount) throw new RangeError(`initial has ${initial.length} values, the encoder ${encoder.paramCount}`);
   const dim = encoder.dims.headOut;
   if ((config.distill > 0 || config.minedNegatives > 0) && teacher?.length !== tokens.length * dim)
     throw new RangeError(`distillation and mined negatives need the pretrained vector of each of the ${tokens.length} texts`);
-  const params = (resume?.params ?? initial).slice();
+  if (start.length !== encoder.paramCount) throw new RangeError(`start has ${start.length} values, the encoder ${encoder.paramCount}`);
+  const params = (resume?.params ?? start).slice();
   const m = resume?.m.slice() ?? new Float32Array(params.length);
   const v = resume?.v.slice() ?? new Float32Array(params.length);
   const grad = new Float32Array(params.length);

@@ -24,6 +24,7 @@ import { gatherRows } from '../util/rows.js';
 import { VERSION } from '../version.js';
 import { evaluateSpace, type SpaceMetrics } from './evaluate.js';
 import { CheckpointError, readCheckpoint, readCheckpointFile, writeCheckpoint, writeCheckpointFile } from './checkpoint.js';
+import { type MaskedTokenConfig, trainMaskedTokens, USE_LITE_FIRST_PIECE, USE_LITE_MASK_TOKEN } from './masked-tokens.js';
 import { DEFAULT_ENCODER_TUNE_CONFIG, type EncoderTrainState, type EncoderTuneConfig, trainEncoder } from './encoder-trainer.js';
 import { buildExamples, DEFAULT_KINDS, type Examples, type KindConfig } from './examples.js';
 import { DEFAULT_TRAIN_CONFIG, embedAll, type HeadParams, initialHead, type Pooled, type TrainConfig, trainHead, type TrainHooks, type TrainState } from './trainer.js';
@@ -181,6 +182,12 @@ interface EncoderScalars {
   losses: Record<string, number>;
 }
 
+/** The masked-token stage's settings from the full fine-tune's. */
+function contextConfig(config: EncoderTuneConfig): MaskedTokenConfig {
+  const { contextSteps: steps, contextTexts: texts, contextMask: maskShare, contextLr: lr, layerDecay, warmupSteps, weightDecay, clipNorm, seed, recompute } = config;
+  return { steps, texts, maskShare, lr, layerDecay, warmupSteps, weightDecay, clipNorm, seed, recompute, maskToken: USE_LITE_MASK_TOKEN, firstPiece: USE_LITE_FIRST_PIECE };
+}
+
 async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: EncoderTuneConfig): Promise<Trained> {
   const { encoder, params: pretrained, weights } = loadNativeUseLite();
   const saved = savedState(ctx, (): EncoderTrainState | undefined => {
@@ -203,7 +210,15 @@ async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: Encode
     writeCheckpointFile<EncoderScalars>(ctx.checkpoint, ctx.key, { step: state.step, steps: state.steps, rng: state.rng, losses: state.losses }, [state.params, state.m, state.v]);
     ctx.hooks.onCheckpoint?.(state);
   };
-  const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved, baseVectors);
+  // The masked-token stage runs before the first relation step; a resumed run's checkpoint holds its result.
+  let start = pretrained;
+  if (config.contextSteps > 0 && !saved) {
+    ctx.hooks.onNote?.(`learning the entities' texts: ${config.contextSteps} masked-token steps of ${config.contextTexts} texts`);
+    const context = trainMaskedTokens(encoder, tokens, pretrained, contextConfig(config), ctx.hooks.onStep && ((step, steps, loss) => ctx.hooks.onStep!(step, steps, { masked_tokens: loss })));
+    ctx.hooks.onNote?.(`masked-token loss ${context.firstLoss.toFixed(3)} -> ${context.lastLoss.toFixed(3)} (${context.secondsPerStep.toFixed(2)} s a step)`);
+    start = context.params;
+  }
+  const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved, baseVectors, start);
   ctx.hooks.onNote?.(`trained ${result.steps} steps (${result.secondsPerStep.toFixed(2)} s each); embedding every entity with the fine-tuned encoder`);
   const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
   const pooled: Pooled = { refs: ctx.refs, dim: width, matrix: new Float32Array(ctx.refs.length * width) };
