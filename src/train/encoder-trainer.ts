@@ -58,7 +58,7 @@ export interface EncoderTuneConfig {
   contextTexts: number;
   /** Share of each text's tokens the stage predicts. */
   contextMask: number;
-  /** The stage's peak learning rate (layer-wise decay below the top layer, as relation training's). */
+  /** The stage's peak learning rate (layer-wise decay below the top layer, as relation training's; its new output layer at 10x). */
   contextLr: number;
   /** Steps between checkpoints. */
   checkpointEvery: number;

@@ -22,7 +22,7 @@ export interface MaskedTokenConfig {
   texts: number;
   /** Share of each text's tokens to predict (at least one per text). */
   maskShare: number;
-  /** Peak learning rate at the top layer, layer-wise decay below it; the output layer trains at this rate too. */
+  /** Peak learning rate at the top layer, layer-wise decay below it; the output layer, new, trains at 10x. */
   lr: number;
   layerDecay: number;
   warmupSteps: number;
@@ -74,13 +74,26 @@ export function maskTokens(lists: readonly ArrayLike<number>[], share: number, v
   return { batch, positions: Int32Array.from(positions), targets: Int32Array.from(targets) };
 }
 
-/** The output layer at its start: a Glorot-uniform projection (seeded), zero biases. */
-export function initialMaskedHead(encoder: Encoder, seed: number): Float32Array {
-  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut, embed = encoder.dims.embed;
+/**
+ * The output layer at its start: a zero projection, and each vocabulary row's bias the log of its
+ * share of the texts' tokens (add-one smoothed), so the first prediction is the corpus's unigram
+ * distribution. A random projection instead starts far above uniform (loss 17-19 against log 8002
+ * = 9 on the bundled texts: the token embeddings are long), and its first gradients into the
+ * encoder are noise.
+ */
+export function initialMaskedHead(encoder: Encoder, tokens: readonly ArrayLike<number>[]): Float32Array {
+  const { vocab, embed } = encoder.dims;
+  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
   const head = new Float32Array(encoder.maskedHeadSize);
-  const next = seededRandom(seed);
-  const limit = Math.sqrt(6 / (width + embed));
-  for (let i = 0; i < width * embed; i++) head[i] = limit * next();
+  const counts = new Float64Array(vocab).fill(1);
+  let total = vocab;
+  for (const list of tokens)
+    for (let i = 0; i < list.length; i++) {
+      counts[list[i]]++;
+      total++;
+    }
+  const bias = head.subarray(width * embed + embed);
+  for (let v = 0; v < vocab; v++) bias[v] = Math.log(counts[v] / total);
   return head;
 }
 
@@ -105,7 +118,7 @@ export function trainMaskedTokens(encoder: Encoder, tokens: readonly Int32Array[
   if (start.length !== encoder.paramCount) throw new RangeError(`start has ${start.length} values, the encoder ${encoder.paramCount}`);
   const params = start.slice();
   const m = new Float32Array(params.length), v = new Float32Array(params.length), grad = new Float32Array(params.length);
-  const head = initialMaskedHead(encoder, config.seed ^ 0x6d61736b);
+  const head = initialMaskedHead(encoder, tokens);
   const headM = new Float32Array(head.length), headV = new Float32Array(head.length), gradHead = new Float32Array(head.length);
   const next = seededRandom(config.seed);
   const factors = layerLrFactors(encoder, config.layerDecay);
@@ -137,7 +150,7 @@ export function trainMaskedTokens(encoder: Encoder, tokens: readonly Int32Array[
       const decay = t.name.endsWith('.weight') ? config.weightDecay : 0;
       adamwStep(params.subarray(t.offset, end), grad.subarray(t.offset, end), m.subarray(t.offset, end), v.subarray(t.offset, end), { lr: config.lr * factors[i] * schedule, weightDecay: decay, step });
     });
-    adamwStep(head, gradHead, headM, headV, { lr: config.lr * schedule, weightDecay: 0, step });
+    adamwStep(head, gradHead, headM, headV, { lr: 10 * config.lr * schedule, weightDecay: 0, step });
     if (step > 1) seconds += (performance.now() - started) / 1000;
     onStep?.(step, config.steps, loss);
   }
