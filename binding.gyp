@@ -13,7 +13,6 @@
         "native/src/probes.cpp",
         "native/src/training.cpp",
         "native/src/encoder.cpp",
-        "native/src/masked_tokens.cpp",
         "native/src/addon/args.cpp",
         "native/src/addon/device.cpp",
         "native/src/addon/scoring.cpp",

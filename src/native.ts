@@ -554,7 +554,7 @@ export class Encoder {
   }
 
   /**
-   * One masked-token step (native/src/masked_tokens.cpp): forward over the masked batch, the mean
+   * One masked-token step (masked_token_step, native/src/encoder.cpp): forward over the masked batch, the mean
    * cross-entropy of the original tokens at `positions` (packed indices) through the output layer
    * tied to the token embeddings, backward. gradOut gets every arena tensor's gradient, the
    * embedding table's included (dense), the head's zero; gradHead the output layer's.

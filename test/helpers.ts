@@ -105,3 +105,14 @@ export async function runCli(...argv: string[]): Promise<string> {
   }
   return lines.join('\n');
 }
+
+/** The central difference (loss(x + h e_i) - loss(x - h e_i)) / 2h, x[i] restored after. */
+export function centralDifference(x: Float64Array, i: number, h: number, loss: () => number): number {
+  const keep = x[i];
+  x[i] = keep + h;
+  const up = loss();
+  x[i] = keep - h;
+  const down = loss();
+  x[i] = keep;
+  return (up - down) / (2 * h);
+}

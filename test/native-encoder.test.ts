@@ -10,7 +10,7 @@ import { embedTokenLists, loadNativeUseLite, packTokens } from '../src/encoder/n
 import { SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { distillLoss, Encoder, type EncoderDims, mnrlLoss, nativeInfo, normalize, setThreads } from '../src/native.js';
 import { encoderForwardRef, maskedTokenLossRef, mnrlLossRef } from '../src/train/reference.js';
-import { assertClose, assertThrowsCode, forEachIsa, randomIndex, randomMatrix, rng } from './helpers.js';
+import { assertClose, assertThrowsCode, centralDifference, forEachIsa, randomIndex, randomMatrix, rng } from './helpers.js';
 
 /** Tiny and odd: three heads of 2, a residual projection 6 -> 10, then a layer at 10 of two heads of 5. */
 const TINY: EncoderDims = {
@@ -128,13 +128,7 @@ Backward('should match central differences of the float64 reference for every te
       for (const t of encoder.layout)
         for (let c = 0; c < 3; c++) {
           const i = t.offset + randomIndex(next, t.rows * t.cols);
-          const keep = x[i];
-          x[i] = keep + 1e-5;
-          const up = loss(x);
-          x[i] = keep - 1e-5;
-          const down = loss(x);
-          x[i] = keep;
-          const numeric = (up - down) / 2e-5;
+          const numeric = centralDifference(x, i, 1e-5, () => loss(x));
           assert.ok(Math.abs(numeric - analytic[i]) <= 1e-4 + 1e-3 * Math.abs(numeric), `${isa}${recompute ? ' recompute' : ''} ${t.name}[${i - t.offset}]: analytic ${analytic[i]}, numeric ${numeric}`);
         }
     }
@@ -245,13 +239,7 @@ Masked('should give the loss of the float64 reference and its central difference
       const x = Float64Array.from(params);
       const next = rng(23);
       const check = (what: string, values: Float64Array, i: number, analytic: number, at: () => number) => {
-        const keep = values[i];
-        values[i] = keep + 1e-5;
-        const up = at();
-        values[i] = keep - 1e-5;
-        const down = at();
-        values[i] = keep;
-        const numeric = (up - down) / 2e-5;
+        const numeric = centralDifference(values, i, 1e-5, at);
         assert.ok(Math.abs(numeric - analytic) <= 1e-4 + 1e-3 * Math.abs(numeric), `${isa}${recompute ? ' recompute' : ''} ${what}: analytic ${analytic}, numeric ${numeric}`);
       };
       for (const t of encoder.layout) {
@@ -340,13 +328,7 @@ UseLite('should match central differences at a few coordinates of the real weigh
     // The coordinate with the largest gradient of the first rows (a zero one says nothing).
     let i = t.offset;
     for (let j = t.offset; j < t.offset + Math.min(t.rows * t.cols, 40000); j++) if (Math.abs(analytic[j]) > Math.abs(analytic[i])) i = j;
-    const keep = x[i];
-    x[i] = keep + 1e-4;
-    const up = loss();
-    x[i] = keep - 1e-4;
-    const down = loss();
-    x[i] = keep;
-    const numeric = (up - down) / 2e-4;
+    const numeric = centralDifference(x, i, 1e-4, loss);
     assert.ok(Math.abs(numeric - analytic[i]) <= 2e-3 * Math.abs(numeric) + 1e-5, `${name}[${i - t.offset}]: analytic ${analytic[i]}, numeric ${numeric}`);
     checked.push(name);
   }

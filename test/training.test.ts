@@ -5,7 +5,7 @@ import { adamwStep, cosentLoss, cosineMseLoss, distillLoss, headBackward, headFo
 import { cosentLossRef, cosineMseLossRef, distillLossRef, headForwardRef, mnrlLossRef, tripletLossRef } from '../src/train/reference.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomIndex, randomMatrix, seededRandom as rng } from '../src/util/random.js';
-import { assertThrowsCode, forEachIsa } from './helpers.js';
+import { assertThrowsCode, centralDifference, forEachIsa } from './helpers.js';
 
 const SHAPES = [
   [7, 13],
@@ -21,13 +21,7 @@ function checkGradient(what: string, input: Float32Array, grad: Float32Array, lo
   const h = 1e-5;
   for (let t = 0; t < 12; t++) {
     const i = randomIndex(next, x.length);
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss(x);
-    x[i] = keep - h;
-    const down = loss(x);
-    x[i] = keep;
-    const numeric = (up - down) / (2 * h);
+    const numeric = centralDifference(x, i, h, () => loss(x));
     assert.ok(Math.abs(numeric - grad[i]) <= 2e-4 + 2e-3 * Math.abs(numeric), `${what}[${i}]: analytic ${grad[i]}, numeric ${numeric}`);
   }
 }

@@ -122,7 +122,7 @@ export function encoderForwardRef(
 }
 
 /**
- * The masked-token loss in float64 (native/src/masked_tokens.cpp): the mean over positions of
+ * The masked-token loss in float64 (masked_token_step, native/src/encoder.cpp): the mean over positions of
  * -log softmax((states[r] proj + projBias) E^T + vocabBias)[target], E the embedding table.
  */
 export function maskedTokenLossRef(dims: RefDims & { vocab: number }, layout: RefLayout, params: ArrayLike<number>, head: ArrayLike<number>, timing: ArrayLike<number>, tokens: ArrayLike<number>, offsets: ArrayLike<number>, positions: ArrayLike<number>, targets: ArrayLike<number>): number {
