@@ -11,7 +11,7 @@
  * Usage: npm run bench:encoder-train (LABORSPACE_ISA=avx2 npm run bench:encoder-train for the AVX2 kernels)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,7 @@ import { probeFmaPeak, setThreads } from '../src/native.js';
 import { Store } from '../src/store/index.js';
 import { buildExamples, DEFAULT_KINDS } from '../src/train/examples.js';
 import { randomIndex, seededRandom } from '../src/util/random.js';
-import { describeMachine, machineLine, peerConfigs } from './machine.js';
+import { describeMachine, machineLine, peerConfigs, requireTorchOnOpenBlas } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PAIRS = 64;
@@ -35,10 +35,7 @@ const REPS = 3;
 const ROUNDS = 2;
 const COMPARE = ['head.weight', 'layer1.ffn1.weight', 'layer0.qkv.weight'];
 
-if (!existsSync('/usr/bin/python3') || execFileSync('/usr/bin/python3', ['-c', 'import torch; print(1)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '1') {
-  console.error('PyTorch is not installed for /usr/bin/python3: apt-get install python3-torch libopenblas0-openmp');
-  process.exit(1);
-}
+requireTorchOnOpenBlas();
 
 /** Multiply-adds of the products of one step: the dense layers per token and attention per text and head, forward (1x) and backward (2x). */
 function productFlop(lengths: number[], dims: ReturnType<typeof loadNativeUseLite>['encoder']['dims']): number {

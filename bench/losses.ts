@@ -11,7 +11,7 @@
  * Usage: npm run bench:losses (LABORSPACE_ISA=avx2 npm run bench:losses for the AVX2 kernels)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ import Table from 'cli-table3';
 import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, probeFmaPeak, setThreads, tripletLoss, type LossKind } from '../src/native.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
-import { describeMachine, machineLine, peerConfigs } from './machine.js';
+import { describeMachine, machineLine, peerConfigs, requireTorchOnOpenBlas } from './machine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const B = 256;
@@ -32,10 +32,7 @@ const ROUNDS = 3;
 const scale = 20;
 const margin = 0.25;
 
-if (!existsSync('/usr/bin/python3') || execFileSync('/usr/bin/python3', ['-c', 'import torch; print(1)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '1') {
-  console.error('PyTorch is not installed for /usr/bin/python3: apt-get install python3-torch libopenblas0-openmp');
-  process.exit(1);
-}
+requireTorchOnOpenBlas();
 
 /**
  * Floating-point operations of a case's matrix products: MNRL's scores S = A P^T and its two

@@ -62,6 +62,27 @@ export function stealMeter(): () => number | undefined {
 /** A steal share for a table: one decimal, empty where unknown. */
 export const stealCell = (percent: number | undefined) => (percent === undefined ? '' : percent.toFixed(1));
 
+/**
+ * Exits unless /usr/bin/python3 has PyTorch and its products run on OpenBLAS. Debian's
+ * python3-torch installs with the reference BLAS (libblas3) alone when no OpenBLAS is there, and
+ * that runs the head step 20-40x slower than OpenBLAS does (seen here): a peer not worth the name.
+ */
+export function requireTorchOnOpenBlas(): void {
+  const install = 'apt-get install python3-torch libopenblas0-openmp';
+  const probe = "import torch; torch.ones(64, 64) @ torch.ones(64, 64); print('openblas' if 'openblas' in open('/proc/self/maps').read() else 'other')";
+  let blas = '';
+  try {
+    blas = execFileSync('/usr/bin/python3', ['-c', probe], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    console.error(`PyTorch is not installed for /usr/bin/python3: ${install}`);
+    process.exit(1);
+  }
+  if (blas !== 'openblas') {
+    console.error(`PyTorch here runs its products on another BLAS than OpenBLAS (the reference one?): ${install}`);
+    process.exit(1);
+  }
+}
+
 /** One configuration of the PyTorch peer: which kernels its OpenBLAS (and ATen) may use. */
 export interface PeerConfig {
   label: string;
