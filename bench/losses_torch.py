@@ -27,17 +27,25 @@ w0, b0 = load("w", (D, D)), load("b", (D,))
 scale, margin = meta["scale"], meta["margin"]
 
 
+WARM_UP_S = 0.2
+
+
 def head(x, w, b):
     return F.normalize(torch.tanh(x @ w.T + b), dim=1)
 
 
 def timed(step):
+    # Warm-up: three repetitions and at least WARM_UP_S, as the Node side does.
+    start = time.perf_counter()
+    warm = 0
+    while warm < 3 or time.perf_counter() - start < WARM_UP_S:
+        step()
+        warm += 1
     times = []
-    for r in range(meta["reps"] + 3):
+    for r in range(meta["reps"]):
         t0 = time.perf_counter()
         loss, grad = step()
-        if r >= 3:
-            times.append((time.perf_counter() - t0) * 1e3)
+        times.append((time.perf_counter() - t0) * 1e3)
     return loss, grad, float(np.median(times))
 
 
