@@ -270,20 +270,20 @@ test('should score across two workers exactly as the single process, and survive
   const single = join(work, 'single.csv');
   const { runCli } = await import('./helpers.js');
   JSON.parse(await runCli(...scoreArgs(input, single)));
-  const [a, b] = [worker(redis.url), worker(redis.url)];
+  const [a, b] = [worker(redis.url, home, '--log-chunks'), worker(redis.url)];
   await Promise.all([a.saw(/worker \S+ on redis:/), b.saw(/worker \S+ on redis:/)]);
   const queued = join(work, 'queued.csv');
-  // Without --json: the progress lines tell when the run is under way.
-  const coordinator = cli([...scoreArgs(input, queued, false), '--queue', redis.url, '--chunk-rows', '32', '--in-flight', '4']);
-  // Killed once both have written chunks, while it holds another: its lock runs out and the other
-  // worker takes the chunk (killed earlier, it might have written none and not count as seen).
-  await coordinator.saw(/score \[\d+\/\d+\] rows.* 2 workers/);
+  const coordinator = cli([...scoreArgs(input, queued, false), '--queue', redis.url, '--chunk-rows', '16', '--in-flight', '4']);
+  // Killed once it has scored a chunk (so it counts as seen) and taken the next, which it then
+  // holds for the time 16 rows take to score: its lock runs out and the other worker takes it.
+  const holding = a.saw(/chunk \d+ scored in \d+ ms\n(?:.*\n)*?.*chunk \d+ taken/);
+  await Promise.race([holding, coordinator.done.then(() => Promise.reject(new Error(`the run ended before the worker took a second chunk: ${a.stderr}`)))]);
   a.child.kill('SIGKILL');
   const result = await coordinator.done;
   assert.is(result.code, 0, result.stderr);
   assert.equal(readFileSync(queued, 'utf8'), readFileSync(single, 'utf8'), 'the same bytes as the single process');
   const [, rows, chunks, reused, seen, retries] = /^(\d+) rows scored .*\nrun \w+: (\d+) chunks \((\d+) from an earlier run\), (\d+) workers, (\d+) retries\n/.exec(result.stdout) ?? [];
-  assert.equal([rows, chunks, reused, seen].map(Number), [398, Math.ceil(398 / 32), 0, 2]);
+  assert.equal([rows, chunks, reused, seen].map(Number), [398, Math.ceil(398 / 16), 0, 2], result.stdout);
   assert.ok(Number(retries) >= 1, `the killed worker's chunk was taken again (${retries} retries)`);
   assert.match(result.stdout, /\nskipped line 9: empty text\nskipped line 32: wrong number of fields/, 'bad rows reported by line, as in the single process');
   // SIGTERM: the worker stops after the chunks in hand and says what it did.

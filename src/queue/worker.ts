@@ -19,6 +19,9 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Seconds after which a silent worker's chunk goes to another (default 30). */
   stallSeconds?: number;
+  /** A chunk taken, before it is scored. */
+  onTake?: (job: ChunkJob) => void;
+  /** A chunk scored, in `ms`. */
   onChunk?: (job: ChunkJob, ms: number) => void;
   onRefused?: (job: ChunkJob, message: string) => void;
   /** Redis errors (the connection is retried until Redis is back; the worker waits meanwhile). */
@@ -56,6 +59,7 @@ export async function startWorker(space: LaborSpace, queueUrl: string, options: 
         options.onRefused?.(chunk, message);
         throw new UnrecoverableError(message);
       }
+      options.onTake?.(chunk);
       const started = Date.now();
       const key = JSON.stringify(chunk.options.axes);
       if (!directions.has(key)) directions.set(key, axisDirections(space, chunk.options.axes));

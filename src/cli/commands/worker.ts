@@ -15,7 +15,8 @@ export function registerWorker(program: Command, cli: Cli): void {
     .option('--concurrency <n>', 'chunks scored at once', positiveInt, 1)
     .option('--threads <n>', 'threads of the encoder and the native scans (default: all cores)', positiveInt)
     .option('--stall-seconds <n>', "seconds after which a dead worker's chunk is given to another", intUpTo(MAX_STALL_SECONDS), 30)
-    .action(async (opts: { queue: string; concurrency: number; threads?: number; stallSeconds: number }) => {
+    .option('--log-chunks', 'print a line when a chunk is taken and when it is scored')
+    .action(async (opts: { queue: string; concurrency: number; threads?: number; stallSeconds: number; logChunks?: boolean }) => {
       const { home } = cli.globals();
       const { note } = cli;
       if (opts.threads) setThreads(opts.threads);
@@ -25,9 +26,13 @@ export function registerWorker(program: Command, cli: Cli): void {
         const worker = await startWorker(space, opts.queue, {
           concurrency: opts.concurrency,
           stallSeconds: opts.stallSeconds,
-          onChunk: (job) => {
+          onTake: (job) => {
+            if (opts.logChunks) note(`run ${job.run}: chunk ${job.chunk} taken (${job.rows.length} rows)`);
+          },
+          onChunk: (job, ms) => {
             chunks++;
             rows += job.rows.length;
+            if (opts.logChunks) note(`run ${job.run}: chunk ${job.chunk} scored in ${ms} ms`);
           },
           onRefused: (_, message) => note(`refused: ${message}`),
           // Once per kind of error: ioredis repeats it on every reconnection attempt.
