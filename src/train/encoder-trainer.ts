@@ -9,11 +9,11 @@
  * never count a known positive as a negative. A time budget fixes the step count after timing the
  * first steps, so the run (and a resume) is deterministic from then on.
  */
-import { adamwRows, adamwStep, type Encoder } from '../native.js';
+import { adamwRows, adamwStep, type Encoder, type EncoderTensorSpec } from '../native.js';
 import { randomIndex, seededRandom } from '../util/random.js';
 import { gatherRows } from '../util/rows.js';
 import type { PairSet } from './examples.js';
-import { knownPositives, lrSchedule, mineNegatives, mnrlExtras, sampleBatch } from './trainer.js';
+import { clipGlobalNorm, knownPositives, lrSchedule, mineNegatives, mnrlExtras, sampleBatch } from './trainer.js';
 import { packTokens } from '../encoder/native-use-lite.js';
 
 export interface EncoderTuneConfig {
@@ -126,6 +126,16 @@ export interface EncoderTrainResult {
   secondsPerStep: number;
 }
 
+/**
+ * AdamW on one tensor of the arena-sized arrays, dense. Weight decay on the matrices only: not on
+ * biases, layer-norm scales or the embedding table.
+ */
+export function adamwTensor(t: EncoderTensorSpec, a: { params: Float32Array; grad: Float32Array; m: Float32Array; v: Float32Array }, lr: number, weightDecay: number, step: number): void {
+  const end = t.offset + t.rows * t.cols;
+  const decay = t.name.endsWith('.weight') ? weightDecay : 0;
+  adamwStep(a.params.subarray(t.offset, end), a.grad.subarray(t.offset, end), a.m.subarray(t.offset, end), a.v.subarray(t.offset, end), { lr, weightDecay: decay, step });
+}
+
 /** The learning-rate factor of each arena tensor: 1 for the head, layerDecay^k k layers below it (the embeddings lowest). */
 export function layerLrFactors(encoder: Encoder, layerDecay: number): number[] {
   const layers = encoder.dims.layers.length;
@@ -196,26 +206,13 @@ export function trainEncoder(encoder: Encoder, tokens: readonly Int32Array[], tr
         });
       }
       // Clip by the global norm: the dense gradients past the embedding slot, and the embedding rows.
-      let norm = 0;
-      for (let i = embeddings.rows * width; i < grad.length; i++) norm += grad[i] * grad[i];
-      for (const r of gradRows) norm += r * r;
-      norm = Math.sqrt(norm);
-      const clip = norm > config.clipNorm ? config.clipNorm / norm : 1;
-      if (clip !== 1) {
-        for (let i = embeddings.rows * width; i < grad.length; i++) grad[i] *= clip;
-        for (let i = 0; i < gradRows.length; i++) gradRows[i] *= clip;
-      }
+      clipGlobalNorm([grad.subarray(embeddings.rows * width), gradRows], config.clipNorm);
       const schedule = lrSchedule(step, config.warmupSteps, steps || Number.MAX_SAFE_INTEGER);
       encoder.layout.forEach((t, i) => {
         const lr = config.lr * factors[i] * schedule;
+        if (i > 0) return adamwTensor(t, { params, grad, m, v }, lr, config.weightDecay, step);
         const end = t.offset + t.rows * t.cols;
-        if (i === 0) {
-          adamwRows(params.subarray(t.offset, end), width, out.embeddingIds, gradRows, m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: 0, step });
-          return;
-        }
-        // Weight decay on the matrices only: not on biases or layer-norm scales.
-        const decay = t.name.endsWith('.weight') ? config.weightDecay : 0;
-        adamwStep(params.subarray(t.offset, end), grad.subarray(t.offset, end), m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: decay, step });
+        adamwRows(params.subarray(t.offset, end), width, out.embeddingIds, gradRows, m.subarray(t.offset, end), v.subarray(t.offset, end), { lr, weightDecay: 0, step });
       });
     }
     const seconds = (performance.now() - started) / 1000;

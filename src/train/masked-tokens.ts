@@ -8,8 +8,8 @@
 import { adamwStep, type Encoder, type PackedTokens } from '../native.js';
 import { packTokens } from '../encoder/native-use-lite.js';
 import { randomIndex, seededRandom } from '../util/random.js';
-import { layerLrFactors } from './encoder-trainer.js';
-import { lrSchedule } from './trainer.js';
+import { adamwTensor, layerLrFactors } from './encoder-trainer.js';
+import { clipGlobalNorm, lrSchedule } from './trainer.js';
 
 /** Universal Sentence Encoder lite's 'extra_token_id_1': a reserved piece the tokenizer never produces. */
 export const USE_LITE_MASK_TOKEN = 3;
@@ -82,8 +82,7 @@ export function maskTokens(lists: readonly ArrayLike<number>[], share: number, v
  * encoder are noise.
  */
 export function initialMaskedHead(encoder: Encoder, tokens: readonly ArrayLike<number>[]): Float32Array {
-  const { vocab, embed } = encoder.dims;
-  const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
+  const { vocab } = encoder.dims;
   const head = new Float32Array(encoder.maskedHeadSize);
   const counts = new Float64Array(vocab).fill(1);
   let total = vocab;
@@ -92,14 +91,13 @@ export function initialMaskedHead(encoder: Encoder, tokens: readonly ArrayLike<n
       counts[list[i]]++;
       total++;
     }
-  const bias = head.subarray(width * embed + embed);
+  const bias = head.subarray(head.length - vocab); // the vocabulary's bias ends the layer
   for (let v = 0; v < vocab; v++) bias[v] = Math.log(counts[v] / total);
   return head;
 }
 
 export interface MaskedTokenResult {
   params: Float32Array;
-  steps: number;
   secondsPerStep: number;
   /** Mean loss of the first and the last tenth of the steps. */
   firstLoss: number;
@@ -130,25 +128,11 @@ export function trainMaskedTokens(encoder: Encoder, tokens: readonly Int32Array[
     const masked = maskTokens(lists, config.maskShare, encoder.dims.vocab, encoder.dims.maxTokens, config, next);
     const loss = encoder.maskedTokenStep(params, masked.batch, masked.positions, masked.targets, head, grad, gradHead, { recompute: config.recompute });
     losses.push(loss);
-    // Clip by the global norm of everything that trains here (all but the sentence head).
-    let norm = 0;
-    encoder.layout.forEach((t) => {
-      if (t.name.startsWith('head.')) return;
-      for (let i = t.offset; i < t.offset + t.rows * t.cols; i++) norm += grad[i] * grad[i];
-    });
-    for (const g of gradHead) norm += g * g;
-    norm = Math.sqrt(norm);
-    const clip = norm > config.clipNorm ? config.clipNorm / norm : 1;
-    if (clip !== 1) {
-      for (let i = 0; i < grad.length; i++) grad[i] *= clip;
-      for (let i = 0; i < gradHead.length; i++) gradHead[i] *= clip;
-    }
+    // Clip by the global norm (the sentence head's gradient is zero here, so it adds nothing).
+    clipGlobalNorm([grad, gradHead], config.clipNorm);
     const schedule = lrSchedule(step, config.warmupSteps, config.steps);
     encoder.layout.forEach((t, i) => {
-      if (t.name.startsWith('head.')) return;
-      const end = t.offset + t.rows * t.cols;
-      const decay = t.name.endsWith('.weight') ? config.weightDecay : 0;
-      adamwStep(params.subarray(t.offset, end), grad.subarray(t.offset, end), m.subarray(t.offset, end), v.subarray(t.offset, end), { lr: config.lr * factors[i] * schedule, weightDecay: decay, step });
+      if (!t.name.startsWith('head.')) adamwTensor(t, { params, grad, m, v }, config.lr * factors[i] * schedule, config.weightDecay, step);
     });
     adamwStep(head, gradHead, headM, headV, { lr: 10 * config.lr * schedule, weightDecay: 0, step });
     if (step > 1) seconds += (performance.now() - started) / 1000;
@@ -156,5 +140,5 @@ export function trainMaskedTokens(encoder: Encoder, tokens: readonly Int32Array[
   }
   const tenth = Math.max(1, Math.floor(losses.length / 10));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { params, steps: config.steps, secondsPerStep: config.steps > 1 ? seconds / (config.steps - 1) : 0, firstLoss: mean(losses.slice(0, tenth)), lastLoss: mean(losses.slice(-tenth)) };
+  return { params, secondsPerStep: config.steps > 1 ? seconds / (config.steps - 1) : 0, firstLoss: mean(losses.slice(0, tenth)), lastLoss: mean(losses.slice(-tenth)) };
 }

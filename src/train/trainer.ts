@@ -138,6 +138,14 @@ function scaleInPlace(x: Float32Array, factor: number): Float32Array {
   return x;
 }
 
+/** Scales the gradients (absent ones skipped) down together when their global L2 norm is above maxNorm. */
+export function clipGlobalNorm(grads: readonly (Float32Array | undefined)[], maxNorm: number): void {
+  let norm = 0;
+  for (const g of grads) if (g) for (const v of g) norm += v * v;
+  norm = Math.sqrt(norm);
+  if (norm > maxNorm) for (const g of grads) if (g) scaleInPlace(g, maxNorm / norm);
+}
+
 /** Sides of a batch a loss reads: anchors and positives, and negatives for the triplet loss. */
 export function lossSides(loss: LossKind): number {
   return loss === 'triplet' ? 3 : 2;
@@ -308,10 +316,7 @@ export function trainHead(pooled: Pooled, train: PairSet[], validation: PairSet[
     losses[set.kind] = out.loss;
     // Gradients in headTensors' order; a frozen dense layer has none.
     const grads = [out.gradWeight, out.gradBias, out.gradAdapterDown, out.gradAdapterUp];
-    let norm = 0;
-    for (const g of grads) if (g) for (const v of g) norm += v * v;
-    norm = Math.sqrt(norm);
-    if (norm > config.clipNorm) for (const g of grads) if (g) scaleInPlace(g, config.clipNorm / norm);
+    clipGlobalNorm(grads, config.clipNorm);
     const schedule = lrSchedule(step, config.warmupSteps, config.steps);
     tensors.forEach((tensor, t) => {
       const grad = grads[t];
