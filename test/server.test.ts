@@ -5,6 +5,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
@@ -15,6 +16,7 @@ import { build } from '../src/build.js';
 import { SpaceError } from '../src/errors.js';
 import { scoreTexts } from '../src/analysis/score.js';
 import { HeavyThreads } from '../src/server/heavy-threads.js';
+import { stopWorker } from '../src/util/worker.js';
 import { createServer } from '../src/server/server.js';
 import { openBuiltHomeStore } from '../src/home.js';
 import { LaborSpace } from '../src/space.js';
@@ -240,12 +242,19 @@ Api('should run heavy requests on analysis threads: the same answers, the same e
     const cancelled = threads.run({ route: 'score', texts: Array.from({ length: 1000 }, (_, i) => `nurse ${i}`), skills: 1, axes: {} }, client.signal);
     setTimeout(() => client.abort(new Error('gave up')), 50);
     await rejects(cancelled, Error, /gave up/);
-    // A thread that dies (killed here, as an out-of-memory abort would) fails what it ran and is replaced.
+    // A thread that stops in the middle of a request (asked to here, as one whose code failed would
+    // stop) fails what it ran and is replaced.
     const running = threads.run({ route: 'axis', from: ['manufacturing'], to: ['healthcare'], options: { bootstrap: 1000 } }, new AbortController().signal);
-    await (threads as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads[0].worker.terminate();
-    await rejects(running, Error, /the analysis thread running this request stopped/);
+    await stopWorker((threads as unknown as { threads: { worker: Worker }[] }).threads[0].worker);
+    await rejects(running, Error, /the analysis thread running this request stopped \(exit code 0\)/);
     assert.is(threads.health().restarts, 1);
     assert.equal(await answer({ route: 'shock', direction, options: { top: 3 } }), JSON.parse(JSON.stringify(direct)), 'its replacement answers');
+    // Closed while its encoder thread encodes: both stop between batches (a thread stopped inside
+    // onnxruntime's run would abort this process), and the request fails.
+    const embedding = threads.run({ route: 'embed', texts: Array.from({ length: 400 }, (_, i) => `night shift nurse ${i}`) }, new AbortController().signal).catch((e) => e);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await threads.close();
+    assert.match(String(await embedding), /^Error: the analysis threads were closed before this request finished$/);
   } finally {
     await threads.close();
   }

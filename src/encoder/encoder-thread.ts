@@ -7,7 +7,7 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 
-import { answerJobs, errorFromWire, errorToWire, startModuleWorker, type WireError } from '../util/worker.js';
+import { answerJobs, errorFromWire, errorToWire, exitWhenAsked, startModuleWorker, stopWorker, type WireError } from '../util/worker.js';
 import { type EncodeResult, EncoderError, type EncoderOptions, SentenceEncoder } from './sentence-encoder.js';
 
 interface Job {
@@ -32,6 +32,8 @@ export class EncoderThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: unknown) => void }>();
   private next = 0;
+  private exited = false;
+  private closing = false;
 
   private constructor(dir: string, worker: Worker, ready: { hash: string; maxTokens: number }) {
     this.dir = dir;
@@ -46,11 +48,11 @@ export class EncoderThread {
       if ('result' in reply) job.resolve(reply.result);
       else job.reject(toError(reply.error));
     });
-    worker.on('error', (e) => {
-      for (const [id, job] of this.pending) {
-        this.settle(id);
-        job.reject(e);
-      }
+    worker.on('error', (e) => this.failPending(e));
+    // Closed (or stopped by its own failure) with texts in flight: they fail, never hang.
+    worker.on('exit', (code) => {
+      this.exited = true;
+      this.failPending(new Error(this.closing ? 'the encoder was closed before it encoded these texts' : `the encoder thread stopped (exit code ${code}) before it encoded these texts`));
     });
     worker.unref(); // held only while a job is pending (see encode)
   }
@@ -62,7 +64,7 @@ export class EncoderThread {
       worker.once('message', (reply: Reply) => ('ready' in reply ? resolve(reply.ready) : reject(toError((reply as { error: WireError }).error))));
       worker.once('error', reject);
     }).catch(async (e) => {
-      await worker.terminate();
+      await stopWorker(worker);
       throw e;
     });
     return new EncoderThread(dir, worker, ready);
@@ -71,6 +73,7 @@ export class EncoderThread {
   /** As SentenceEncoder.encode, on the worker. */
   encode(texts: readonly string[], signal?: AbortSignal): Promise<EncodeResult> {
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.exited) return Promise.reject(new Error(this.closing ? 'the encoder is closed' : 'the encoder thread has stopped'));
     const id = this.next++;
     return new Promise<EncodeResult>((resolve, reject) => {
       const onAbort = () => {
@@ -89,7 +92,15 @@ export class EncoderThread {
   }
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    this.closing = true;
+    await stopWorker(this.worker);
+  }
+
+  private failPending(e: unknown): void {
+    for (const [id, job] of this.pending) {
+      this.settle(id);
+      job.reject(e);
+    }
   }
 
   private settle(id: number): void {
@@ -116,10 +127,12 @@ async function serve(dir: string, options: EncoderOptions): Promise<void> {
   } catch {
     // not permitted here: stay at the process's priority
   }
+  const stopListening = exitWhenAsked(port);
   let encoder: SentenceEncoder;
   try {
     encoder = await SentenceEncoder.load(dir, options);
   } catch (e) {
+    stopListening(); // nothing is left to do: the thread ends by itself
     port.postMessage({ error: errorToWire(e) } satisfies Reply);
     return;
   }

@@ -23,7 +23,7 @@ import { SpaceError } from '../errors.js';
 import { keepKernelsOnThisThread } from '../native.js';
 import { LaborSpace } from '../space.js';
 import { StoreError } from '../store/index.js';
-import { answerJobs, errorFromWire, errorToWire, startModuleWorker, type WireError } from '../util/worker.js';
+import { answerJobs, errorFromWire, errorToWire, exitWhenAsked, startModuleWorker, stopWorker, type WireError } from '../util/worker.js';
 
 export type HeavyRequest =
   | { route: 'axis'; from: readonly string[]; to: readonly string[]; options: Omit<AxisOptions, 'signal'> }
@@ -109,7 +109,7 @@ export class HeavyThreads {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    await Promise.all(this.threads.map((t) => stopWorker(t.worker)));
   }
 
   private spawn(slot: number): Thread {
@@ -141,7 +141,8 @@ export class HeavyThreads {
     });
     worker.on('error', () => undefined); // its exit follows, and fails what it was running
     worker.on('exit', (code) => {
-      for (const job of thread.pending.values()) job.reject(new Error(`the analysis thread running this request stopped (exit code ${code})`));
+      const why = this.closing ? 'the analysis threads were closed before this request finished' : `the analysis thread running this request stopped (exit code ${code})`;
+      for (const job of thread.pending.values()) job.reject(new Error(why));
       thread.pending.clear();
       if (this.closing || !opened) return;
       this.readyCount--;
@@ -209,14 +210,18 @@ async function serve(data: ThreadData): Promise<void> {
     // not permitted here: stay at the process's priority
   }
   keepKernelsOnThisThread();
+  const opening = LaborSpace.open(data.home, { model: data.model, threads: data.threads, readonly: true });
+  // Asked to stop (even while opening): the space's encoder thread is stopped first, between batches.
+  const stopListening = exitWhenAsked(port, () => opening.then((s) => s.close(), () => undefined));
   let space: LaborSpace | undefined;
   try {
-    space = await LaborSpace.open(data.home, { model: data.model, threads: data.threads, readonly: true });
+    space = await opening;
     if (space.modelId !== data.modelId || space.modelHash !== data.modelHash)
       throw new SpaceError('NOT_BUILT', `the space of ${data.home} changed since the server opened it: restart the server to serve it`);
     prepareShock(space);
   } catch (e) {
     await space?.close();
+    stopListening(); // nothing is left to do: the thread ends by itself
     port.postMessage({ error: errorToWire(e) } satisfies Reply);
     return;
   }
