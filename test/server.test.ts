@@ -251,7 +251,7 @@ Api('should run heavy requests on analysis threads: the same answers, the same e
     assert.equal(await answer({ route: 'shock', direction, options: { top: 3 } }), JSON.parse(JSON.stringify(direct)), 'its replacement answers');
     // Closed while its encoder thread encodes: both stop between batches (a thread stopped inside
     // onnxruntime's run would abort this process), and the request fails.
-    const embedding = threads.run({ route: 'embed', texts: Array.from({ length: 400 }, (_, i) => `night shift nurse ${i}`) }, new AbortController().signal).catch((e) => e);
+    const embedding = threads.run({ route: 'embed', texts: Array.from({ length: 2000 }, (_, i) => `night shift nurse ${i}`) }, new AbortController().signal).catch((e) => e);
     await new Promise((resolve) => setTimeout(resolve, 100));
     await threads.close();
     assert.match(String(await embedding), /^Error: the analysis threads were closed before this request finished$/);
