@@ -220,6 +220,7 @@ Encoder('should close while it encodes without ending the process, failing the t
   // (onnxruntime-node's binding cannot throw into a stopping thread), which would end this one.
   const script = `
     import { EncoderThread } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'src', 'encoder', 'encoder-thread.ts')).href)};
+    import { stopWorker } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '..', 'src', 'util', 'worker.ts')).href)};
     const texts = Array.from({ length: 256 }, (_, i) => 'posting ' + i + ' for a night shift nurse in a large hospital');
     for (const delay of [0, 15, 30, 60, 90, 120]) {
       const thread = await EncoderThread.load(${JSON.stringify(encoder.dir)}, { batchSize: 8 });
@@ -228,13 +229,21 @@ Encoder('should close while it encodes without ending the process, failing the t
       await thread.close();
       console.log(await encoding);
       console.log(await thread.encode(['welder']).catch((e) => e.message));
-    }`;
+    }
+    // A thread that stops without being closed (as one that failed would) fails its texts the same.
+    const thread = await EncoderThread.load(${JSON.stringify(encoder.dir)}, { batchSize: 8 });
+    const encoding = thread.encode(texts).then(() => 'encoded', (e) => e.message);
+    await stopWorker(thread.worker);
+    console.log(await encoding);
+    console.log(await thread.encode(['welder']).catch((e) => e.message));`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
   assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
-  assert.is(lines.length, 12);
-  lines.forEach((line, i) => assert.match(line, i % 2 ? /^the encoder is closed$/ : /^(the encoder was closed before it encoded these texts|encoded)$/));
-  assert.ok(lines.filter((l) => l.startsWith('the encoder was closed')).length >= 3, 'most closes land while it encodes');
+  assert.is(lines.length, 14);
+  const closed = lines.slice(0, 12), stopped = lines.slice(12);
+  closed.forEach((line, i) => assert.match(line, i % 2 ? /^the encoder is closed$/ : /^(the encoder was closed before it encoded these texts|encoded)$/));
+  assert.ok(closed.filter((l) => l.startsWith('the encoder was closed')).length >= 3, 'most closes land while it encodes');
+  assert.equal(stopped, ['the encoder thread stopped (exit code 0) before it encoded these texts', 'the encoder thread has stopped']);
 });
 
 Encoder('should terminate a worker that does not stop within its grace, and take one that has exited', async () => {
