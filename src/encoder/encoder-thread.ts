@@ -32,7 +32,6 @@ export class EncoderThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (r: EncodeResult) => void; reject: (e: unknown) => void }>();
   private next = 0;
-  private exited = false;
   private closing = false;
 
   private constructor(dir: string, worker: Worker, ready: { hash: string; maxTokens: number }) {
@@ -51,7 +50,6 @@ export class EncoderThread {
     worker.on('error', (e) => this.failPending(e));
     // Closed (or stopped by its own failure) with texts in flight: they fail, never hang.
     worker.on('exit', (code) => {
-      this.exited = true;
       this.failPending(new Error(this.closing ? 'the encoder was closed before it encoded these texts' : `the encoder thread stopped (exit code ${code}) before it encoded these texts`));
     });
     worker.unref(); // held only while a job is pending (see encode)
@@ -73,7 +71,7 @@ export class EncoderThread {
   /** As SentenceEncoder.encode, on the worker. */
   encode(texts: readonly string[], signal?: AbortSignal): Promise<EncodeResult> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.exited) return Promise.reject(new Error(this.closing ? 'the encoder is closed' : 'the encoder thread has stopped'));
+    if (this.worker.threadId === -1) return Promise.reject(new Error(this.closing ? 'the encoder is closed' : 'the encoder thread has stopped'));
     const id = this.next++;
     return new Promise<EncodeResult>((resolve, reject) => {
       const onAbort = () => {
