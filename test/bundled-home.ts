@@ -11,9 +11,10 @@
  * another checkout of the project may be testing with them.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { build, type BuildSummary } from '../src/build.js';
 import { VERSION } from '../src/version.js';
@@ -36,9 +37,51 @@ export function bundledHomeKey(root = ROOT, paths: readonly string[] = BUILT_FRO
 }
 
 export const BUNDLED_HOME = join(tmpdir(), `laborspace-test-bundled-space-${bundledHomeKey().slice(0, 16)}`);
+/**
+ * Held by the process building the home. Two test runs of one commit (two checkouts, or CI beside
+ * the README's commands) share the home, and two builds of one home at once collide in its store
+ * ("locked" midway); the second waits for the first, then reuses what it built.
+ */
+const BUILD_LOCK = `${BUNDLED_HOME}.lock`;
+const LOCK_POLL_MS = 1000;
 let built: Promise<BuildSummary> | undefined;
 
 export function buildBundledHome(): Promise<BuildSummary> {
-  built ??= build(BUNDLED_HOME, { train: { tune: 'full', encoder: { steps: 16, batchSize: 16, headSteps: 200 } } });
+  built ??= holdingBuildLock(() => build(BUNDLED_HOME, { train: { tune: 'full', encoder: { steps: 16, batchSize: 16, headSteps: 200 } } }));
   return built;
+}
+
+async function holdingBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      writeFileSync(BUILD_LOCK, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder: number;
+      try {
+        holder = Number(readFileSync(BUILD_LOCK, 'utf8'));
+      } catch {
+        continue; // released meanwhile
+      }
+      if (isAlive(holder)) await sleep(LOCK_POLL_MS);
+      else rmSync(BUILD_LOCK, { force: true }); // its process ended without releasing it
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(BUILD_LOCK, { force: true });
+  }
+}
+
+/** Whether the process `pid` runs (a lock file not yet holding its pid counts as held). */
+function isAlive(pid: number): boolean {
+  if (!(pid > 0)) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
