@@ -17,6 +17,7 @@ import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { build, type BuildSummary } from '../src/build.js';
+import { processAlive } from '../src/util/process.js';
 import { VERSION } from '../src/version.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -64,7 +65,7 @@ async function holdingBuildLock<T>(fn: () => Promise<T>): Promise<T> {
       } catch {
         continue; // released meanwhile
       }
-      if (isAlive(holder)) await sleep(LOCK_POLL_MS);
+      if (!(holder > 0) || processAlive(holder)) await sleep(LOCK_POLL_MS); // no pid yet: just taken
       else rmSync(BUILD_LOCK, { force: true }); // its process ended without releasing it
     }
   }
@@ -72,16 +73,5 @@ async function holdingBuildLock<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } finally {
     rmSync(BUILD_LOCK, { force: true });
-  }
-}
-
-/** Whether the process `pid` runs (a lock file not yet holding its pid counts as held). */
-function isAlive(pid: number): boolean {
-  if (!(pid > 0)) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
