@@ -5,24 +5,32 @@
 // not pin its memory for the life of the thread.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
 namespace laborspace {
 
 constexpr size_t kKeepFloats = size_t(1) << 20;  // 4 MB
+// The memory starts on a cache line. malloc aligns to 16 bytes only (a large block sits 16 bytes
+// past a page), and then every 64-byte vector load of a packed GEMM panel spans two lines, which
+// on Intel cores halves the micro-kernel's rate.
+constexpr size_t kLineFloats = 64 / sizeof(float);
 
 // n floats, uninitialised: `kept` (a thread_local buffer of the caller's) when n is small enough.
 class Scratch {
  public:
   Scratch(std::vector<float>& kept, size_t n) {
+    float* raw;
     if (n <= kKeepFloats) {
-      if (kept.size() < n) kept.resize(n);
-      data_ = kept.data();
+      if (kept.size() < n + kLineFloats) kept.resize(n + kLineFloats);
+      raw = kept.data();
     } else {
-      owned_.reset(new float[n]);
-      data_ = owned_.get();
+      owned_.reset(new float[n + kLineFloats]);
+      raw = owned_.get();
     }
+    const size_t misalign = reinterpret_cast<uintptr_t>(raw) % 64 / sizeof(float);
+    data_ = raw + (misalign == 0 ? 0 : kLineFloats - misalign);
   }
   float* get() const { return data_; }
   float& operator[](size_t i) const { return data_[i]; }
