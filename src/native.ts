@@ -92,11 +92,12 @@ interface Binding {
   probeBandwidth(buffer: Float32Array, threads: number): number;
   probeFmaPeak(threads: number): number;
   adamwRows(params: Float32Array, rowWidth: number, ids: Int32Array, gradRows: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  NativeEncoder: new (dims: EncoderDims, timing: Float32Array) => NativeEncoderBinding;
+  NativeEncoder: new (dims: EncoderDims, timing: Float32Array, device?: Device) => NativeEncoderBinding;
 }
 
 interface NativeEncoderBinding {
   layout(): EncoderTensorSpec[];
+  device(): 'cpu' | 'cuda';
   forward(params: Float32Array, tokens: Int32Array, offsets: Int32Array, down?: Float32Array, up?: Float32Array, rank?: number, recompute?: boolean): Float32Array;
   pooled(): Float32Array;
   maskedTokenStep(params: Float32Array, tokens: Int32Array, offsets: Int32Array, positions: Int32Array, targets: Int32Array, head: Float32Array, gradOut: Float32Array, gradHead: Float32Array, recompute: boolean): { loss: number };
@@ -509,6 +510,10 @@ export interface EncoderStepOptions {
 /**
  * The whole sentence encoder in the native core: forward, backward and a training step over a
  * flat parameter arena (`layout`). Keeps the last forward pass's activations for the backward.
+ * `device`: 'auto' (default) runs on the GPU where the CUDA build finds one, 'cpu', or 'cuda'
+ * (ERR_LABORSPACE_DEVICE without one). Steps with an adapter and masked-token steps run on the CPU;
+ * the first GPU lossStep is checked against the CPU's, and where they differ the encoder stays on
+ * the CPU (with a warning on stderr).
  */
 export class Encoder {
   readonly #native: NativeEncoderBinding;
@@ -516,12 +521,17 @@ export class Encoder {
   readonly layout: EncoderTensorSpec[];
   readonly paramCount: number;
 
-  constructor(dims: EncoderDims, timing: Float32Array) {
-    this.#native = new binding.NativeEncoder(dims, timing);
+  constructor(dims: EncoderDims, timing: Float32Array, options: { device?: Device } = {}) {
+    this.#native = new binding.NativeEncoder(dims, timing, options.device ?? 'auto');
     this.dims = dims;
     this.layout = this.#native.layout();
     const last = this.layout[this.layout.length - 1];
     this.paramCount = last.offset + last.rows * last.cols;
+  }
+
+  /** Where forward, backward and lossStep run now: 'cpu' or 'cuda'. */
+  get device(): 'cpu' | 'cuda' {
+    return this.#native.device();
   }
 
   /** The arena's tensor called `name`, as a view into `params`. */

@@ -22,7 +22,7 @@ const DIMS: EncoderDims = {
 };
 
 function setup() {
-  const encoder = new Encoder(DIMS, randomMatrix(DIMS.maxTokens, DIMS.embed, 1));
+  const encoder = new Encoder(DIMS, randomMatrix(DIMS.maxTokens, DIMS.embed, 1), { device: 'cpu' });
   const initial = randomMatrix(1, encoder.paramCount, 2).map((v) => v * 0.3);
   for (const t of encoder.layout) if (t.name.endsWith('.scale')) encoder.tensor(initial, t.name).fill(1);
   // 60 "entities" of 2-11 tokens; pairs link entity i to i + 30 (MNRL) and weigh pairs (CoSENT).

@@ -25,6 +25,8 @@ const TINY: EncoderDims = {
   ],
 };
 const TIMING = randomMatrix(TINY.maxTokens, TINY.embed, 3);
+// The CPU kernels on every ISA; the GPU's are checked against them in the Encoder.device suite.
+const CPU = { device: 'cpu' } as const;
 // Texts of 4, 1, 3 and 9 tokens (the model's limit), token 5 repeated inside one.
 const BATCH = { tokens: Int32Array.from([1, 2, 3, 4, 0, 10, 5, 5, 5, 9, 8, 7, 6, 5, 4, 3, 2]), offsets: Int32Array.from([0, 4, 5, 8, 17]) };
 
@@ -58,7 +60,7 @@ const cosine = (a: ArrayLike<number>, ai: number, b: ArrayLike<number>, bi: numb
 const Forward = suite('Encoder.forward');
 
 Forward('should equal the float64 reference at tiny odd sizes on every ISA, with and without recomputation', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 5);
   const expected = encoderForwardRef(TINY, encoder.layout, params, TIMING, BATCH.tokens, BATCH.offsets);
   forEachIsa((isa) => {
@@ -68,7 +70,7 @@ Forward('should equal the float64 reference at tiny odd sizes on every ISA, with
 });
 
 Forward('should give a text the same vector alone as in any batch, and the same result twice', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 6);
   const together = encoder.forward(params, BATCH);
   assert.equal(encoder.forward(params, BATCH), together, 'deterministic');
@@ -79,7 +81,7 @@ Forward('should give a text the same vector alone as in any batch, and the same 
 });
 
 Forward('should refuse bad batches, parameters and sizes with errors that name them', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 7);
   const one = (tokens: number[], offsets: number[]) => ({ tokens: Int32Array.from(tokens), offsets: Int32Array.from(offsets) });
   assertThrowsCode(() => encoder.forward(params, one(Array(10).fill(1), [0, 10])), RangeError, 'ERR_LABORSPACE_ARGUMENT', /text 0 has 10 tokens, more than the model's 9/);
@@ -109,10 +111,45 @@ Forward('should refuse bad batches, parameters and sizes with errors that name t
 
 Forward.run();
 
+const OnDevice = suite('Encoder.device');
+
+OnDevice('should run on the CPU when asked, take the GPU on auto only where there is one, and refuse unknown or missing devices', () => {
+  assert.is(new Encoder(TINY, TIMING, CPU).device, 'cpu');
+  const cuda = nativeInfo().cuda;
+  assert.is(new Encoder(TINY, TIMING).device, cuda.devices > 0 ? 'cuda' : 'cpu');
+  assertThrowsCode(() => new Encoder(TINY, TIMING, { device: 'tpu' as 'cpu' }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /device must be 'auto', 'cpu' or 'cuda'/);
+  if (cuda.devices === 0)
+    assertThrowsCode(() => new Encoder(TINY, TIMING, { device: 'cuda' }), Error, 'ERR_LABORSPACE_DEVICE', cuda.compiled ? /no CUDA device is available/ : /this build has no CUDA support/);
+});
+
+OnDevice('should give on the GPU the embeddings, loss and gradients of the CPU, and keep the GPU after its first step agrees', () => {
+  if (nativeInfo().cuda.devices === 0) {
+    console.log('  no GPU here: the CUDA encoder is compared with the CPU by this test on a GPU machine, and by bash bench/gpu/check.sh');
+    return;
+  }
+  const gpu = new Encoder(TINY, TIMING, { device: 'cuda' });
+  const cpu = new Encoder(TINY, TIMING, CPU);
+  const params = tinyParams(cpu, 30);
+  const ge = gpu.forward(params, BATCH), ce = cpu.forward(params, BATCH);
+  for (let s = 0; s < 4; s++) assert.ok(cosine(ge, s, ce, s, TINY.headOut) >= 0.99999, `text ${s}: cosine ${cosine(ge, s, ce, s, TINY.headOut)}`);
+  assertClose(gpu.pooled(), cpu.pooled(), 1e-5, 'pooled states');
+  const gg = new Float32Array(cpu.paramCount), cg = new Float32Array(cpu.paramCount);
+  const g = gpu.lossStep('mnrl', params, BATCH, gg, { scale: 7, weight: 0.5 });
+  const c = cpu.lossStep('mnrl', params, BATCH, cg, { scale: 7, weight: 0.5 });
+  assert.ok(Math.abs(g.loss - c.loss) < 1e-5, `loss ${g.loss} vs ${c.loss}`);
+  assert.equal(Array.from(g.embeddingIds), Array.from(c.embeddingIds));
+  assertClose(g.embeddingRows, c.embeddingRows, 1e-5, 'embedding rows');
+  const start = cpu.layout[1].offset;
+  assertClose(gg.subarray(start), cg.subarray(start), 1e-5, 'arena gradients');
+  assert.is(gpu.device, 'cuda', 'the first step agreed with the CPU');
+});
+
+OnDevice.run();
+
 const Backward = suite('Encoder.backward');
 
 Backward('should match central differences of the float64 reference for every tensor, on every ISA', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 8);
   const weights = randomMatrix(4, TINY.headOut, 9); // L = sum of weights * embeddings
   const loss = (p: Float64Array) => encoderForwardRef(TINY, encoder.layout, p, TIMING, BATCH.tokens, BATCH.offsets).reduce((s, e, i) => s + e * weights[i], 0);
@@ -136,7 +173,7 @@ Backward('should match central differences of the float64 reference for every te
 });
 
 Backward('should give the adapter gradients of central differences, and lossStep the gradients of forward, loss and backward', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 11);
   const rank = 2;
   const adapter = { rank, down: randomMatrix(rank, TINY.headOut, 12), up: randomMatrix(TINY.headOut, rank, 13) };
@@ -192,7 +229,7 @@ Backward('should give the adapter gradients of central differences, and lossStep
 });
 
 Backward('should refuse a backward pass without a forward one and non-finite gradients', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 15);
   const grad = new Float32Array(encoder.paramCount);
   assertThrowsCode(() => encoder.backward(params, new Float32Array(5), grad), RangeError, 'ERR_LABORSPACE_DIMENSION', /gradEmbeddings has 1 rows, expected 0/);
@@ -218,7 +255,7 @@ Backward.run();
 const Masked = suite('Encoder.maskedTokenStep');
 
 Masked('should give the loss of the float64 reference and its central differences for every tensor, the tied table and the output layer, on every ISA', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 21);
   const head = randomMatrix(1, encoder.maskedHeadSize, 22).map((v) => v * 0.7);
   // Masked: in text 0 its second token (now 0), text 1's only one, two of text 3 (one a repeated 5).
@@ -259,7 +296,7 @@ Masked('should give the loss of the float64 reference and its central difference
 });
 
 Masked('should refuse bad positions, targets and output layers', () => {
-  const encoder = new Encoder(TINY, TIMING);
+  const encoder = new Encoder(TINY, TIMING, CPU);
   const params = tinyParams(encoder, 24);
   const head = new Float32Array(encoder.maskedHeadSize);
   const grad = new Float32Array(encoder.paramCount), gradHead = new Float32Array(encoder.maskedHeadSize);

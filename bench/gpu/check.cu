@@ -5,11 +5,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "../../native/cuda/cuda_encoder.h"
 #include "../../native/cuda/cuda_topk.h"
 #include "../../native/cuda/cuda_training.h"
+#include "../../native/src/encoder.h"
 #include "../../native/src/kernels.h"
 #include "../../native/src/training.h"
 
@@ -113,6 +116,62 @@ void check_step(Loss loss, const char* name, size_t batch, size_t d, size_t rank
   expect(max_diff <= 1e-5 + 1e-3 * max_abs, "gradients differ");
 }
 
+
+// The whole encoder's forward and backward on both devices, on random weights (layer norms near 1)
+// and `texts` texts of random lengths 1..max_tokens, with a random dL/de.
+void check_encoder(const char* name, const EncoderDims& dims, size_t texts) {
+  const size_t count = encoder_param_count(dims);
+  std::vector<float> params = random_matrix(count, 11, 0.05f);
+  for (const TensorSpec& t : encoder_layout(dims))
+    if (t.name.find("scale") != std::string::npos)
+      for (size_t i = 0; i < t.rows * t.cols; ++i) params[t.offset + i] += 1.f;
+  const std::vector<float> timing = random_matrix(dims.max_tokens * dims.embed, 12, 0.5f);
+  std::mt19937 gen(13);
+  std::vector<int32_t> offsets{0}, tokens;
+  for (size_t s = 0; s < texts; ++s) {
+    const int32_t len = int32_t(1 + gen() % dims.max_tokens);
+    for (int32_t i = 0; i < len; ++i) tokens.push_back(int32_t(gen() % dims.vocab));
+    offsets.push_back(offsets.back() + len);
+  }
+  const std::vector<float> grad_e = random_matrix(texts * dims.head_out, 14, 0.1f);
+  std::vector<float> ce(texts * dims.head_out), ge(ce.size()), cg(count), gg(count), pooled;
+  EncoderTape tape;
+  SparseRows cr, gr;
+  Error cerr, gerr;
+  const double cpu = median_ms([&] {
+    cerr = encoder_forward(dims, params.data(), timing.data(), Adapter{}, tokens.data(), offsets.data(), texts, false, tape, ce.data());
+    if (!cerr) cerr = encoder_backward(dims, params.data(), Adapter{}, tape, grad_e.data(), 0.5f, cg.data(), cr, nullptr, nullptr);
+  }, 3);
+  const std::unique_ptr<cuda::Encoder> gpu_encoder = cuda::Encoder::open(dims, timing.data(), &gerr);
+  expect(gpu_encoder != nullptr, gerr.message.c_str());
+  if (!gpu_encoder) return;
+  const double gpu = median_ms([&] {
+    gerr = gpu_encoder->forward(params.data(), tokens.data(), offsets.data(), texts, ge.data(), pooled);
+    if (!gerr) gerr = gpu_encoder->backward(grad_e.data(), 0.5f, gg.data(), gr);
+  }, 3);
+  expect(!cerr, cerr.message.c_str());
+  expect(!gerr, gerr.message.c_str());
+  double worst_cos = 1;
+  for (size_t s = 0; s < texts; ++s) {
+    double dot = 0, na = 0, nb = 0;
+    for (size_t j = 0; j < dims.head_out; ++j) {
+      const double a = ce[s * dims.head_out + j], b = ge[s * dims.head_out + j];
+      dot += a * b, na += a * a, nb += b * b;
+    }
+    worst_cos = std::min(worst_cos, dot / std::sqrt(na * nb));
+  }
+  // The arena past the embeddings, then the embedding table's rows (same ids, same order).
+  const size_t first = encoder_layout(dims)[1].offset;
+  double max_diff = 0, max_abs = 0;
+  compare(std::vector<float>(cg.begin() + first, cg.end()), std::vector<float>(gg.begin() + first, gg.end()), &max_diff, &max_abs);
+  expect(cr.ids == gr.ids, "embedding gradient rows differ");
+  if (cr.ids == gr.ids) compare(cr.rows, gr.rows, &max_diff, &max_abs);
+  std::printf("| encoder %s, %zu texts (%d tokens) | %.2f | %.2f | %.1fx | cosine %.7f, grads %.1e (max |grad| %.1e) | |\n", name,
+              texts, offsets.back(), cpu, gpu, cpu / gpu, worst_cos, max_diff, max_abs);
+  expect(worst_cos >= 0.99999, "encoder embeddings differ");
+  expect(max_diff <= 1e-5 + 1e-3 * max_abs, "encoder gradients differ");
+}
+
 }  // namespace
 
 int main() {
@@ -133,6 +192,14 @@ int main() {
   check_step(Loss::mnrl, "mnrl", 256, 512, 16);
   check_step(Loss::cosent, "cosent", 256, 512, 16, false);
   check_step(Loss::triplet, "triplet (ragged)", 77, 300, 5);
+  EncoderDims tiny;  // odd sizes: widths that split into heads unevenly across layers, a projection
+  tiny.vocab = 53, tiny.embed = 6, tiny.max_tokens = 9, tiny.head_out = 7;
+  tiny.layers = {{6, 10, 3, 11, true, 0.6f}, {10, 10, 5, 7, false, 0.4f}};
+  check_encoder("tiny", tiny, 13);
+  EncoderDims use;  // Universal Sentence Encoder lite's sizes (src/encoder/use-lite.ts)
+  use.vocab = 8002, use.embed = 256, use.max_tokens = 128, use.head_out = 512;
+  use.layers = {{256, 512, 4, 1536, true, 0.125f}, {512, 512, 4, 1536, false, 0.0883883f}};
+  check_encoder("USE lite", use, 128);
   std::printf("\n%s\n", failures ? "FAILED" : "all CUDA results match the CPU");
   return failures ? 1 : 0;
 }

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 out=${1:-build-gpu-check}
 mkdir -p "$out"
 nvcc -O3 -std=c++17 -arch=native -Xcompiler -O3,-fno-math-errno,-pthread \
-  bench/gpu/check.cu native/cuda/cuda_topk.cu native/cuda/cuda_training.cu \
+  bench/gpu/check.cu native/cuda/cuda_topk.cu native/cuda/cuda_training.cu native/cuda/cuda_encoder.cu \
   native/src/dispatch.cpp native/src/kernels_scalar.cpp native/src/kernels_avx2.cpp native/src/kernels_avx512.cpp \
-  native/src/gemm.cpp native/src/parallel.cpp native/src/scoring.cpp native/src/training.cpp -o "$out/gpu-check"
+  native/src/gemm.cpp native/src/parallel.cpp native/src/scoring.cpp native/src/training.cpp native/src/encoder.cpp -o "$out/gpu-check"
 "$out/gpu-check"

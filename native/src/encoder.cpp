@@ -276,9 +276,7 @@ std::string check_encoder_dims(const EncoderDims& dims) {
   return "";
 }
 
-Error encoder_forward(const EncoderDims& dims, const float* params, const float* timing, const Adapter& adapter,
-                      const int32_t* tokens, const int32_t* offsets, size_t texts, bool recompute, EncoderTape& tape,
-                      float* e) {
+Error check_encoder_batch(const EncoderDims& dims, const int32_t* tokens, const int32_t* offsets, size_t texts) {
   if (texts == 0) return {Error::bad_argument, "no texts"};
   if (offsets[0] != 0) return {Error::bad_argument, "offsets must start at 0"};
   for (size_t s = 0; s < texts; ++s) {
@@ -291,6 +289,14 @@ Error encoder_forward(const EncoderDims& dims, const float* params, const float*
   for (size_t i = 0; i < N; ++i)
     if (tokens[i] < 0 || size_t(tokens[i]) >= dims.vocab)
       return {Error::bad_argument, "token " + std::to_string(i) + " is " + std::to_string(tokens[i]) + ", outside the vocabulary of " + std::to_string(dims.vocab)};
+  return {};
+}
+
+Error encoder_forward(const EncoderDims& dims, const float* params, const float* timing, const Adapter& adapter,
+                      const int32_t* tokens, const int32_t* offsets, size_t texts, bool recompute, EncoderTape& tape,
+                      float* e) {
+  if (Error err = check_encoder_batch(dims, tokens, offsets, texts)) return err;
+  const size_t N = size_t(offsets[texts]);
   const Tensors<const float> t = map_tensors(dims, params);
   tape.tokens.assign(tokens, tokens + N);
   tape.offsets.assign(offsets, offsets + texts + 1);
@@ -371,6 +377,28 @@ Error encoder_forward(const EncoderDims& dims, const float* params, const float*
   Error err = head_forward(pooled, texts, P, t.head_weight, t.head_bias, dims.head_out, adapter, hidden, e);
   if (!err) tape.embeddings.assign(e, e + texts * dims.head_out);
   return err;
+}
+
+void embedding_gradient(const int32_t* tokens, size_t N, const float* gx, size_t E, SparseRows& embedding) {
+  std::vector<int32_t> order(N);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return tokens[a] < tokens[b]; });
+  std::vector<size_t> starts;
+  embedding.ids.clear();
+  for (size_t i = 0; i < N; ++i)
+    if (i == 0 || tokens[order[i]] != tokens[order[i - 1]]) {
+      starts.push_back(i);
+      embedding.ids.push_back(tokens[order[i]]);
+    }
+  starts.push_back(N);
+  embedding.rows.assign(embedding.ids.size() * E, 0.f);
+  for_rows(embedding.ids.size(), double(E) * N / std::max<size_t>(1, embedding.ids.size()), [&](size_t u) {
+    float* row = embedding.rows.data() + u * E;
+    for (size_t i = starts[u]; i < starts[u + 1]; ++i) {
+      const float* src = gx + size_t(order[i]) * E;
+      for (size_t j = 0; j < E; ++j) row[j] += 2.f * src[j];
+    }
+  });
 }
 
 Error encoder_backward(const EncoderDims& dims, const float* params, const Adapter& adapter, EncoderTape& tape,
@@ -465,28 +493,7 @@ Error encoder_backward(const EncoderDims& dims, const float* params, const Adapt
     layer_norm_backward(a.x.data(), a.mean1.data(), a.rstd1.data(), p.ln1_scale, gtmp, N, wi, gx, q.ln1_scale, q.ln1_bias);
   }
 
-  // x0 = 2 emb[tok] + timing: each distinct token's row sums twice its positions' gradients, in
-  // position order.
-  const size_t E = dims.embed;
-  std::vector<int32_t> order(N);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return tape.tokens[a] < tape.tokens[b]; });
-  std::vector<size_t> starts;
-  embedding.ids.clear();
-  for (size_t i = 0; i < N; ++i)
-    if (i == 0 || tape.tokens[order[i]] != tape.tokens[order[i - 1]]) {
-      starts.push_back(i);
-      embedding.ids.push_back(tape.tokens[order[i]]);
-    }
-  starts.push_back(N);
-  embedding.rows.assign(embedding.ids.size() * E, 0.f);
-  for_rows(embedding.ids.size(), double(E) * N / std::max<size_t>(1, embedding.ids.size()), [&](size_t u) {
-    float* row = embedding.rows.data() + u * E;
-    for (size_t i = starts[u]; i < starts[u + 1]; ++i) {
-      const float* src = gx + size_t(order[i]) * E;
-      for (size_t j = 0; j < E; ++j) row[j] += 2.f * src[j];
-    }
-  });
+  embedding_gradient(tape.tokens.data(), N, gx, dims.embed, embedding);
   return {};
 }
 

@@ -63,6 +63,10 @@ struct EncoderTape {
   std::vector<float> masked_states, masked_z, masked_logits, masked_grad_z, masked_grad_states;
 };
 
+// An empty error when tokens[offsets[0] .. offsets[texts]) is a batch the encoder can read: offsets
+// from 0, every text 1 to max_tokens long, every token inside the vocabulary.
+Error check_encoder_batch(const EncoderDims& dims, const int32_t* tokens, const int32_t* offsets, size_t texts);
+
 // Forward over `texts` texts whose tokens are tokens[offsets[i] .. offsets[i+1]). params is the
 // arena (encoder_layout), timing the max_tokens x embed timing table. Writes e (texts x head_out)
 // and keeps what the backward pass needs in the tape; with `recompute`, the FFN's hidden layer
@@ -77,6 +81,10 @@ struct SparseRows {
   std::vector<int32_t> ids;
   std::vector<float> rows;  // ids.size() x embed
 };
+
+// The embedding table's gradient from dL/dx0 (N tokens x E): x0 = 2 emb[tok] + timing, so each
+// distinct token's row sums twice its positions' gradients, in position order.
+void embedding_gradient(const int32_t* tokens, size_t N, const float* gx, size_t E, SparseRows& embedding);
 
 // Gradients of a loss given dL/de (texts x head_out) times `weight` for the last forward on `tape`: grad is an
 // arena-sized array whose tensors are overwritten, except the embeddings, which go to `embedding`

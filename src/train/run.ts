@@ -219,7 +219,7 @@ async function tuneEncoder(ctx: RunContext, tokens: Int32Array[], config: Encode
     start = context.params;
   }
   const result = trainEncoder(encoder, tokens, ctx.examples.train, pretrained, config, { onStep: ctx.hooks.onStep, onCheckpoint }, saved, baseVectors, start);
-  ctx.hooks.onNote?.(`trained ${result.steps} steps (${result.secondsPerStep.toFixed(2)} s each); embedding every entity with the fine-tuned encoder`);
+  ctx.hooks.onNote?.(`trained ${result.steps} steps (${result.secondsPerStep.toFixed(2)} s each, on the ${encoder.device === 'cuda' ? 'GPU' : 'CPU'}); embedding every entity with the fine-tuned encoder`);
   const width = encoder.dims.layers[encoder.dims.layers.length - 1].widthOut;
   const pooled: Pooled = { refs: ctx.refs, dim: width, matrix: new Float32Array(ctx.refs.length * width) };
   let vectors = embedTokenLists(encoder, result.params, tokens, { onProgress: ctx.hooks.onEmbedProgress, pooled: pooled.matrix });

@@ -1,7 +1,10 @@
 // Node-API glue of the whole encoder (encoder.cpp): the NativeEncoder class, whose forward,
-// backward and fused loss step run on one tape kept between calls.
+// backward and fused loss step run on one tape kept between calls, on the CPU or, in a CUDA build
+// on a machine with a GPU, on the GPU (cuda/cuda_encoder.cu).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,7 +13,11 @@
 #include "../kernels.h"
 #include "../training.h"
 #include "args.h"
+#include "device.h"
 #include "exports.h"
+#ifdef LABORSPACE_WITH_CUDA
+#include "../../cuda/cuda_encoder.h"
+#endif
 
 namespace laborspace::addon {
 namespace {
@@ -23,13 +30,13 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeEncoder",
                        {InstanceMethod("layout", &NativeEncoder::layout), InstanceMethod("forward", &NativeEncoder::forward),
-                        InstanceMethod("pooled", &NativeEncoder::pooled),
+                        InstanceMethod("pooled", &NativeEncoder::pooled), InstanceMethod("device", &NativeEncoder::device),
                         InstanceMethod("backward", &NativeEncoder::backward), InstanceMethod("lossStep", &NativeEncoder::loss_step),
                         InstanceMethod("maskedTokenStep", &NativeEncoder::masked_token_step)});
   }
 
   // new NativeEncoder({vocab, embed, maxTokens, headOut, lnEps?, layers: [{widthIn, widthOut, heads,
-  //   ffn, residualProjection, queryScale}]}, timing)
+  //   ffn, residualProjection, queryScale}]}, timing, device?)
   explicit NativeEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEncoder>(info) {
     guarded(info, [&]() -> Napi::Value {
       if (!info[0].IsObject()) fail(ArgError::type_error, "ERR_LABORSPACE_ARG_TYPE", "dims must be an object");
@@ -66,6 +73,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       const Napi::Float32Array timing = batch_matrix(info, 1, "timing", dims_.embed, dims_.max_tokens);
       timing_.assign(timing.Data(), timing.Data() + timing.ElementLength());
       params_ = encoder_param_count(dims_);
+      choose_encoder_device(device_arg(info, 2));
       return info.Env().Undefined();
     });
   }
@@ -77,6 +85,35 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   EncoderTape tape_;
   SparseRows embedding_;
   bool has_forward_ = false;
+  bool forward_on_gpu_ = false;  // which device holds the last forward's activations
+  std::vector<float> gpu_pooled_;
+#ifdef LABORSPACE_WITH_CUDA
+  std::unique_ptr<cuda::Encoder> gpu_;
+  bool gpu_verified_ = false;  // the first GPU step was checked against the CPU's
+#endif
+
+  bool on_gpu() const {
+#ifdef LABORSPACE_WITH_CUDA
+    return gpu_ != nullptr;
+#else
+    return false;
+#endif
+  }
+
+  // The GPU where the build and the machine have one ('auto') or where asked ('cuda', else
+  // ERR_LABORSPACE_DEVICE); its buffers are set up here, so a GPU that cannot take them is found now.
+  void choose_encoder_device(DeviceRequest request) {
+    if (choose_device(request, CudaFit{}) == Device::cpu) return;
+#ifdef LABORSPACE_WITH_CUDA
+    Error err;
+    gpu_ = cuda::Encoder::open(dims_, timing_.data(), &err);
+    if (!gpu_ && request == DeviceRequest::cuda) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", err.message);
+#endif
+  }
+
+  // 'cpu' or 'cuda': where forward, backward and lossStep run (adapters and the masked-token step
+  // always run on the CPU).
+  Napi::Value device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), on_gpu() ? "cuda" : "cpu"); }
 
   // [{name, offset, rows, cols}]
   Napi::Value layout(const Napi::CallbackInfo& info) {
@@ -124,15 +161,21 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     return texts;
   }
 
+  // The forward pass on the GPU when there is one and the call allows it (no adapter), else the CPU.
   Napi::Float32Array run_forward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, size_t at,
-                                 const Adapter& adapter, bool recompute, size_t* texts) {
+                                 const Adapter& adapter, bool recompute, size_t* texts, bool gpu_allowed = true) {
     Napi::Int32Array tokens, offsets;
     *texts = batch_args(info, at, &tokens, &offsets);
     Napi::Float32Array e = zeros(info.Env(), *texts * dims_.head_out);
     has_forward_ = false;
-    if (Error err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts,
-                                    recompute, tape_, e.Data()))
-      throw from_kernel(err);
+    forward_on_gpu_ = gpu_allowed && adapter.rank == 0 && on_gpu();
+    Error err;
+#ifdef LABORSPACE_WITH_CUDA
+    if (forward_on_gpu_) err = gpu_->forward(params.Data(), tokens.Data(), offsets.Data(), *texts, e.Data(), gpu_pooled_);
+#endif
+    if (!forward_on_gpu_)
+      err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts, recompute, tape_, e.Data());
+    if (err) throw from_kernel(err);
     has_forward_ = true;
     return e;
   }
@@ -147,9 +190,17 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       gd = output(info, adapter_out_at, 0, "gradAdapterDown", adapter.rank * dims_.head_out);
       gu = output(info, adapter_out_at, 1, "gradAdapterUp", dims_.head_out * adapter.rank);
     }
-    if (Error err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, weight, grad.Data(), embedding_,
-                                     gd ? gd->Data() : nullptr, gu ? gu->Data() : nullptr))
-      throw from_kernel(err);
+    Error err;
+#ifdef LABORSPACE_WITH_CUDA
+    if (forward_on_gpu_) {
+      if (adapter.rank) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward has an adapter the forward pass did not");
+      err = gpu_->backward(grad_e, weight, grad.Data(), embedding_);
+    }
+#endif
+    if (!forward_on_gpu_)
+      err = encoder_backward(dims_, params.Data(), adapter, tape_, grad_e, weight, grad.Data(), embedding_, gd ? gd->Data() : nullptr,
+                             gu ? gu->Data() : nullptr);
+    if (err) throw from_kernel(err);
     Napi::Object o = Napi::Object::New(info.Env());
     Napi::Int32Array ids = Napi::Int32Array::New(info.Env(), embedding_.ids.size());
     std::copy(embedding_.ids.begin(), embedding_.ids.end(), ids.Data());
@@ -176,9 +227,10 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   Napi::Value pooled(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
-      const size_t n = (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
+      const std::vector<float>& pooled = forward_on_gpu_ ? gpu_pooled_ : tape_.pooled;
+      const size_t n = forward_on_gpu_ ? gpu_pooled_.size() : (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
       Napi::Float32Array out = zeros(info.Env(), n);
-      std::copy(tape_.pooled.begin(), tape_.pooled.begin() + n, out.Data());
+      std::copy(pooled.begin(), pooled.begin() + n, out.Data());
       return out;
     });
   }
@@ -240,11 +292,60 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       }
       const double value = loss_on_sides(loss, e.Data(), anchors, dims_.head_out, lp, ge.data());
       Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
+#ifdef LABORSPACE_WITH_CUDA
+      if (forward_on_gpu_ && !gpu_verified_) {
+        // The first GPU step is checked against the CPU's; where they differ the encoder stays on
+        // the CPU, and this step is taken again there.
+        gpu_verified_ = true;
+        const std::string why = gpu_disagreement(loss, params.Data(), tokens.Data(), offsets.Data(), texts, anchors, lp, e.Data(),
+                                                 info[8].As<Napi::Float32Array>().Data());
+        if (!why.empty()) {
+          std::fprintf(stderr, "laborspace: the GPU's encoder step differs from the CPU's (%s); the encoder runs on the CPU from now on\n",
+                       why.c_str());
+          gpu_.reset();
+          return loss_step(info);
+        }
+      }
+#endif
       o.Set("loss", Napi::Number::New(info.Env(), value));
       o.Set("embeddings", e);
       return o;
     });
   }
+
+#ifdef LABORSPACE_WITH_CUDA
+  // What differs between the GPU step just taken (embeddings e, the arena's gradient grad and
+  // embedding_) and the same step on the CPU, or an empty string when they agree to rounding.
+  std::string gpu_disagreement(Loss loss, const float* params, const int32_t* tokens, const int32_t* offsets, size_t texts,
+                               size_t anchors, const LossParams& lp, const float* e, const float* grad) {
+    const size_t H = dims_.head_out;
+    std::vector<float> ce(texts * H), cge(texts * H), cgrad(params_);
+    SparseRows rows;
+    Error err = encoder_forward(dims_, params, timing_.data(), Adapter{}, tokens, offsets, texts, false, tape_, ce.data());
+    if (!err) {
+      loss_on_sides(loss, ce.data(), anchors, H, lp, cge.data());
+      err = encoder_backward(dims_, params, Adapter{}, tape_, cge.data(), lp.weight, cgrad.data(), rows, nullptr, nullptr);
+    }
+    if (err) return "the CPU's step failed: " + err.message;
+    double worst = 1;
+    for (size_t s = 0; s < texts; ++s) {
+      double dot = 0, na = 0, nb = 0;
+      for (size_t j = 0; j < H; ++j) dot += double(ce[s * H + j]) * e[s * H + j], na += double(ce[s * H + j]) * ce[s * H + j], nb += double(e[s * H + j]) * e[s * H + j];
+      worst = std::min(worst, dot / std::sqrt(std::max(na * nb, 1e-30)));
+    }
+    if (worst < 0.9999) return "an embedding's cosine to the CPU's is " + std::to_string(worst);
+    if (rows.ids != embedding_.ids) return "the embedding gradient has other rows";
+    double diff = 0, largest = 0;
+    auto compare = [&](const float* a, const float* b, size_t n) {
+      for (size_t i = 0; i < n; ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i]))), largest = std::max(largest, double(std::fabs(a[i])));
+    };
+    const size_t first = encoder_layout(dims_)[1].offset;
+    compare(cgrad.data() + first, grad + first, params_ - first);
+    compare(rows.rows.data(), embedding_.rows.data(), rows.rows.size());
+    if (!(diff <= 1e-4 + 1e-2 * largest)) return "gradients differ by " + std::to_string(diff) + " (largest " + std::to_string(largest) + ")";
+    return "";
+  }
+#endif
 
   // maskedTokenStep(params, tokens, offsets, positions, targets, head, gradOut, gradHead, recompute?):
   // forward over the masked batch, the masked-token loss (masked_token_step) and the backward pass
@@ -273,7 +374,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       Napi::Float32Array grad = batch_matrix(info, 6, "gradOut", params_, 1);
       Napi::Float32Array grad_head = sized_arg(7, "gradHead");
       size_t texts = 0;
-      run_forward(info, params, 1, Adapter{}, info[8].ToBoolean().Value(), &texts);
+      run_forward(info, params, 1, Adapter{}, info[8].ToBoolean().Value(), &texts, false);
       const float* h = head.Data();
       float* gh = grad_head.Data();
       double loss = 0;
