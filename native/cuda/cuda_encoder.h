@@ -1,6 +1,7 @@
 // The whole encoder on the first GPU: forward and backward with the contract of encoder_forward and
 // encoder_backward (encoder.h), for the relation loss's step (no adapter, no per-token gradient:
-// those run on the CPU). Built with LABORSPACE_WITH_CUDA.
+// those run on the CPU). Activations are always kept: recomputation is for the CPU's memory.
+// Built with LABORSPACE_WITH_CUDA.
 #pragma once
 #include <cstddef>
 #include <cstdint>
