@@ -141,6 +141,15 @@ __device__ TokenSpan span_of(int token, const int32_t* text_of, const int32_t* o
   return {offsets[s], offsets[s + 1] - offsets[s], token - offsets[s], prob_offsets[s]};
 }
 
+// Copies the depth floats at `from` into the block's shared memory, after the max_tokens floats the
+// kernel keeps per key, and waits for every thread: the query's or dctx's row of one head.
+__device__ const float* stage_head_row(const float* from, int depth, int max_tokens, float* shared) {
+  float* row = shared + max_tokens;
+  for (int d = threadIdx.x; d < depth; d += kRowThreads) row[d] = from[d];
+  __syncthreads();
+  return row;
+}
+
 // Row `row` of head h's probabilities, softmax(scale q k^T) over the text's T tokens, and ctx of
 // that token for the head: one block per (token, head). Dynamic shared memory: max T + depth floats.
 __global__ void attention_forward_rows(const float* qkv, const int32_t* text_of, const int32_t* offsets,
@@ -148,13 +157,11 @@ __global__ void attention_forward_rows(const float* qkv, const int32_t* text_of,
                                        float* probs, float* ctx) {
   extern __shared__ float shared[];
   __shared__ float scratch[kRowThreads];
-  float* p = shared;
-  float* q = shared + max_tokens;
   const int i = blockIdx.x, h = blockIdx.y;
   const TokenSpan sp = span_of(i, text_of, offsets, prob_offsets);
   const size_t ld = size_t(3) * w;
-  for (int d = threadIdx.x; d < depth; d += kRowThreads) q[d] = qkv[i * ld + h * depth + d];
-  __syncthreads();
+  float* p = shared;
+  const float* q = stage_head_row(qkv + i * ld + h * depth, depth, max_tokens, shared);
   float top = -INFINITY;
   for (int j = threadIdx.x; j < sp.T; j += kRowThreads) {
     const float* k = qkv + (sp.r0 + j) * ld + w + h * depth;
@@ -186,13 +193,11 @@ __global__ void attention_backward_queries(const float* qkv, const float* probs,
                                            float* grad_qkv) {
   extern __shared__ float shared[];
   __shared__ float scratch[kRowThreads];
-  float* ds = shared;
-  float* dc = shared + max_tokens;
   const int i = blockIdx.x, h = blockIdx.y;
   const TokenSpan sp = span_of(i, text_of, offsets, prob_offsets);
   const size_t ld = size_t(3) * w;
-  for (int d = threadIdx.x; d < depth; d += kRowThreads) dc[d] = grad_ctx[size_t(i) * w + h * depth + d];
-  __syncthreads();
+  float* ds = shared;
+  const float* dc = stage_head_row(grad_ctx + size_t(i) * w + h * depth, depth, max_tokens, shared);
   const size_t row = sp.probs + (size_t(h) * sp.T + sp.row) * sp.T;
   float dot = 0;
   for (int j = threadIdx.x; j < sp.T; j += kRowThreads) {
