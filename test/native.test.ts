@@ -263,7 +263,7 @@ const Matmul = suite('matmul');
 Matmul('should multiply in all four transpose forms at ragged shapes, on every ISA and on threads', () => {
   forEachIsa((isa) => {
     // Narrow ones ([70, 3, 33], [40, 7, 9], [300, 16, 512]) run as their transposes on the ISAs whose strips they would mostly pad.
-    // The driver's other paths: rows packed in several goes ([2200, 40, 20]), strips in several
+    // The driver's other paths: rows taken in runs of several lengths ([2200, 40, 20]), strips in several
     // L2-sized groups ([40, 500, 600]), threads splitting strips instead of rows ([8, 1000, 600]),
     // depth in passes ([50, 70, 1000]).
     const shapes = [[1, 1, 1], [7, 17, 5], [13, 65, 33], [70, 129, 300], [200, 300, 100], [70, 3, 33], [40, 7, 9], [300, 16, 512],
@@ -276,6 +276,23 @@ Matmul('should multiply in all four transpose forms at ragged shapes, on every I
           assertClose(got, matmulRef(a, b, m, n, k, transposeA, transposeB), dotTolerance(k), `${isa} ${m}x${n}x${k} ${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`);
         }
   });
+});
+
+Matmul('should give bit-identical products on 1, 2 and 3 threads, however the threads share the row tiles', () => {
+  // Threads take runs of row tiles as they free up, so which thread makes a tile changes from run to run.
+  const threads = nativeInfo().threads;
+  try {
+    for (const [m, n, k] of [[2200, 40, 20], [500, 300, 1000], [9, 700, 64]]) {
+      const a = randomMatrix(m * k, 1, m), b = randomMatrix(k * n, 1, n);
+      const products = [1, 2, 3, 2].map((t) => {
+        setThreads(t);
+        return matmul(a, b, { m, n, k, transposeB: true });
+      });
+      for (const [i, p] of products.entries()) assert.ok(p.every((v, j) => v === products[0][j]), `${m}x${n}x${k}: run ${i} differs`);
+    }
+  } finally {
+    setThreads(threads);
+  }
 });
 
 Matmul('should reject operands of the wrong size and non-finite values', () => {

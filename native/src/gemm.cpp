@@ -1,12 +1,13 @@
 // General matrix product on the ISA's gemm_micro kernel, in the usual packed arrangement. op(B) is
-// packed once into gemm_nr-column strips, shared by the threads, and each thread packs its own rows
-// of op(A) once into gemm_mr-row tiles; packing also absorbs the transposes, so the four forms (NN,
-// NT, TN, TT) run the same kernel. Then every tile meets every strip, in cache-sized groups: a block
-// of tiles (a few hundred KB) meets a group of strips (about 1 MB), both held in L2.
+// packed once into gemm_nr-column strips, shared by the threads, and each thread packs the rows of
+// op(A) it takes once into gemm_mr-row tiles; packing also absorbs the transposes, so the four
+// forms (NN, NT, TN, TT) run the same kernel. Then every tile meets every strip, in cache-sized
+// groups: a block of tiles (a few hundred KB) meets a group of strips (about 1 MB), both in L2.
 // Each operand is packed exactly once: packing A per group of strips, and by both threads, cost
 // 10-20% of the encoder's products. Blocking k as well (each strip's part held in L1) measured no
 // faster at the training shapes: the strips stream from L2 fast enough.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "kernels.h"
@@ -17,6 +18,7 @@ namespace laborspace {
 namespace {
 
 constexpr size_t kBlockTiles = 16;   // row tiles of op(A) per block that meets a group of strips
+constexpr size_t kMinRunTiles = 8;   // the shortest run of row tiles a thread takes
 constexpr size_t kPackedRows = 1024;  // rows of op(A) a thread packs at a time (2 MB at k = 512)
 // Packed strips of op(B) that one pass over the blocks of op(A) meets: about 1 MB, so they stay in
 // L2 while every block streams past them (the whole packed op(B) of a 1536-wide layer, 3 MB, came
@@ -68,33 +70,53 @@ void gemm(Op op_a, Op op_b, size_t m, size_t n, size_t k, const float* a, size_t
     for (size_t pn = panels * t / packers; pn < panels * (t + 1) / packers; ++pn)
       kern.gemm_pack_b(op_b == Op::transpose, b, ldb, pn * nr, std::min(nr, n - pn * nr), k, packed_b + pn * k * nr);
   });
-  // Threads take ranges of row tiles when there are enough, else ranges of strips (a few rows
-  // against many columns), each packing the rows of op(A) it meets.
+  // Threads take runs of row tiles when there are enough, else ranges of strips (a few rows against
+  // many columns). Each run's rows of op(A) are packed once, by the thread that meets them.
   const bool by_rows = tiles >= 2 * threads || panels < 2 * threads;
   const size_t parts = std::min(threads, by_rows ? tiles : panels);
   const size_t group = std::max<size_t>(1, kStripBytes / (k * nr * sizeof(float)));
   const size_t packed_tiles = std::max<size_t>(kBlockTiles, kPackedRows / mr);
-  fork_join(parts, [&](size_t t) {
-    const size_t tb = by_rows ? tiles * t / parts : 0, te = by_rows ? tiles * (t + 1) / parts : tiles;
-    const size_t pb = by_rows ? 0 : panels * t / parts, pe = by_rows ? panels : panels * (t + 1) / parts;
-    const Scratch packed(tiles_buffer, std::min(packed_tiles, te - tb) * k * mr);
-    float* packed_a = packed.get();
-    for (size_t s0 = tb; s0 < te; s0 += packed_tiles) {
-      const size_t s1 = std::min(te, s0 + packed_tiles);
-      for (size_t ti = s0; ti < s1; ++ti)
-        kern.gemm_pack_a(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, packed_a + (ti - s0) * k * mr);
-      for (size_t g0 = pb; g0 < pe; g0 += group) {
-        const size_t g1 = std::min(pe, g0 + group);
-        for (size_t t0 = s0; t0 < s1; t0 += kBlockTiles) {
-          const size_t t1 = std::min(s1, t0 + kBlockTiles);
-          for (size_t pn = g0; pn < g1; ++pn) {
-            const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
-            for (size_t ti = t0; ti < t1; ++ti)
-              kern.gemm_micro(packed_a + (ti - s0) * k * mr, packed_b + pn * k * nr, k, c + ti * mr * ldc + n0, ldc,
-                              std::min(mr, m - ti * mr), cols, accumulate);
-          }
+  // Tiles [t0, t1) (at most packed_tiles) against strips [pb, pe), in cache-sized groups.
+  const auto meet = [&](size_t t0, size_t t1, size_t pb, size_t pe, float* packed_a) {
+    for (size_t ti = t0; ti < t1; ++ti)
+      kern.gemm_pack_a(op_a == Op::none, a, lda, ti * mr, std::min(mr, m - ti * mr), k, packed_a + (ti - t0) * k * mr);
+    for (size_t g0 = pb; g0 < pe; g0 += group) {
+      const size_t g1 = std::min(pe, g0 + group);
+      for (size_t b0 = t0; b0 < t1; b0 += kBlockTiles) {
+        const size_t b1 = std::min(t1, b0 + kBlockTiles);
+        for (size_t pn = g0; pn < g1; ++pn) {
+          const size_t n0 = pn * nr, cols = std::min(nr, n - n0);
+          for (size_t ti = b0; ti < b1; ++ti)
+            kern.gemm_micro(packed_a + (ti - t0) * k * mr, packed_b + pn * k * nr, k, c + ti * mr * ldc + n0, ldc,
+                            std::min(mr, m - ti * mr), cols, accumulate);
         }
       }
+    }
+  };
+  if (!by_rows) {
+    fork_join(parts, [&](size_t t) {
+      const Scratch packed(tiles_buffer, std::min(packed_tiles, tiles) * k * mr);
+      for (size_t s0 = 0; s0 < tiles; s0 += packed_tiles)
+        meet(s0, std::min(tiles, s0 + packed_tiles), panels * t / parts, panels * (t + 1) / parts, packed.get());
+    });
+    return;
+  }
+  // Runs come from a shared counter, long ones first and shorter toward the end: a run is the
+  // tiles left over twice the threads, at least kMinRunTiles (or a quarter of a thread's share, if
+  // less) and at most packed_tiles. On a shared VM one core often runs slower than the other for a
+  // while, and fixed halves waited on it: at the encoder's shapes, medians 1-6% slower on an idle
+  // 2-core VM and 13-30% beside one busy process. A tile's result does not depend on which thread
+  // made it.
+  const size_t shortest = std::clamp<size_t>(tiles / (4 * parts), 1, kMinRunTiles);
+  std::atomic<size_t> next{0};
+  fork_join(parts, [&](size_t) {
+    const Scratch packed(tiles_buffer, std::min(packed_tiles, tiles) * k * mr);
+    for (size_t t0 = next.load(std::memory_order_relaxed); t0 < tiles;) {
+      const size_t run = std::clamp((tiles - t0) / (2 * parts), shortest, packed_tiles);
+      const size_t t1 = std::min(tiles, t0 + run);
+      if (!next.compare_exchange_weak(t0, t1, std::memory_order_relaxed)) continue;  // t0 reloaded
+      meet(t0, t1, 0, panels, packed.get());
+      t0 = next.load(std::memory_order_relaxed);
     }
   });
 }
