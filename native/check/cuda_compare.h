@@ -13,6 +13,7 @@
 
 #include "../cuda/cuda_encoder.h"
 #include "../cuda/cuda_training.h"
+#include "../src/agreement.h"
 #include "../src/encoder.h"
 #include "../src/training.h"
 
@@ -49,16 +50,6 @@ double median_ms(Fn&& fn, int reps) {
   return t[t.size() / 2];
 }
 
-// Largest difference between a and b; *largest gets the largest magnitude of a.
-inline double max_diff(const float* a, const float* b, size_t n, double* largest) {
-  double d = 0;
-  for (size_t i = 0; i < n; ++i) {
-    d = std::max(d, double(std::fabs(a[i] - b[i])));
-    *largest = std::max(*largest, double(std::fabs(a[i])));
-  }
-  return d;
-}
-
 // One head step (the head and a loss, forward and backward) on both devices; rank > 0 adds the
 // adapter, !dense freezes the dense layer.
 inline void check_head_step(Loss loss, const char* name, size_t batch, size_t d, size_t rank, bool dense, int reps) {
@@ -86,7 +77,7 @@ inline void check_head_step(Loss loss, const char* name, size_t batch, size_t d,
   const double gpu = median_ms([&] { err = cuda::head_loss_step(loss, x.data(), batch, d, w.data(), b.data(), d, adapter, params, &gl, grads_of(g)); }, reps);
   expect(!err, err.message);
   double diff = 0, largest = 0;
-  for (int i = 0; i < 4; ++i) diff = std::max(diff, max_diff(c[i].data(), g[i].data(), c[i].size(), &largest));
+  for (int i = 0; i < 4; ++i) diff = std::max(diff, max_abs_diff(c[i].data(), g[i].data(), c[i].size(), &largest));
   std::printf("| %s + head%s, batch %zu, dim %zu | %.2f | %.2f | %.1fx | loss %.1e, grads %.1e (max |grad| %.1e) | |\n", name,
               rank ? (dense ? " + adapter" : " (frozen) + adapter") : "", batch, d, cpu, gpu, cpu / gpu, std::fabs(cl - gl), diff,
               largest);
@@ -129,27 +120,19 @@ inline void check_encoder(const char* name, const EncoderDims& dims, size_t text
     if (!gerr) gerr = gpu_encoder->backward(grad_e.data(), 0.5f, gg.data(), gr);
   }, reps);
   expect(!gerr, "CUDA encoder: " + gerr.message);
-  double worst_cos = 1;
-  for (size_t s = 0; s < texts; ++s) {
-    double dot = 0, na = 0, nb = 0;
-    for (size_t j = 0; j < dims.head_out; ++j) {
-      const double a = ce[s * dims.head_out + j], b = ge[s * dims.head_out + j];
-      dot += a * b, na += a * a, nb += b * b;
-    }
-    worst_cos = std::min(worst_cos, dot / std::sqrt(na * nb));
-  }
+  const double worst_cos = worst_row_cosine(ce.data(), ge.data(), texts, dims.head_out);
   expect(worst_cos >= 0.99999, std::string(name) + ": the encoder's embeddings differ (cosine " + std::to_string(worst_cos) + ")");
   double worst = 0;  // the largest gradient difference relative to its tensor's largest value
   for (const TensorSpec& t : encoder_layout(dims)) {
     if (t.name == "embeddings") continue;
     double largest = 0;
-    const double d = max_diff(cg.data() + t.offset, gg.data() + t.offset, t.rows * t.cols, &largest);
+    const double d = max_abs_diff(cg.data() + t.offset, gg.data() + t.offset, t.rows * t.cols, &largest);
     expect(d <= 1e-5 + 1e-3 * largest, std::string(name) + ": the gradient of " + t.name + " differs by " + std::to_string(d));
     worst = std::max(worst, d / (1e-5 + largest));
   }
   expect(cr.ids == gr.ids, std::string(name) + ": the embedding gradient has other rows");
   double largest = 0;
-  const double rows = cr.ids == gr.ids ? max_diff(cr.rows.data(), gr.rows.data(), cr.rows.size(), &largest) : INFINITY;
+  const double rows = cr.ids == gr.ids ? max_abs_diff(cr.rows.data(), gr.rows.data(), cr.rows.size(), &largest) : INFINITY;
   expect(rows <= 1e-5 + 1e-3 * largest, std::string(name) + ": the embedding table's gradient differs by " + std::to_string(rows));
   std::printf("| encoder %s, %zu texts (%d tokens) | %.2f | %.2f | %.1fx | cosine %.7f, grads %.1e of their largest, embedding rows %.1e | |\n",
               name, texts, offsets.back(), cpu, gpu, cpu / gpu, worst_cos, worst, rows);

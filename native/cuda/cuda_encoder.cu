@@ -17,39 +17,19 @@
 
 namespace laborspace::cuda {
 
-// Device memory that grows to the largest batch seen and is kept for the next step.
-template <class T>
-struct DeviceVector {
-  T* ptr = nullptr;
-  size_t capacity = 0;
-  T* sized(size_t n) {
-    if (n > capacity) {
-      if (ptr) cudaFree(ptr);
-      ptr = nullptr;
-      capacity = 0;
-      check(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc");
-      capacity = n;
-    }
-    return ptr;
-  }
-  ~DeviceVector() {
-    if (ptr) cudaFree(ptr);
-  }
-};
-
 struct LayerBuffers {
-  DeviceVector<float> x, ln1, mean1, rstd1, qkv, probs, ctx, x1, ln2, mean2, rstd2, f1;
+  KeptBuffer<float> x, ln1, mean1, rstd1, qkv, probs, ctx, x1, ln2, mean2, rstd2, f1;
 };
 
 struct EncoderBuffers {
   std::vector<TensorSpec> specs;
   size_t param_count = 0;
-  DeviceVector<float> params, grad, timing;
-  DeviceVector<int32_t> tokens, positions, text_of, offsets;
-  DeviceVector<long long> prob_offsets;
+  KeptBuffer<float> params, grad, timing;
+  KeptBuffer<int32_t> tokens, positions, text_of, offsets;
+  KeptBuffer<long long> prob_offsets;
   std::vector<LayerBuffers> layers;
-  DeviceVector<float> out, pooled, hidden, e;
-  DeviceVector<float> grad_e, grad_u, grad_pooled, gx, gx1, gtmp, gbig, gqkv, gctx, grad_scores;
+  KeptBuffer<float> out, pooled, hidden, e;
+  KeptBuffer<float> grad_e, grad_u, grad_pooled, gx, gx1, gtmp, gbig, gqkv, gctx, grad_scores;
   // The last forward's batch, on the host.
   std::vector<int32_t> host_tokens, host_offsets;
   std::vector<float> host_gx;

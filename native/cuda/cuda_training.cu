@@ -81,6 +81,17 @@ std::vector<float> to_host(const float* d, size_t n) {
   return h;
 }
 
+// The step's device buffers, kept between steps (a run takes thousands at the same shapes) and one
+// set per calling thread, since steps may run on several threads at once.
+struct HeadStepBuffers {
+  KeptBuffer<float> x, w, b, h, e, ge, gz, gw, gb, work, ds, vec, t, down, up, mid, u, gmid, gdown, gup;
+};
+
+HeadStepBuffers& head_step_buffers() {
+  thread_local HeadStepBuffers kept;
+  return kept;
+}
+
 }  // namespace
 
 Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const float* wt, const float* bias,
@@ -91,46 +102,50 @@ Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const 
     return {Error::bad_argument, "batch too large for the CUDA path"};
   const int B = int(batch), R = int(rows), Din = int(din), Dout = int(dout), Rank = int(rank);
   try {
-    DeviceBuffer<float> dx(rows * din), dw(dout * din), db(dout), dh(rows * dout), de(rows * dout), dge(rows * dout);
-    DeviceBuffer<float> dgz(rows * dout), dgw(dout * din), dgb(dout), dwork(batch * batch), dvec(4 * batch), dt(batch);
+    HeadStepBuffers& kept = head_step_buffers();
+    float *dx = kept.x.sized(rows * din), *dw = kept.w.sized(dout * din), *db = kept.b.sized(dout);
+    float *dh = kept.h.sized(rows * dout), *de = kept.e.sized(rows * dout), *dge = kept.ge.sized(rows * dout);
+    float *dgz = kept.gz.sized(rows * dout), *dgw = kept.gw.sized(dout * din), *dgb = kept.gb.sized(dout);
+    float *dwork = kept.work.sized(batch * batch), *dvec = kept.vec.sized(4 * batch), *dt = kept.t.sized(batch);
     // The adapter: its weights, h down^T (kept for the backward pass), u, and the gradients.
-    DeviceBuffer<float> ddown(rank * dout), dup(dout * rank), dmid(rows * rank), du(rank ? rows * dout : 0);
-    DeviceBuffer<float> dgmid(rows * rank), dgdown(rank * dout), dgup(dout * rank);
-    check(cudaMemcpy(dx.ptr, x, rows * din * sizeof(float), cudaMemcpyHostToDevice), "copy x");
-    check(cudaMemcpy(dw.ptr, wt, dout * din * sizeof(float), cudaMemcpyHostToDevice), "copy weight");
-    check(cudaMemcpy(db.ptr, bias, dout * sizeof(float), cudaMemcpyHostToDevice), "copy bias");
-    if (params.targets) check(cudaMemcpy(dt.ptr, params.targets, batch * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
+    float *ddown = kept.down.sized(rank * dout), *dup = kept.up.sized(dout * rank), *dmid = kept.mid.sized(rows * rank);
+    float *du = kept.u.sized(rank ? rows * dout : 0), *dgmid = kept.gmid.sized(rows * rank);
+    float *dgdown = kept.gdown.sized(rank * dout), *dgup = kept.gup.sized(dout * rank);
+    check(cudaMemcpy(dx, x, rows * din * sizeof(float), cudaMemcpyHostToDevice), "copy x");
+    check(cudaMemcpy(dw, wt, dout * din * sizeof(float), cudaMemcpyHostToDevice), "copy weight");
+    check(cudaMemcpy(db, bias, dout * sizeof(float), cudaMemcpyHostToDevice), "copy bias");
+    if (params.targets) check(cudaMemcpy(dt, params.targets, batch * sizeof(float), cudaMemcpyHostToDevice), "copy targets");
     // Forward: h = tanh(x W^T + bias), u = h (+ the adapter), e = u / |u|.
-    gemm<false, true>(R, Dout, Din, dx.ptr, Din, dw.ptr, Din, dh.ptr, Dout);
-    tanh_bias<<<R, kRowThreads>>>(dh.ptr, db.ptr, Dout);
+    gemm<false, true>(R, Dout, Din, dx, Din, dw, Din, dh, Dout);
+    tanh_bias<<<R, kRowThreads>>>(dh, db, Dout);
     check(cudaGetLastError(), "head tanh");
-    const float* u = dh.ptr;
+    const float* u = dh;
     if (rank) {
-      check(cudaMemcpy(ddown.ptr, adapter.down, rank * dout * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
-      check(cudaMemcpy(dup.ptr, adapter.up, dout * rank * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
-      gemm<false, true>(R, Rank, Dout, dh.ptr, Dout, ddown.ptr, Dout, dmid.ptr, Rank);  // mid = h down^T
-      check(cudaMemcpy(du.ptr, dh.ptr, rows * dout * sizeof(float), cudaMemcpyDeviceToDevice), "copy h");
-      gemm<false, true>(R, Dout, Rank, dmid.ptr, Rank, dup.ptr, Rank, du.ptr, Dout, true);  // u = h + mid up^T
-      u = du.ptr;
+      check(cudaMemcpy(ddown, adapter.down, rank * dout * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
+      check(cudaMemcpy(dup, adapter.up, dout * rank * sizeof(float), cudaMemcpyHostToDevice), "copy adapter");
+      gemm<false, true>(R, Rank, Dout, dh, Dout, ddown, Dout, dmid, Rank);  // mid = h down^T
+      check(cudaMemcpy(du, dh, rows * dout * sizeof(float), cudaMemcpyDeviceToDevice), "copy h");
+      gemm<false, true>(R, Dout, Rank, dmid, Rank, dup, Rank, du, Dout, true);  // u = h + mid up^T
+      u = du;
     }
-    normalize_rows<<<R, kRowThreads>>>(u, Dout, de.ptr);
+    normalize_rows<<<R, kRowThreads>>>(u, Dout, de);
     check(cudaGetLastError(), "head normalisation");
-    const float *ea = de.ptr, *ep = de.ptr + side, *en = de.ptr + 2 * side;
-    float *ga = dge.ptr, *gp = dge.ptr + side, *gn = dge.ptr + 2 * side;
-    float* v0 = dvec.ptr;  // per-row scratch vectors, batch floats each
-    float* v1 = dvec.ptr + batch;
-    float* v2 = dvec.ptr + 2 * batch;
+    const float *ea = de, *ep = de + side, *en = de + 2 * side;
+    float *ga = dge, *gp = dge + side, *gn = dge + 2 * side;
+    float* v0 = dvec;  // per-row scratch vectors, batch floats each
+    float* v1 = dvec + batch;
+    float* v2 = dvec + 2 * batch;
     double value = 0;
     switch (loss) {
       case Loss::mnrl: {
-        gemm<false, true>(B, B, Dout, ea, Dout, ep, Dout, dwork.ptr, B);  // S = A P^T
-        DeviceBuffer<float> ds(batch * batch);
-        check(cudaMemset(ds.ptr, 0, batch * batch * sizeof(float)), "clear dS");
-        mnrl_rows<<<B, kRowThreads>>>(dwork.ptr, B, params.scale, 1.f / float(B), false, ds.ptr, v0);
+        gemm<false, true>(B, B, Dout, ea, Dout, ep, Dout, dwork, B);  // S = A P^T
+        float* ds = kept.ds.sized(batch * batch);
+        check(cudaMemset(ds, 0, batch * batch * sizeof(float)), "clear dS");
+        mnrl_rows<<<B, kRowThreads>>>(dwork, B, params.scale, 1.f / float(B), false, ds, v0);
         check(cudaGetLastError(), "mnrl kernel");
         for (float l : to_host(v0, batch)) value += l;
-        gemm<false, false>(B, Dout, B, ds.ptr, B, ep, Dout, ga, Dout);  // dA = dS P
-        gemm<true, false>(B, Dout, B, ds.ptr, B, ea, Dout, gp, Dout);   // dP = dS^T A
+        gemm<false, false>(B, Dout, B, ds, B, ep, Dout, ga, Dout);  // dA = dS P
+        gemm<true, false>(B, Dout, B, ds, B, ea, Dout, gp, Dout);   // dP = dS^T A
         break;
       }
       case Loss::triplet: {
@@ -173,12 +188,12 @@ Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const 
           for (size_t i = 0; i < batch; ++i)
             for (size_t j = 0; j < batch; ++j)
               if (params.targets[i] > params.targets[j]) top = std::max(top, params.scale * (cos[j] - cos[i]));
-          cosent_terms<<<B, kRowThreads>>>(v0, dt.ptr, B, params.scale, top, dwork.ptr, v1);
+          cosent_terms<<<B, kRowThreads>>>(v0, dt, B, params.scale, top, dwork, v1);
           check(cudaGetLastError(), "cosent terms");
           double sum = std::exp(-double(top));
           for (float r : to_host(v1, batch)) sum += r;
           value = double(top) + std::log(sum);
-          cosent_dcos<<<B, kRowThreads>>>(dwork.ptr, B, float(params.scale / sum), v2);
+          cosent_dcos<<<B, kRowThreads>>>(dwork, B, float(params.scale / sum), v2);
           check(cudaGetLastError(), "cosent gradient");
           coef = to_host(v2, batch);
         }
@@ -191,24 +206,24 @@ Error head_loss_step(Loss loss, const float* x, size_t batch, size_t din, const 
     *loss_out = value;
     // Backward: dL/du, through the adapter to dL/dh, through tanh to dL/dz, then dW = dz^T x and
     // dbias = column sums of dz.
-    head_grad_u<<<R, kRowThreads>>>(u, de.ptr, dge.ptr, Dout, params.weight, dgz.ptr);
+    head_grad_u<<<R, kRowThreads>>>(u, de, dge, Dout, params.weight, dgz);
     check(cudaGetLastError(), "head backward");
     if (rank) {
-      gemm<true, false>(Dout, Rank, R, dgz.ptr, Dout, dmid.ptr, Rank, dgup.ptr, Rank);        // d up = gu^T mid
-      gemm<false, false>(R, Rank, Dout, dgz.ptr, Dout, dup.ptr, Rank, dgmid.ptr, Rank);       // d mid = gu up
-      gemm<true, false>(Rank, Dout, R, dgmid.ptr, Rank, dh.ptr, Dout, dgdown.ptr, Dout);      // d down = dmid^T h
-      gemm<false, false>(R, Dout, Rank, dgmid.ptr, Rank, ddown.ptr, Dout, dgz.ptr, Dout, true);  // dh = gu + dmid down
-      check(cudaMemcpy(grads.up, dgup.ptr, dout * rank * sizeof(float), cudaMemcpyDeviceToHost), "copy d up");
-      check(cudaMemcpy(grads.down, dgdown.ptr, rank * dout * sizeof(float), cudaMemcpyDeviceToHost), "copy d down");
+      gemm<true, false>(Dout, Rank, R, dgz, Dout, dmid, Rank, dgup, Rank);        // d up = gu^T mid
+      gemm<false, false>(R, Rank, Dout, dgz, Dout, dup, Rank, dgmid, Rank);       // d mid = gu up
+      gemm<true, false>(Rank, Dout, R, dgmid, Rank, dh, Dout, dgdown, Dout);      // d down = dmid^T h
+      gemm<false, false>(R, Dout, Rank, dgmid, Rank, ddown, Dout, dgz, Dout, true);  // dh = gu + dmid down
+      check(cudaMemcpy(grads.up, dgup, dout * rank * sizeof(float), cudaMemcpyDeviceToHost), "copy d up");
+      check(cudaMemcpy(grads.down, dgdown, rank * dout * sizeof(float), cudaMemcpyDeviceToHost), "copy d down");
     }
     if (grads.wt) {
-      tanh_grad<<<R, kRowThreads>>>(dh.ptr, Dout, dgz.ptr);
+      tanh_grad<<<R, kRowThreads>>>(dh, Dout, dgz);
       check(cudaGetLastError(), "tanh backward");
-      gemm<true, false>(Dout, Din, R, dgz.ptr, Dout, dx.ptr, Din, dgw.ptr, Din);
-      column_sums<<<unsigned((dout + 255) / 256), 256>>>(dgz.ptr, R, Dout, dgb.ptr);
+      gemm<true, false>(Dout, Din, R, dgz, Dout, dx, Din, dgw, Din);
+      column_sums<<<unsigned((dout + 255) / 256), 256>>>(dgz, R, Dout, dgb);
       check(cudaGetLastError(), "bias gradient");
-      check(cudaMemcpy(grads.wt, dgw.ptr, dout * din * sizeof(float), cudaMemcpyDeviceToHost), "copy dW");
-      check(cudaMemcpy(grads.bias, dgb.ptr, dout * sizeof(float), cudaMemcpyDeviceToHost), "copy dbias");
+      check(cudaMemcpy(grads.wt, dgw, dout * din * sizeof(float), cudaMemcpyDeviceToHost), "copy dW");
+      check(cudaMemcpy(grads.bias, dgb, dout * sizeof(float), cudaMemcpyDeviceToHost), "copy dbias");
     }
   } catch (const CudaFailure& f) {
     return {Error::device, "CUDA: " + f.what};

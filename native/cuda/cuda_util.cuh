@@ -2,8 +2,10 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
+#include <utility>
 
 namespace laborspace::cuda {
 
@@ -27,6 +29,30 @@ struct DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// Device memory for work repeated at the same shapes (training steps): it grows to the largest
+// size asked for and is kept for the next call, so a step allocates nothing once warm.
+template <class T>
+struct KeptBuffer {
+  T* ptr = nullptr;
+  size_t capacity = 0;
+  KeptBuffer() = default;
+  KeptBuffer(KeptBuffer&& other) noexcept : ptr(std::exchange(other.ptr, nullptr)), capacity(std::exchange(other.capacity, 0)) {}
+  KeptBuffer& operator=(KeptBuffer&&) = delete;
+  ~KeptBuffer() {
+    if (ptr) cudaFree(ptr);
+  }
+  T* sized(size_t n) {
+    if (n > capacity) {
+      if (ptr) cudaFree(ptr);
+      ptr = nullptr;
+      capacity = 0;
+      check(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+      capacity = n;
+    }
+    return ptr;
+  }
 };
 
 }  // namespace laborspace::cuda

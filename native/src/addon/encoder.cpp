@@ -17,6 +17,7 @@
 #include "exports.h"
 #ifdef LABORSPACE_WITH_CUDA
 #include "../../cuda/cuda_encoder.h"
+#include "../agreement.h"
 #endif
 
 namespace laborspace::addon {
@@ -327,21 +328,13 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
       err = encoder_backward(dims_, params, Adapter{}, tape_, cge.data(), lp.weight, cgrad.data(), rows, nullptr, nullptr);
     }
     if (err) return "the CPU's step failed: " + err.message;
-    double worst = 1;
-    for (size_t s = 0; s < texts; ++s) {
-      double dot = 0, na = 0, nb = 0;
-      for (size_t j = 0; j < H; ++j) dot += double(ce[s * H + j]) * e[s * H + j], na += double(ce[s * H + j]) * ce[s * H + j], nb += double(e[s * H + j]) * e[s * H + j];
-      worst = std::min(worst, dot / std::sqrt(std::max(na * nb, 1e-30)));
-    }
+    const double worst = worst_row_cosine(ce.data(), e, texts, H);
     if (worst < 0.9999) return "an embedding's cosine to the CPU's is " + std::to_string(worst);
     if (rows.ids != embedding_.ids) return "the embedding gradient has other rows";
-    double diff = 0, largest = 0;
-    auto compare = [&](const float* a, const float* b, size_t n) {
-      for (size_t i = 0; i < n; ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i]))), largest = std::max(largest, double(std::fabs(a[i])));
-    };
+    double largest = 0;
     const size_t first = encoder_layout(dims_)[1].offset;
-    compare(cgrad.data() + first, grad + first, params_ - first);
-    compare(rows.rows.data(), embedding_.rows.data(), rows.rows.size());
+    const double diff = std::max(max_abs_diff(cgrad.data() + first, grad + first, params_ - first, &largest),
+                                 max_abs_diff(rows.rows.data(), embedding_.rows.data(), rows.rows.size(), &largest));
     if (!(diff <= 1e-4 + 1e-2 * largest)) return "gradients differ by " + std::to_string(diff) + " (largest " + std::to_string(largest) + ")";
     return "";
   }
