@@ -2,7 +2,9 @@
  * The training kernels against PyTorch (Debian's python3-torch on OpenBLAS) on the same inputs,
  * batch 256, dim 512, 2 threads: each loss forward and backward on unit rows; each loss with the
  * head (512 x 512 + tanh + L2) in front, over the sides the loss reads (anchors and positives;
- * negatives too for the triplet loss); one AdamW step over the head's matrix. Reports the median of
+ * negatives too for the triplet loss); the head's two products alone at the MNRL step's shapes
+ * (x W^T and dL/dW = g^T x over the 512 stacked rows), to show the products' own share of the peak
+ * apart from the step's row work; one AdamW step over the head's matrix. Reports the median of
  * 20 repetitions (the better of 3 rounds that alternate between the two sides; PyTorch in each of its
  * kernel configurations, bench/machine.ts), the ratio, the largest difference of the losses and of
  * the gradients, and for the cases with matrix products the share of the FMA peak (`probeFmaPeak`,
@@ -18,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 
 import Table from 'cli-table3';
 
-import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, mnrlLoss, probeFmaPeak, setThreads, tripletLoss, type LossKind } from '../src/native.js';
+import { adamwStep, cosentLoss, cosineMseLoss, headForward, headLossStep, matmul, mnrlLoss, probeFmaPeak, setThreads, tripletLoss, type LossKind } from '../src/native.js';
 import { lossSides } from '../src/train/trainer.js';
 import { randomMatrix } from '../src/util/random.js';
 import { describeMachine, machineLine, peerConfigs, requireTorchOnOpenBlas } from './machine.js';
@@ -38,11 +40,12 @@ requireTorchOnOpenBlas();
 /**
  * Floating-point operations of a case's matrix products: MNRL's scores S = A P^T and its two
  * gradient products (B x B x D each); with the head, x W over the sides it reads and dL/dW = x^T dY
- * (sides x B x D x D each). The other losses are row dots, not products.
+ * (sides x B x D x D each), which are also the products-alone case at two sides. The other losses are row dots, not products.
  */
 function productFlop(name: string): number {
   const mnrl = 3 * B * B * D;
   if (name === 'mnrl_raw') return 2 * mnrl;
+  if (name === 'products') return 2 * 2 * (2 * B) * D * D;
   if (name.endsWith('_raw') || name === 'adamw') return 0;
   return 2 * (2 * lossSides(name as LossKind) * B * D * D + (name === 'mnrl' ? mnrl : 0));
 }
@@ -112,11 +115,26 @@ try {
       return { loss: r.loss, grad: r.gradWeight! };
     };
   };
+  // The head's products alone: the stacked anchors and positives through W, and a gradient of the
+  // same shape (negatives over anchors, a stand-in) back to dL/dW.
+  const stacked = (first: Float32Array, second: Float32Array) => {
+    const both = new Float32Array(2 * B * D);
+    both.set(first);
+    both.set(second, B * D);
+    return both;
+  };
+  // Written into kept arrays, as the step's own products are.
+  const x2 = stacked(xa, xp), g2 = stacked(xn, xa), h2 = new Float32Array(2 * B * D), gw2 = new Float32Array(D * D);
+  const products = () => {
+    matmul(x2, w, { m: 2 * B, n: D, k: D, transposeB: true, out: { product: h2 } });
+    return { loss: 0, grad: matmul(g2, x2, { m: D, n: D, k: 2 * B, transposeA: true, out: { product: gw2 } }) };
+  };
   const m = new Float32Array(D * D), v = new Float32Array(D * D), params = w.slice(), grad = w.map((x) => x * 0.01);
   let adamStep = 0;
   const cases: { label: string; name: string; run: () => { loss: number; grad?: Float32Array } }[] = [
     ...(Object.keys(raw) as LossKind[]).map((name) => ({ label: `${name} (loss only)`, name: `${name}_raw`, run: raw[name] })),
     ...(Object.keys(raw) as LossKind[]).map((name) => ({ label: `${name} + head (dL/dW)`, name, run: withHead(name) })),
+    { label: "the head's products alone", name: 'products', run: products },
     { label: 'AdamW step (512 x 512)', name: 'adamw', run: () => (adamwStep(params, grad, m, v, { lr: 1e-3, weightDecay: 0.01, step: ++adamStep }), { loss: 0 }) },
   ];
   // Rounds alternate between the two sides, and each side keeps its best median: on a shared

@@ -1,7 +1,7 @@
 """PyTorch peer of bench/losses.ts: the same losses forward and backward on unit rows (gradient of
-the anchors), the same losses with the head in front (gradient of W), and the AdamW step, on the
-inputs the TypeScript side wrote. Prints one JSON line: per case the median ms and the loss; the
-gradients go to WORK/<case>.torch.f32 for comparison.
+the anchors), the same losses with the head in front (gradient of W), the head's two products
+alone, and the AdamW step, on the inputs the TypeScript side wrote. Prints one JSON line: per case
+the median ms and the loss; the gradients go to WORK/<case>.torch.f32 for comparison.
 Usage: /usr/bin/python3 bench/losses_torch.py WORK THREADS"""
 import json
 import sys
@@ -106,6 +106,19 @@ for name, fn in losses.items():
     loss, grad, ms = timed(step)
     grad.numpy().astype(np.float32).tofile(f"{work}/{name}.torch.f32")
     out[name] = {"ms": ms, "loss": float(loss)}
+
+# The head's two products alone at the MNRL step's shapes, on the same stacked rows as the Node side.
+x2, g2 = torch.cat([xa, xp]), torch.cat([xn, xa])
+
+
+def products():
+    x2 @ w0.T
+    return torch.zeros(()), g2.T @ x2
+
+
+_, grad, ms = timed(products)
+grad.numpy().astype(np.float32).tofile(f"{work}/products.torch.f32")
+out["products"] = {"ms": ms, "loss": 0.0}
 
 w = w0.clone().requires_grad_(True)
 opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=0.01)

@@ -56,7 +56,7 @@ interface Binding {
   quantize(x: Float32Array, dim: number): QuantizedRows;
   topkQuantized(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number, projection?: Float32Array): TopK;
   topkQuantizedAsync(q: Float32Array, codes: Int8Array, scales: Float32Array, x: Float32Array, dim: number, k: number, candidates: number, projection?: Float32Array): Promise<TopK>;
-  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array;
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean, out?: Outputs): Float32Array;
   headForward(x: Float32Array, dimIn: number, weight: Float32Array, bias: Float32Array, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadOutput;
   headBackward(x: Float32Array, hidden: Float32Array, embeddings: Float32Array, gradEmbeddings: Float32Array, dimIn: number, dimOut: number, down?: Float32Array, up?: Float32Array, rank?: number): HeadGradients;
   mnrlLoss(a: Float32Array, p: Float32Array, dim: number, scale: number, symmetric: boolean, out?: Outputs, excluded?: Uint8Array): LossResult & { gradAnchors: Float32Array; gradPositives: Float32Array };
@@ -317,10 +317,14 @@ function outputs<K extends string>(out: Partial<Record<K, Float32Array>> | undef
 
 /**
  * The m x n product op(a) op(b), row-major: a holds m x k values (k x m when transposeA), b holds
- * k x n (n x k when transposeB).
+ * k x n (n x k when transposeB). `out.product` (m x n values) is written in place of a new array.
  */
-export function matmul(a: Float32Array, b: Float32Array, shape: { m: number; n: number; k: number; transposeA?: boolean; transposeB?: boolean }): Float32Array {
-  return binding.matmul(a, b, shape.m, shape.n, shape.k, shape.transposeA === true, shape.transposeB === true);
+export function matmul(
+  a: Float32Array,
+  b: Float32Array,
+  shape: { m: number; n: number; k: number; transposeA?: boolean; transposeB?: boolean; out?: { product?: Float32Array } },
+): Float32Array {
+  return binding.matmul(a, b, shape.m, shape.n, shape.k, shape.transposeA === true, shape.transposeB === true, outputs(shape.out, ['product']));
 }
 
 /** The trainable head: embeddings = normalize(tanh(x W^T + bias) (+ adapter)), W stored dimOut x dimIn. */

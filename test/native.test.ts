@@ -295,11 +295,21 @@ Matmul('should give bit-identical products on 1, 2 and 3 threads, however the th
   }
 });
 
+Matmul('should write into a given array, overwriting what it held', () => {
+  const a = randomMatrix(7, 5, 1), b = randomMatrix(5, 9, 2);
+  const product = new Float32Array(7 * 9).fill(NaN);
+  const got = matmul(a, b, { m: 7, n: 9, k: 5, out: { product } });
+  assert.ok(got === product, 'the given array is returned');
+  assertClose(got, matmulRef(a, b, 7, 9, 5, false, false), dotTolerance(5), 'into the given array');
+});
+
 Matmul('should reject operands of the wrong size and non-finite values', () => {
   assertThrowsCode(() => matmul(new Float32Array(6), new Float32Array(6), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /a has 3 rows, expected 2/);
   assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(5), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_DIMENSION', /b has 5 values, not a multiple of dim 3/);
   assertThrowsCode(() => matmul(Float32Array.of(1, NaN, 0, 0), new Float32Array(6), { m: 2, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_NON_FINITE', /a row 0, column 1 is not finite/);
   assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(6), { m: 0, n: 3, k: 2 }), RangeError, 'ERR_LABORSPACE_RANGE', /m must be an integer from 1/);
+  assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(6), { m: 2, n: 3, k: 2, out: { product: new Float32Array(5) } }), RangeError, 'ERR_LABORSPACE_DIMENSION', /out.product has 5 values, expected 6/);
+  assertThrowsCode(() => matmul(new Float32Array(4), new Float32Array(6), { m: 2, n: 3, k: 2, out: { product: new Float64Array(6) as unknown as Float32Array } }), TypeError, 'ERR_LABORSPACE_ARG_TYPE', /out.product must be a Float32Array/);
 });
 
 Matmul.run();

@@ -23,14 +23,15 @@ Napi::Object loss_result(Napi::Env env, double loss, std::initializer_list<std::
   return o;
 }
 
-// matmul(a, b, m, n, k, transposeA, transposeB): op(a) op(b) as an m x n Float32Array.
+// matmul(a, b, m, n, k, transposeA, transposeB, out?): op(a) op(b) as an m x n Float32Array, written
+// into out[0] when given.
 Napi::Value matmul_js(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const size_t m = integer(info, 2, "m", 1, kMaxDim), n = integer(info, 3, "n", 1, kMaxDim), k = integer(info, 4, "k", 1, kMaxDim);
     const bool ta = info[5].ToBoolean(), tb = info[6].ToBoolean();
     Napi::Float32Array a = batch_matrix(info, 0, "a", ta ? m : k, ta ? k : m);
     Napi::Float32Array b = batch_matrix(info, 1, "b", tb ? k : n, tb ? n : k);
-    Napi::Float32Array c = zeros(info.Env(), m * n);
+    Napi::Float32Array c = output(info, 7, 0, "product", m * n);
     gemm(ta ? Op::transpose : Op::none, tb ? Op::transpose : Op::none, m, n, k, a.Data(), ta ? m : k, b.Data(), tb ? k : n, c.Data(), n, false);
     return c;
   });
