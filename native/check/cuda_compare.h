@@ -50,6 +50,14 @@ double median_ms(Fn&& fn, int reps) {
   return t[t.size() / 2];
 }
 
+// An encoder of odd sizes: 3 heads of 2, a residual projection 6 -> 10, then 5 heads of 2.
+inline EncoderDims tiny_encoder_dims() {
+  EncoderDims tiny;
+  tiny.vocab = 53, tiny.embed = 6, tiny.max_tokens = 9, tiny.head_out = 7;
+  tiny.layers = {{6, 10, 3, 11, true, 0.6f}, {10, 10, 5, 7, false, 0.4f}};
+  return tiny;
+}
+
 // One head step (the head and a loss, forward and backward) on both devices; rank > 0 adds the
 // adapter, !dense freezes the dense layer.
 inline void check_head_step(Loss loss, const char* name, size_t batch, size_t d, size_t rank, bool dense, int reps) {
