@@ -31,7 +31,10 @@ export interface TopKOptions {
   metric?: Metric;
   /** One byte per database row; rows with 0 are skipped (e.g. other entity types). */
   mask?: Uint8Array;
-  /** 'auto' (default) uses a GPU for large batches when this build has CUDA and a device answers. */
+  /**
+   * 'auto' (default) uses a GPU for large batches when this build has CUDA and a device answers,
+   * and the CPU where the GPU fails; 'cuda' throws ERR_LABORSPACE_DEVICE then.
+   */
   device?: Device;
 }
 
@@ -344,7 +347,7 @@ export interface HeadLossStepOptions {
   targets?: Float32Array;
   /** Multiplies the gradients (the loss is reported unweighted). */
   weight?: number;
-  /** 'auto' (CUDA when this build has it and a GPU answers), 'cpu' or 'cuda'. */
+  /** 'auto' (CUDA when this build has it and a GPU answers; the CPU where the GPU fails), 'cpu' or 'cuda'. */
   device?: 'auto' | 'cpu' | 'cuda';
   /** The head's low-rank adapter, whose gradients are then returned too. */
   adapter?: HeadAdapter;
@@ -517,7 +520,10 @@ export interface EncoderStepOptions {
  * `device`: 'auto' (default) runs on the GPU where the CUDA build finds one, 'cpu', or 'cuda'
  * (ERR_LABORSPACE_DEVICE without one). Steps with an adapter and masked-token steps run on the CPU;
  * the first GPU lossStep is checked against the CPU's, and where they differ the encoder stays on
- * the CPU (with a warning on stderr).
+ * the CPU (with a warning on stderr). Where the GPU itself fails (out of memory, a lost device), an
+ * 'auto' encoder says so on stderr and moves to the CPU for good, taking the call again there (a
+ * failed `backward` throws ERR_LABORSPACE_DEVICE, as its forward pass's activations are lost: run
+ * forward again); a 'cuda' one throws ERR_LABORSPACE_DEVICE and keeps the GPU.
  */
 export class Encoder {
   readonly #native: NativeEncoderBinding;

@@ -2,6 +2,10 @@
 // instruction set and threads (info, setIsa, setThreads, the bandwidth and FMA probes).
 #include "device.h"
 
+#include <cstdio>
+#include <mutex>
+#include <set>
+
 #include "../kernels.h"
 #include "args.h"
 #include "exports.h"
@@ -39,6 +43,16 @@ Device choose_device(DeviceRequest requested, const CudaFit& fit) {
   (void)fit;
   return Device::cpu;
 #endif
+}
+
+bool retry_on_cpu(DeviceRequest requested, const Error& err, const char* call) {
+  if (err.kind != Error::device || requested != DeviceRequest::automatic) return false;
+  static std::mutex said_mutex;
+  static std::set<std::string> said;
+  const std::lock_guard<std::mutex> lock(said_mutex);
+  if (said.insert(call).second)
+    std::fprintf(stderr, "laborspace: %s failed on the GPU (%s); it runs on the CPU instead\n", call, err.message.c_str());
+  return true;
 }
 
 const char* device_name(Device device) { return device == Device::cuda ? "cuda" : "cpu"; }

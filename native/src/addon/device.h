@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "../kernels.h"
+
 namespace laborspace::addon {
 
 enum class Device { cpu, cuda };
@@ -28,6 +30,11 @@ struct CudaFit {
 // or the kernel cannot take the call. 'auto': the GPU where there is one, the kernel takes the call
 // and its work is large enough; else the CPU.
 Device choose_device(DeviceRequest requested, const CudaFit& fit);
+
+// After a call on the GPU returned `err`: true where the caller should take the call again on the
+// CPU, that is where the GPU itself failed (Error::device) and the caller asked for 'auto'. The
+// first such failure of each call is said once on stderr. On 'cuda' the failure is the caller's.
+bool retry_on_cpu(DeviceRequest requested, const Error& err, const char* call);
 
 // 'cpu' or 'cuda', as results report it.
 const char* device_name(Device device);

@@ -86,11 +86,13 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   EncoderTape tape_;
   SparseRows embedding_;
   bool has_forward_ = false;
+  size_t forward_texts_ = 0;  // the texts of the last forward pass
   bool forward_on_gpu_ = false;  // which device holds the last forward's activations
   std::vector<float> gpu_pooled_;
 #ifdef LABORSPACE_WITH_CUDA
   std::unique_ptr<cuda::Encoder> gpu_;
   bool gpu_verified_ = false;  // the first GPU step was checked against the CPU's
+  DeviceRequest requested_ = DeviceRequest::automatic;
 #endif
 
   bool on_gpu() const {
@@ -107,6 +109,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     if (choose_device(request, CudaFit{}) == Device::cpu) return;
 #ifdef LABORSPACE_WITH_CUDA
     Error err;
+    requested_ = request;
     gpu_ = cuda::Encoder::open(dims_, timing_.data(), &err);
     if (!gpu_ && request == DeviceRequest::cuda) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", err.message);
 #endif
@@ -172,19 +175,27 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     forward_on_gpu_ = gpu_allowed && adapter.rank == 0 && on_gpu();
     Error err;
 #ifdef LABORSPACE_WITH_CUDA
-    if (forward_on_gpu_) err = gpu_->forward(params.Data(), tokens.Data(), offsets.Data(), *texts, e.Data(), gpu_pooled_);
+    if (forward_on_gpu_) {
+      err = gpu_->forward(params.Data(), tokens.Data(), offsets.Data(), *texts, e.Data(), gpu_pooled_);
+      if (retry_on_cpu(requested_, err, "the encoder")) {
+        gpu_.reset();  // for good: a GPU that failed once is not trusted with the next step
+        forward_on_gpu_ = false;
+      }
+    }
 #endif
     if (!forward_on_gpu_)
       err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts, recompute, tape_, e.Data());
     if (err) throw from_kernel(err);
     has_forward_ = true;
+    forward_texts_ = *texts;
     return e;
   }
 
-  // Runs the backward pass and returns {embeddingIds, embeddingRows} plus the adapter's gradients.
-  Napi::Object run_backward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, const float* grad_e,
-                            float weight, size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
-    if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
+  // Runs the backward pass of the last forward one and returns {embeddingIds, embeddingRows} plus
+  // the adapter's gradients; nothing where the GPU failed and was dropped ('auto'), so the caller
+  // takes the step on the CPU.
+  std::optional<Napi::Object> run_backward(const Napi::CallbackInfo& info, const Napi::Float32Array& params, const float* grad_e,
+                                           float weight, size_t grad_at, const Adapter& adapter, size_t adapter_out_at) {
     Napi::Float32Array grad = batch_matrix(info, grad_at, "gradOut", params_, 1);
     std::optional<Napi::Float32Array> gd, gu;
     if (adapter.rank) {
@@ -196,6 +207,11 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     if (forward_on_gpu_) {
       if (adapter.rank) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward has an adapter the forward pass did not");
       err = gpu_->backward(grad_e, weight, grad.Data(), embedding_);
+      if (retry_on_cpu(requested_, err, "the encoder")) {
+        gpu_.reset();
+        has_forward_ = forward_on_gpu_ = false;  // the activations were the GPU's
+        return std::nullopt;
+      }
     }
 #endif
     if (!forward_on_gpu_)
@@ -241,10 +257,12 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   Napi::Value backward(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       const Napi::Float32Array params = params_arg(info, 0);
-      const size_t texts = tape_.offsets.empty() ? 0 : tape_.offsets.size() - 1;
-      const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, texts);
+      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
+      const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, forward_texts_);
       const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
-      return run_backward(info, params, ge.Data(), 1.f, 2, adapter, 6);
+      const std::optional<Napi::Object> o = run_backward(info, params, ge.Data(), 1.f, 2, adapter, 6);
+      if (!o) fail(ArgError::plain_error, "ERR_LABORSPACE_DEVICE", "the GPU failed in the backward pass; the encoder runs on the CPU from now on: run forward again");
+      return *o;
     });
   }
 
@@ -292,7 +310,8 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
         lp.distill = distill_weight(info, 17);
       }
       const double value = loss_on_sides(loss, e.Data(), anchors, dims_.head_out, lp, ge.data());
-      Napi::Object o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
+      std::optional<Napi::Object> o = run_backward(info, params, ge.data(), lp.weight, 8, adapter, 12);
+      if (!o) return loss_step(info);  // the GPU failed: the whole step again, on the CPU
 #ifdef LABORSPACE_WITH_CUDA
       if (forward_on_gpu_ && !gpu_verified_) {
         // The first GPU step is checked against the CPU's; where they differ the encoder stays on
@@ -308,9 +327,9 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
         }
       }
 #endif
-      o.Set("loss", Napi::Number::New(info.Env(), value));
-      o.Set("embeddings", e);
-      return o;
+      o->Set("loss", Napi::Number::New(info.Env(), value));
+      o->Set("embeddings", e);
+      return *o;
     });
   }
 

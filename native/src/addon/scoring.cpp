@@ -44,6 +44,7 @@ struct TopkCall {
   std::optional<Napi::Uint8Array> mask;
   size_t dim, m, n, k_req, k;
   Metric metric;
+  DeviceRequest requested;
   Device device;
   Napi::Int32Array indices;
   Napi::Float32Array scores;
@@ -65,7 +66,7 @@ struct TopkCall {
              "mask has " + std::to_string(c.mask->ElementLength()) + " entries for " + std::to_string(c.n) +
                  " database rows");
     }
-    const DeviceRequest requested = device_arg(info, 6);
+    c.requested = device_arg(info, 6);
     c.k = std::min(c.k_req, count_eligible(c.mask_data(), c.n));
     CudaFit fit;
     fit.work = double(c.m) * c.n * c.dim;
@@ -73,7 +74,7 @@ struct TopkCall {
 #ifdef LABORSPACE_WITH_CUDA
     if (c.k > cuda::kMaxK) fit.unsupported = "k above " + std::to_string(cuda::kMaxK) + " runs on the CPU only";
 #endif
-    c.device = choose_device(requested, fit);
+    c.device = choose_device(c.requested, fit);
     c.indices = Napi::Int32Array::New(info.Env(), c.m * c.k);
     c.scores = Napi::Float32Array::New(info.Env(), c.m * c.k);
     return c;
@@ -85,10 +86,10 @@ struct TopkCall {
     if (k == 0 || m == 0) return {};
 #ifdef LABORSPACE_WITH_CUDA
     // Non-finite queries go to the CPU kernel, which names their row and column.
-    if (device == Device::cuda) {
-      if (first_non_finite(queries.Data(), m * dim) == m * dim)
-        return cuda::topk(queries.Data(), m, database.Data(), n, dim, k, metric, mask_data(), indices.Data(),
-                          scores.Data());
+    if (device == Device::cuda && first_non_finite(queries.Data(), m * dim) == m * dim) {
+      const Error err = cuda::topk(queries.Data(), m, database.Data(), n, dim, k, metric, mask_data(), indices.Data(), scores.Data());
+      if (!retry_on_cpu(requested, err, "top-k")) return err;
+      device = Device::cpu;
     }
 #endif
     size_t k_out = 0;

@@ -221,12 +221,15 @@ Napi::Value head_loss_step_js(const Napi::CallbackInfo& info) {
     // demanded 'cuda' is refused rather than quietly run there.
     CudaFit fit;
     if (extra) fit.unsupported = "the CUDA head step takes in-batch negatives only: extra negatives (anchors) need device 'cpu' or 'auto'";
-    const Device device = choose_device(requested, fit);
+    Device device = choose_device(requested, fit);
     const HeadGradArrays out(info, 15, din, dout, adapter, dense);
     double value = 0;
     Error err;
 #ifdef LABORSPACE_WITH_CUDA
-    if (device == Device::cuda) err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
+    if (device == Device::cuda) {
+      err = cuda::head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
+      if (retry_on_cpu(requested, err, "the head's training step")) device = Device::cpu;
+    }
 #endif
     if (device == Device::cpu) err = head_loss_step(loss, x.Data(), batch, din, wt.Data(), bias.Data(), dout, adapter, params, &value, out.grads);
     if (err) throw from_kernel(err);
