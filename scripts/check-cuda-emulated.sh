@@ -21,7 +21,7 @@ for f in native/cuda/*; do node scripts/cuda-emulate.mjs "$f" "$out/$f"; done
 # compiled once for both programs.
 mapfile -t sources < <(node -e "const t = JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8')).targets[0];
   console.log(t.sources.join('\\n'))")
-units=("${sources[@]/#/$out/}" "$out/native/cuda/cuda_encoder.cu" "$out/native/cuda/cuda_training.cu" "$out/native/cuda/cuda_topk.cu")
+units=("${sources[@]/#/$out/}" "$out"/native/cuda/*.cu)
 flags=(-std=c++20 -O2 -fPIC -fno-math-errno -pthread -DLABORSPACE_WITH_CUDA -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED
   -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS -I native/check/cuda_emulation -I "$node_include"
   -I "$(node -p "require('node-addon-api').include_dir")")
@@ -33,10 +33,11 @@ for u in "${units[@]}"; do
   if [ ${#running[@]} -ge "$(nproc)" ]; then wait "${running[0]}"; running=("${running[@]:1}"); fi
 done
 for pid in "${running[@]}"; do wait "$pid"; done
-objects() { for u in "${units[@]}"; do case "$u" in *"$1"*) ;; *) object "$u" ;; esac; done; }
+# The objects, but those whose path has $1 in it.
+objects() { for u in "${units[@]}"; do [[ -n "${1:-}" && "$u" == *"$1"* ]] || object "$u"; done; }
 mapfile -t kernels < <(objects /addon/)
 g++ "${flags[@]}" "$out/native/check/cuda_kernels_check.cpp" "${kernels[@]}" -o "$out/cuda-kernels-check"
 "$out/cuda-kernels-check"
-mapfile -t addon < <(objects no-such-file)
+mapfile -t addon < <(objects)
 g++ -shared -pthread "${addon[@]}" -o "$out/laborspace_native.node"
 LABORSPACE_NATIVE="$PWD/$out/laborspace_native.node" node --import tsx node_modules/uvu/bin.js test '^gpu\.test\.ts$'
