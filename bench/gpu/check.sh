@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-build-gpu-check}
 mkdir -p "$out"
-# The CPU kernels: binding.gyp's sources but the Node glue.
-mapfile -t sources < <(node -e "const t = JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8')).targets[0];
-  console.log(t.sources.filter((s) => !s.includes('/addon/')).join('\\n'))")
+# The CPU kernels: binding.gyp's sources but the Node glue. Read with Python, not Node: the GPU
+# machines have nvcc and Python but no Node.js.
+mapfile -t sources < <(python3 -c "import json; print('\\n'.join(s for s in json.load(open('binding.gyp'))['targets'][0]['sources'] if '/addon/' not in s))")
 nvcc -O3 -std=c++17 -arch="${CUDA_ARCH:-native}" -Xcompiler -O3,-fno-math-errno,-pthread \
   bench/gpu/check.cu native/cuda/*.cu "${sources[@]}" -o "$out/gpu-check"
 "$out/gpu-check"

@@ -96,7 +96,12 @@ inline void check_head_step(Loss loss, const char* name, size_t batch, size_t d,
 // The whole encoder's forward and backward on both devices: random weights (of a spread that keeps
 // the head's tanh off its flat ends; layer-norm scales near 1), `texts` texts of random lengths (the first max_tokens long), a random dL/de; the
 // embeddings' cosines, then each tensor's gradient on its own and the embedding table's rows.
-inline void check_encoder(const char* name, const EncoderDims& dims, size_t texts, int reps) {
+// Returns the median times of a step, CPU then GPU (ms; the GPU's 0 where it has none).
+struct StepTimes {
+  double cpu_ms = 0, gpu_ms = 0;
+  size_t tokens = 0;
+};
+inline StepTimes check_encoder(const char* name, const EncoderDims& dims, size_t texts, int reps) {
   const size_t count = encoder_param_count(dims);
   std::vector<float> params = random_matrix(count, 11, 0.7f / std::sqrt(float(dims.embed)));
   for (const TensorSpec& t : encoder_layout(dims))
@@ -122,7 +127,7 @@ inline void check_encoder(const char* name, const EncoderDims& dims, size_t text
   expect(!cerr, "CPU encoder: " + cerr.message);
   const std::unique_ptr<cuda::Encoder> gpu_encoder = cuda::Encoder::open(dims, timing.data(), &gerr);
   expect(gpu_encoder != nullptr, "CUDA encoder: " + gerr.message);
-  if (!gpu_encoder) return;
+  if (!gpu_encoder) return {cpu, 0, size_t(offsets.back())};
   const double gpu = median_ms([&] {
     gerr = gpu_encoder->forward(params.data(), tokens.data(), offsets.data(), texts, ge.data(), pooled);
     if (!gerr) gerr = gpu_encoder->backward(grad_e.data(), 0.5f, gg.data(), gr);
@@ -144,6 +149,7 @@ inline void check_encoder(const char* name, const EncoderDims& dims, size_t text
   expect(rows <= 1e-5 + 1e-3 * largest, std::string(name) + ": the embedding table's gradient differs by " + std::to_string(rows));
   std::printf("| encoder %s, %zu texts (%d tokens) | %.2f | %.2f | %.1fx | cosine %.7f, grads %.1e of their largest, embedding rows %.1e | |\n",
               name, texts, offsets.back(), cpu, gpu, cpu / gpu, worst_cos, worst, rows);
+  return {cpu, gpu, size_t(offsets.back())};
 }
 
 }  // namespace laborspace::check
