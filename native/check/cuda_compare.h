@@ -96,7 +96,8 @@ inline void check_head_step(Loss loss, const char* name, size_t batch, size_t d,
 // The whole encoder's forward and backward on both devices: random weights (of a spread that keeps
 // the head's tanh off its flat ends; layer-norm scales near 1), `texts` texts of random lengths (the first max_tokens long), a random dL/de; the
 // embeddings' cosines, then each tensor's gradient on its own and the embedding table's rows.
-// Returns the median times of a step, CPU then GPU (ms; the GPU's 0 where it has none).
+// Returns the median times of a step on each device (the GPU's 0 where none opened) and the
+// batch's tokens.
 struct StepTimes {
   double cpu_ms = 0, gpu_ms = 0;
   size_t tokens = 0;

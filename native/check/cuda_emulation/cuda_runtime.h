@@ -114,8 +114,7 @@ void emulated_launch(F kernel_body, dim3 grid, dim3 block, size_t shared = 0) {
   b.kernel = &kernel;
   b.fibers.resize(threads);
   for (unsigned t = 0; t < threads; ++t) b.stacks.emplace_back(new char[EmulatedBlock::kStack]);
-  EmulatedBlock* const outer = emulated_block;
-  emulated_block = &b;
+  emulated_block = &b;  // kernels launch no kernels, so blocks never nest
   for (unsigned bi = 0; bi < blocks; ++bi) {
     blockIdx = dim3(bi % grid.x, (bi / grid.x) % grid.y, bi / (grid.x * grid.y));
     b.done.assign(threads, false);
@@ -131,7 +130,7 @@ void emulated_launch(F kernel_body, dim3 grid, dim3 block, size_t shared = 0) {
       }
     }
   }
-  emulated_block = outer;
+  emulated_block = nullptr;
 }
 
 inline bool emulated_fault(const char* kind) {

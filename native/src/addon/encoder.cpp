@@ -85,14 +85,24 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   size_t params_ = 0;
   EncoderTape tape_;
   SparseRows embedding_;
-  bool has_forward_ = false;
-  size_t forward_texts_ = 0;  // the texts of the last forward pass
+  size_t forward_texts_ = 0;  // the texts of the last forward pass; 0: none whose activations are kept
   bool forward_on_gpu_ = false;  // which device holds the last forward's activations
   std::vector<float> gpu_pooled_;
 #ifdef LABORSPACE_WITH_CUDA
   std::unique_ptr<cuda::Encoder> gpu_;
   bool gpu_verified_ = false;  // the first GPU step was checked against the CPU's
   DeviceRequest requested_ = DeviceRequest::automatic;
+#endif
+
+#ifdef LABORSPACE_WITH_CUDA
+  // After a GPU call returned err: true where the GPU itself failed on 'auto' (retry_on_cpu), and
+  // then the encoder leaves it for good: a GPU that failed once is not trusted with the next step.
+  bool gpu_failed(const Error& err) {
+    if (!retry_on_cpu(requested_, err, "the encoder")) return false;
+    gpu_.reset();
+    forward_on_gpu_ = false;
+    return true;
+  }
 #endif
 
   bool on_gpu() const {
@@ -171,22 +181,18 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     Napi::Int32Array tokens, offsets;
     *texts = batch_args(info, at, &tokens, &offsets);
     Napi::Float32Array e = zeros(info.Env(), *texts * dims_.head_out);
-    has_forward_ = false;
+    forward_texts_ = 0;
     forward_on_gpu_ = gpu_allowed && adapter.rank == 0 && on_gpu();
     Error err;
 #ifdef LABORSPACE_WITH_CUDA
     if (forward_on_gpu_) {
       err = gpu_->forward(params.Data(), tokens.Data(), offsets.Data(), *texts, e.Data(), gpu_pooled_);
-      if (retry_on_cpu(requested_, err, "the encoder")) {
-        gpu_.reset();  // for good: a GPU that failed once is not trusted with the next step
-        forward_on_gpu_ = false;
-      }
+      gpu_failed(err);  // then the CPU below
     }
 #endif
     if (!forward_on_gpu_)
       err = encoder_forward(dims_, params.Data(), timing_.data(), adapter, tokens.Data(), offsets.Data(), *texts, recompute, tape_, e.Data());
     if (err) throw from_kernel(err);
-    has_forward_ = true;
     forward_texts_ = *texts;
     return e;
   }
@@ -207,9 +213,8 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
     if (forward_on_gpu_) {
       if (adapter.rank) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward has an adapter the forward pass did not");
       err = gpu_->backward(grad_e, weight, grad.Data(), embedding_);
-      if (retry_on_cpu(requested_, err, "the encoder")) {
-        gpu_.reset();
-        has_forward_ = forward_on_gpu_ = false;  // the activations were the GPU's
+      if (gpu_failed(err)) {
+        forward_texts_ = 0;  // the activations were the GPU's
         return std::nullopt;
       }
     }
@@ -243,7 +248,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   // The last forward pass's mean-pooled states (texts x the last layer's width): what the head read.
   Napi::Value pooled(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
+      if (!forward_texts_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "pooled needs a forward pass first");
       const std::vector<float>& pooled = forward_on_gpu_ ? gpu_pooled_ : tape_.pooled;
       const size_t n = forward_on_gpu_ ? gpu_pooled_.size() : (tape_.offsets.size() - 1) * dims_.layers.back().width_out;
       Napi::Float32Array out = zeros(info.Env(), n);
@@ -257,7 +262,7 @@ class NativeEncoder : public Napi::ObjectWrap<NativeEncoder> {
   Napi::Value backward(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       const Napi::Float32Array params = params_arg(info, 0);
-      if (!has_forward_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
+      if (!forward_texts_) fail(ArgError::plain_error, "ERR_LABORSPACE_STATE", "backward needs a forward pass first");
       const Napi::Float32Array ge = batch_matrix(info, 1, "gradEmbeddings", dims_.head_out, forward_texts_);
       const Adapter adapter = adapter_arg(info, 3, dims_.head_out);
       const std::optional<Napi::Object> o = run_backward(info, params, ge.Data(), 1.f, 2, adapter, 6);
